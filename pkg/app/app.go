@@ -1,0 +1,371 @@
+// Package app wires streamd's components together for a role and owns their
+// start-up and ordered, idempotent shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/capture"
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/hub"
+	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/web"
+	"github.com/streamd/streamd/static"
+)
+
+// ShutdownTimeout bounds how long Run waits for a clean shutdown.
+const ShutdownTimeout = 15 * time.Second
+
+// NewLogger returns the process logger the config asks for.
+func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// App is one streamd process.
+type App struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	broker *broker.Broker
+	hub    *hub.Hub
+	web    *web.Server
+	run    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup // the Kafka start-up goroutine, cameras, consumer
+
+	mu       sync.Mutex // guards what the Kafka start-up goroutine sets
+	client   sarama.Client
+	producer *kafka.Producer
+	consumer *kafka.Consumer
+	cameras  []*capture.Camera
+	kafkaErr error
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New returns an App for cfg. Nothing is started until Start.
+func New(cfg *config.Config, log *slog.Logger) *App {
+	return &App{cfg: cfg, log: log}
+}
+
+// Start starts the embedded broker (if enabled) and the HTTP server, then
+// connects to Kafka in the background, retrying until it can: /healthz
+// answers at once, /readyz once Kafka is reachable and frames flow. An error
+// means something could not start at all (a port in use, say); whatever was
+// started is stopped again.
+func (a *App) Start() error {
+	a.run, a.stop = context.WithCancel(context.Background())
+	cfg := a.cfg
+	// Keep OpenCV's own chatter off stderr; our logs say what failed.
+	setDefaultEnv("OPENCV_LOG_LEVEL", "ERROR")
+	setDefaultEnv("OPENCV_VIDEOIO_PRIORITY_GSTREAMER", "0")
+
+	brokers := cfg.Kafka.Brokers
+	if cfg.Embedded.Enabled {
+		b, err := broker.Start(broker.Options{
+			Listen:          cfg.Embedded.Listen,
+			DataDir:         cfg.Embedded.DataDir,
+			SegmentBytes:    cfg.Embedded.SegmentBytes,
+			RetentionCheck:  cfg.Embedded.RetentionCheck,
+			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+			Logger:          a.log.With("component", "broker"),
+		})
+		if err != nil {
+			_ = a.Shutdown(context.Background())
+			return err
+		}
+		a.broker = b
+		brokers = []string{b.Addr()}
+	}
+
+	checks := []web.Check{{Name: "kafka", Fn: a.kafkaReady}}
+	if cfg.NeedsConsumer() {
+		a.hub = hub.New(
+			hub.WithRingSize(cfg.Hub.RingSize),
+			hub.WithMaxLag(cfg.Hub.MaxLag),
+			hub.WithLogger(a.log.With("component", "hub")),
+		)
+		for _, c := range cfg.Cameras {
+			a.hub.Register(c.ID)
+		}
+		checks = append(checks, web.Check{Name: "consumer", Fn: a.consumerReady})
+	}
+	if cfg.NeedsProducer() {
+		checks = append(checks, web.Check{Name: "producer", Fn: a.producerReady})
+	}
+	w, err := web.Start(web.Options{
+		Addr:         cfg.HTTP.Listen,
+		Hub:          a.hub,
+		Static:       static.FS,
+		Checks:       checks,
+		WriteTimeout: cfg.HTTP.WriteTimeout,
+		Logger:       a.log.With("component", "http"),
+	})
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
+	a.web = w
+	a.log.Info("streamd started", "role", cfg.Role, "http", w.Addr(), "brokers", brokers, "topic", cfg.Kafka.Topic)
+
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.startKafka(brokers); err != nil && a.run.Err() == nil {
+			a.log.Error("kafka start-up failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+func setDefaultEnv(k, v string) {
+	if _, ok := os.LookupEnv(k); !ok {
+		_ = os.Setenv(k, v)
+	}
+}
+
+// startKafka connects, makes sure the topic exists, then starts the
+// producer with its cameras and the consumer, as the role needs.
+func (a *App) startKafka(brokers []string) error {
+	cfg := a.cfg
+	log := a.log.With("component", "kafka")
+	client, err := kafka.Dial(a.run, kafka.Options{
+		Brokers:         brokers,
+		ClientID:        cfg.Kafka.ClientID,
+		Version:         cfg.Kafka.Version,
+		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		FetchMaxWait:    cfg.Kafka.FetchMaxWait,
+		Compression:     cfg.Kafka.Compression,
+		DialTimeout:     cfg.Kafka.DialTimeout,
+	}, log, a.setKafkaErr)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.client = client
+	a.mu.Unlock()
+	// Retry topic creation too: a broker that just came up may not be
+	// ready to create topics.
+	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
+		err = kafka.EnsureTopic(client, cfg.Kafka.Topic, kafka.TopicOptions{
+			Partitions:        cfg.Kafka.Partitions,
+			ReplicationFactor: cfg.Kafka.ReplicationFactor,
+			Retention:         cfg.Kafka.Retention,
+			RetentionBytes:    cfg.Kafka.RetentionBytes,
+			MaxMessageBytes:   cfg.Kafka.MaxMessageBytes,
+		}, log)
+		if err == nil {
+			break
+		}
+		a.setKafkaErr(err)
+		log.Warn("cannot ensure topic, retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-a.run.Done():
+			return a.run.Err()
+		case <-time.After(backoff):
+		}
+	}
+	a.setKafkaErr(nil)
+
+	if cfg.NeedsConsumer() {
+		group := cfg.Kafka.Group
+		if group == "" {
+			group = DefaultGroup(a.web.Addr())
+		}
+		c, err := kafka.NewConsumer(client, group, cfg.Kafka.Topic, a.hub.Publish, log.With("role", "consumer"))
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.consumer = c
+		a.mu.Unlock()
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			_ = c.Run(a.run)
+		}()
+	}
+	if cfg.NeedsProducer() {
+		p, err := kafka.NewProducer(client, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, log.With("role", "producer"))
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.producer = p
+		if a.run.Err() != nil {
+			return a.run.Err()
+		}
+		for _, cc := range cfg.Cameras {
+			cam := capture.NewCamera(cc, p, a.log.With("component", "capture"))
+			a.cameras = append(a.cameras, cam)
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				cam.Run(a.run)
+			}()
+		}
+	}
+	return nil
+}
+
+// DefaultGroup is the consumer group of a viewer node that names none:
+// unique per host and HTTP port, because every viewer node must receive
+// every camera.
+func DefaultGroup(httpAddr string) string {
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(httpAddr)
+	return "streamd-viewer-" + sanitize(host) + "-" + port
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (a *App) setKafkaErr(err error) {
+	a.mu.Lock()
+	a.kafkaErr = err
+	a.mu.Unlock()
+}
+
+func (a *App) kafkaReady() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.kafkaErr != nil:
+		return a.kafkaErr
+	case a.client == nil:
+		return errors.New("connecting to kafka")
+	case a.client.Closed():
+		return errors.New("kafka client closed")
+	}
+	return nil
+}
+
+func (a *App) consumerReady() error {
+	a.mu.Lock()
+	c := a.consumer
+	a.mu.Unlock()
+	if c == nil {
+		return errors.New("consumer not started")
+	}
+	return c.Ready()
+}
+
+func (a *App) producerReady() error {
+	a.mu.Lock()
+	p := a.producer
+	a.mu.Unlock()
+	if p == nil {
+		return errors.New("producer not started")
+	}
+	return p.Ready()
+}
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (a *App) HTTPAddr() string { return a.web.Addr() }
+
+// BrokerAddr returns the embedded broker's address, or "" without one.
+func (a *App) BrokerAddr() string {
+	if a.broker == nil {
+		return ""
+	}
+	return a.broker.Addr()
+}
+
+// Hub returns the fan-out hub, nil in the producer role.
+func (a *App) Hub() *hub.Hub { return a.hub }
+
+// CameraStats returns the producer's camera counters.
+func (a *App) CameraStats() []capture.Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]capture.Stats, 0, len(a.cameras))
+	for _, c := range a.cameras {
+		out = append(out, c.Stats())
+	}
+	return out
+}
+
+// Shutdown stops everything in order: the HTTP server (viewers' streams end),
+// the cameras, the producer (flushing every accepted frame), the consumer
+// (committing offsets), the Kafka client, and the embedded broker last. It is
+// idempotent; later calls return the first call's result.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() {
+		var errs []error
+		if a.web != nil {
+			errs = append(errs, a.web.Shutdown(ctx))
+		}
+		if a.stop != nil {
+			a.stop()
+		}
+		waited := make(chan struct{})
+		go func() { a.wg.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("shutdown: cameras and consumer did not stop: %w", ctx.Err()))
+		}
+		a.mu.Lock()
+		producer, consumer, client := a.producer, a.consumer, a.client
+		a.mu.Unlock()
+		if producer != nil {
+			errs = append(errs, producer.Close())
+			st := producer.Stats()
+			a.log.Info("producer flushed", "sent", st.Sent, "failed", st.Failed)
+		}
+		if consumer != nil {
+			errs = append(errs, consumer.Close())
+		}
+		if client != nil {
+			if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+				errs = append(errs, fmt.Errorf("close kafka client: %w", err))
+			}
+		}
+		if a.broker != nil {
+			a.broker.Close()
+		}
+		a.shutdownErr = errors.Join(errs...)
+		a.log.Info("streamd stopped")
+	})
+	return a.shutdownErr
+}
+
+// Run starts the app, waits for ctx to end, then shuts down within
+// ShutdownTimeout.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a := New(cfg, log)
+	if err := a.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "reason", context.Cause(ctx))
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	return a.Shutdown(sctx)
+}

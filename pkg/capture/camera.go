@@ -1,0 +1,219 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/lograte"
+)
+
+// Publisher takes encoded frames, usually a Kafka producer. Publish must not
+// block; an error means the frame was dropped (and the publisher counted it).
+type Publisher interface {
+	Publish(f *frame.Frame) error
+}
+
+// Retry back-off bounds when a source cannot be opened or is lost.
+const (
+	MinRetry = 500 * time.Millisecond
+	MaxRetry = 30 * time.Second
+)
+
+// fallbackFPS paces finite sources that do not report their rate.
+const fallbackFPS = 25
+
+// Camera captures one configured camera and publishes its frames.
+type Camera struct {
+	cfg config.CameraConfig
+	pub Publisher
+	log *slog.Logger
+
+	captured, published, dropped atomic.Uint64
+	encodeNanos                  atomic.Int64
+	state                        atomic.Pointer[string]
+	seq                          uint64
+	dropLog                      *lograte.Limiter
+}
+
+// NewCamera returns a camera that publishes to pub. Call Run to start it.
+func NewCamera(cfg config.CameraConfig, pub Publisher, log *slog.Logger) *Camera {
+	c := &Camera{cfg: cfg, pub: pub, log: log.With("camera", cfg.ID, "source", cfg.Source), dropLog: lograte.New(time.Second)}
+	c.setState("starting")
+	return c
+}
+
+// Stats is a snapshot of a camera's counters.
+type Stats struct {
+	ID        string `json:"id"`
+	State     string `json:"state"` // starting, streaming, retrying: <reason>, finished
+	Captured  uint64 `json:"captured"`
+	Published uint64 `json:"published"`
+	Dropped   uint64 `json:"dropped"` // refused by the publisher (too large, backlog full)
+	// EncodeMS is the mean JPEG encode time per frame.
+	EncodeMS float64 `json:"encode_ms"`
+}
+
+// Stats returns the camera's counters.
+func (c *Camera) Stats() Stats {
+	s := Stats{ID: c.cfg.ID, State: *c.state.Load(), Captured: c.captured.Load(), Published: c.published.Load(), Dropped: c.dropped.Load()}
+	if s.Captured > 0 {
+		s.EncodeMS = float64(c.encodeNanos.Load()) / float64(s.Captured) / 1e6
+	}
+	return s
+}
+
+func (c *Camera) setState(s string) {
+	if old := c.state.Swap(&s); old == nil || *old != s {
+		if old != nil {
+			c.log.Info("camera state", "state", s)
+		}
+	}
+}
+
+// Run captures until ctx ends or a non-looping file ends. A source that
+// cannot be opened, or is lost, is retried with back-off; each change of
+// state is logged once.
+func (c *Camera) Run(ctx context.Context) {
+	backoff := MinRetry
+	lastErr := ""
+	for ctx.Err() == nil {
+		src, err := open(c.cfg)
+		if err == nil {
+			backoff = MinRetry
+			lastErr = ""
+			err = c.stream(ctx, src)
+			src.close()
+			if errors.Is(err, errEnd) {
+				if c.cfg.Loop {
+					continue
+				}
+				c.setState("finished")
+				c.log.Info("video ended", "frames", c.captured.Load())
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		if msg := err.Error(); msg != lastErr {
+			c.log.Error("camera source failed, retrying", "err", err, "retry_in", backoff)
+			lastErr = msg
+		}
+		c.setState("retrying: " + err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, MaxRetry)
+	}
+}
+
+// stream reads, paces, encodes and publishes frames from an open source.
+func (c *Camera) stream(ctx context.Context, src source) error {
+	img := gocv.NewMat()
+	defer img.Close()
+	resized := gocv.NewMat()
+	defer resized.Close()
+
+	// Finite videos and the test pattern are paced: sleep until each
+	// frame's slot on an absolute schedule, so there is no drift. Live
+	// feeds deliver at their own rate; a configured fps caps them by
+	// skipping frames.
+	paced := src.finite() || c.cfg.Kind() == config.SourcePattern
+	rate := c.cfg.FPS
+	if rate == 0 {
+		rate = src.fps()
+	}
+	if rate == 0 && paced {
+		rate = fallbackFPS
+	}
+	var period time.Duration
+	if rate > 0 {
+		period = time.Duration(float64(time.Second) / rate)
+	}
+	start := time.Now()
+	var slot int64 // index of the next frame on the schedule
+	slotTime := func() time.Time { return start.Add(time.Duration(float64(slot) * float64(time.Second) / rate)) }
+	params := []int{gocv.IMWriteJpegQuality, c.cfg.Quality}
+	c.setState("streaming")
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+
+	for {
+		if paced {
+			if wait := time.Until(slotTime()); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-timer.C:
+				}
+			} else if -wait > 2*period {
+				// Far behind (slow decode, suspended machine):
+				// restart the schedule instead of bursting.
+				start, slot = time.Now(), 0
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := src.read(&img); err != nil {
+			return err
+		}
+		capturedAt := time.Now()
+		if !paced && period > 0 {
+			// Cap a live feed: keep a frame only once its slot came.
+			if capturedAt.Before(slotTime()) {
+				continue
+			}
+			if capturedAt.Sub(slotTime()) > 2*period {
+				start, slot = capturedAt, 0
+			}
+		}
+		slot++
+
+		out := &img
+		if c.cfg.Width > 0 && (img.Cols() != c.cfg.Width || img.Rows() != c.cfg.Height) {
+			gocv.Resize(img, &resized, image.Pt(c.cfg.Width, c.cfg.Height), 0, 0, gocv.InterpolationArea)
+			out = &resized
+		}
+		t0 := time.Now()
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *out, params)
+		if err != nil {
+			return fmt.Errorf("encode jpeg: %w", err)
+		}
+		data := bytes.Clone(buf.GetBytes())
+		buf.Close()
+		c.encodeNanos.Add(int64(time.Since(t0)))
+		c.captured.Add(1)
+
+		f := &frame.Frame{
+			Camera:      c.cfg.ID,
+			Seq:         c.seq,
+			CapturedAt:  capturedAt,
+			Width:       out.Cols(),
+			Height:      out.Rows(),
+			ContentType: frame.TypeJPEG,
+			Data:        data,
+		}
+		c.seq++
+		if err := c.pub.Publish(f); err != nil {
+			c.dropped.Add(1)
+			if ok, n := c.dropLog.Allow(); ok {
+				c.log.Warn("frame dropped", "seq", f.Seq, "err", err, "similar_dropped", n)
+			}
+			continue
+		}
+		c.published.Add(1)
+	}
+}

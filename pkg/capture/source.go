@@ -1,0 +1,151 @@
+// Package capture reads video with OpenCV (gocv) from files, cameras, network
+// URLs or a built-in test pattern, paces it, encodes each frame as JPEG and
+// hands it to a publisher. It is the only package that needs OpenCV for
+// producing.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"strconv"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/streamd/streamd/pkg/config"
+)
+
+// errEnd is returned by a source's read at the end of a finite video.
+var errEnd = errors.New("end of video")
+
+// source is something frames are read from into a reused Mat.
+type source interface {
+	read(dst *gocv.Mat) error // errEnd at the end of a finite video
+	fps() float64             // native frame rate, 0 when unknown
+	finite() bool             // a file (local or remote) rather than a live feed
+	close()
+}
+
+// open opens the source a camera names.
+func open(cam config.CameraConfig) (source, error) {
+	switch cam.Kind() {
+	case config.SourcePattern:
+		return newPattern(cam.ID, cam.Width, cam.Height), nil
+	case config.SourceDevice:
+		var vc *gocv.VideoCapture
+		var err error
+		if idx, aerr := strconv.Atoi(cam.Source); aerr == nil {
+			vc, err = gocv.OpenVideoCapture(idx)
+		} else {
+			vc, err = gocv.OpenVideoCapture(cam.Source)
+		}
+		if err != nil || !vc.IsOpened() {
+			if vc != nil {
+				vc.Close()
+			}
+			return nil, fmt.Errorf("open camera device %s: not available (is it connected, and may this user read it?)", cam.Source)
+		}
+		return &videoSource{vc: vc}, nil
+	default: // file or URL
+		vc, err := gocv.OpenVideoCapture(cam.Source)
+		if err != nil || !vc.IsOpened() {
+			if vc != nil {
+				vc.Close()
+			}
+			what := "video file"
+			if cam.Kind() == config.SourceURL {
+				what = "stream"
+			}
+			return nil, fmt.Errorf("open %s %s: cannot open or decode it", what, cam.Source)
+		}
+		// A positive frame count means a finite video (a file, even one
+		// served over HTTP); live feeds report 0 or less.
+		isFinite := cam.Kind() == config.SourceFile || vc.Get(gocv.VideoCaptureFrameCount) > 0
+		return &videoSource{vc: vc, isFinite: isFinite}, nil
+	}
+}
+
+type videoSource struct {
+	vc       *gocv.VideoCapture
+	isFinite bool
+}
+
+func (s *videoSource) read(dst *gocv.Mat) error {
+	if ok := s.vc.Read(dst); !ok || dst.Empty() {
+		if s.isFinite {
+			return errEnd
+		}
+		return errors.New("read frame: source delivered nothing (disconnected?)")
+	}
+	return nil
+}
+
+func (s *videoSource) fps() float64 {
+	f := s.vc.Get(gocv.VideoCaptureFPS)
+	if f < 1 || f > 240 {
+		return 0
+	}
+	return f
+}
+
+func (s *videoSource) finite() bool { return s.isFinite }
+func (s *videoSource) close()       { s.vc.Close() }
+
+// pattern is the built-in test pattern: scrolling colour bars, a moving
+// square, the camera id, a clock with milliseconds and a frame counter.
+type pattern struct {
+	id    string
+	w, h  int
+	frame uint64
+}
+
+func newPattern(id string, w, h int) *pattern { return &pattern{id: id, w: w, h: h} }
+
+var bars = []color.RGBA{
+	{192, 192, 192, 0}, {0, 192, 192, 0}, {192, 192, 0, 0}, {0, 192, 0, 0},
+	{192, 0, 192, 0}, {0, 0, 192, 0}, {192, 0, 0, 0}, {32, 32, 32, 0},
+}
+
+func (p *pattern) read(dst *gocv.Mat) error {
+	if dst.Empty() || dst.Cols() != p.w || dst.Rows() != p.h {
+		dst.Close()
+		*dst = gocv.NewMatWithSize(p.h, p.w, gocv.MatTypeCV8UC3)
+	}
+	// gocv colours are BGR in the R,G,B fields' order: R=blue, B=red.
+	barW := p.w / len(bars)
+	shift := int(p.frame*4) % p.w
+	for i := 0; i <= len(bars); i++ {
+		x := i*barW - shift
+		for x < -barW {
+			x += p.w
+		}
+		c := bars[(i)%len(bars)]
+		gocv.Rectangle(dst, image.Rect(x, 0, x+barW, p.h*2/3), c, -1)
+		if x+barW < p.w {
+			continue
+		}
+		gocv.Rectangle(dst, image.Rect(x-p.w, 0, x-p.w+barW, p.h*2/3), c, -1)
+	}
+	gocv.Rectangle(dst, image.Rect(0, p.h*2/3, p.w, p.h), color.RGBA{16, 16, 16, 0}, -1)
+	// A square moving left to right over the lower band.
+	side := p.h / 8
+	travel := max(p.w-side, 1)
+	pos := int(p.frame*8) % (2 * travel)
+	if pos > travel {
+		pos = 2*travel - pos
+	}
+	gocv.Rectangle(dst, image.Rect(pos, p.h*2/3+side/4, pos+side, p.h*2/3+side/4+side), color.RGBA{255, 255, 255, 0}, -1)
+	now := time.Now()
+	scale := float64(p.h) / 720
+	white := color.RGBA{255, 255, 255, 0}
+	gocv.PutText(dst, now.Format("15:04:05.000"), image.Pt(p.w/20, p.h*90/100), gocv.FontHersheyDuplex, 2.2*scale, white, max(int(3*scale), 1))
+	gocv.PutText(dst, p.id+"  #"+strconv.FormatUint(p.frame, 10), image.Pt(p.w/20, p.h-p.h/60), gocv.FontHersheyDuplex, 1.2*scale, white, max(int(2*scale), 1))
+	p.frame++
+	return nil
+}
+
+func (p *pattern) fps() float64 { return 0 }
+func (p *pattern) finite() bool { return false }
+func (p *pattern) close()       {}

@@ -1,0 +1,131 @@
+// Package config defines streamd's configuration and loads it: defaults in
+// code, then the YAML file, then STREAMD_* environment variables, then
+// command-line overrides, then validation. Unknown keys are errors, and every
+// error quotes the key at fault.
+package config
+
+import (
+	"time"
+)
+
+// Roles a streamd process can take.
+const (
+	RoleProducer = "producer"
+	RoleConsumer = "consumer"
+	RoleAll      = "all"
+)
+
+// Config is the whole configuration of one streamd process.
+type Config struct {
+	Role     string         `koanf:"role"`
+	Log      LogConfig      `koanf:"log"`
+	Kafka    KafkaConfig    `koanf:"kafka"`
+	Embedded EmbeddedConfig `koanf:"embedded"`
+	HTTP     HTTPConfig     `koanf:"http"`
+	Hub      HubConfig      `koanf:"hub"`
+	Cameras  []CameraConfig `koanf:"cameras"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // text or json
+}
+
+// KafkaConfig is how streamd talks to Kafka.
+type KafkaConfig struct {
+	Brokers           []string      `koanf:"brokers"`            // host:port; empty when the embedded broker is used
+	Topic             string        `koanf:"topic"`              // frames topic
+	ClientID          string        `koanf:"client_id"`          // Kafka client.id
+	Group             string        `koanf:"group"`              // consumer group; default streamd-viewer-<host>-<http port>
+	Version           string        `koanf:"version"`            // Kafka protocol version sarama speaks, e.g. 2.8.0
+	Partitions        int           `koanf:"partitions"`         // when the topic is created
+	ReplicationFactor int           `koanf:"replication_factor"` // when the topic is created
+	Retention         time.Duration `koanf:"retention"`          // topic retention.ms
+	RetentionBytes    int64         `koanf:"retention_bytes"`    // topic retention.bytes (per partition)
+	MaxMessageBytes   int           `koanf:"max_message_bytes"`  // largest frame record; sets producer, topic and fetch sizes
+	FetchMaxWait      time.Duration `koanf:"fetch_max_wait"`     // consumer fetch max wait; low for low latency
+	Compression       string        `koanf:"compression"`        // none, gzip, snappy, lz4, zstd
+	DialTimeout       time.Duration `koanf:"dial_timeout"`
+}
+
+// EmbeddedConfig is the in-process Kafka-protocol broker (kfake) used for the
+// zero-setup all-in-one mode.
+type EmbeddedConfig struct {
+	Enabled        bool          `koanf:"enabled"`
+	Listen         string        `koanf:"listen"`          // host:port
+	DataDir        string        `koanf:"data_dir"`        // empty keeps everything in memory
+	SegmentBytes   int           `koanf:"segment_bytes"`   // log.segment.bytes
+	RetentionCheck time.Duration `koanf:"retention_check"` // log.cleaner.backoff.ms: how often retention is applied
+}
+
+// HTTPConfig is the web server.
+type HTTPConfig struct {
+	Listen       string        `koanf:"listen"`        // host:port
+	WriteTimeout time.Duration `koanf:"write_timeout"` // deadline for each streamed part
+}
+
+// HubConfig tunes the in-memory fan-out.
+type HubConfig struct {
+	RingSize int `koanf:"ring_size"` // recent frames kept per camera
+	MaxLag   int `koanf:"max_lag"`   // frames a viewer may fall behind before skipping to the newest
+}
+
+// CameraConfig is one camera. In the consumer role only ID is used (it makes
+// the camera known before its first frame); Source is required for producers.
+type CameraConfig struct {
+	ID      string  `koanf:"id"`
+	Source  string  `koanf:"source"`  // "testpattern", a file path, a device index ("0") or path (/dev/video0), or a URL (rtsp://, http://)
+	Loop    bool    `koanf:"loop"`    // files: start again at the end
+	FPS     float64 `koanf:"fps"`     // 0: the source's own rate (files, test pattern: 30); otherwise pace or cap at this rate
+	Width   int     `koanf:"width"`   // 0: the source's size (test pattern: 1280)
+	Height  int     `koanf:"height"`  // 0: the source's size (test pattern: 720)
+	Quality int     `koanf:"quality"` // JPEG quality 1-100; 0 means 80
+}
+
+// Default returns the configuration used when nothing else is said: the
+// all-in-one role with an in-memory embedded broker and no cameras.
+func Default() Config {
+	return Config{
+		Role: RoleAll,
+		Log:  LogConfig{Level: "info", Format: "text"},
+		Kafka: KafkaConfig{
+			Topic:             "streamd.frames",
+			ClientID:          "streamd",
+			Version:           "2.8.0",
+			Partitions:        8,
+			ReplicationFactor: 1,
+			Retention:         time.Hour,
+			RetentionBytes:    256 << 20,
+			MaxMessageBytes:   4 << 20,
+			FetchMaxWait:      50 * time.Millisecond,
+			Compression:       "none",
+			DialTimeout:       5 * time.Second,
+		},
+		Embedded: EmbeddedConfig{
+			Enabled:        true,
+			Listen:         "127.0.0.1:9092",
+			SegmentBytes:   16 << 20,
+			RetentionCheck: 30 * time.Second,
+		},
+		HTTP: HTTPConfig{Listen: ":8080", WriteTimeout: 10 * time.Second},
+		Hub:  HubConfig{RingSize: 32, MaxLag: 8},
+	}
+}
+
+// Camera defaults applied to zero fields.
+const (
+	DefaultQuality       = 80
+	DefaultPatternWidth  = 1280
+	DefaultPatternHeight = 720
+	DefaultPatternFPS    = 30
+)
+
+// SourceTestPattern is the Source of the built-in moving test pattern.
+const SourceTestPattern = "testpattern"
+
+// NeedsProducer reports whether the role captures and publishes frames.
+func (c *Config) NeedsProducer() bool { return c.Role == RoleProducer || c.Role == RoleAll }
+
+// NeedsConsumer reports whether the role consumes frames and serves viewers.
+func (c *Config) NeedsConsumer() bool { return c.Role == RoleConsumer || c.Role == RoleAll }

@@ -1,0 +1,281 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+// SourceKind classifies a camera's Source.
+type SourceKind int
+
+// Kinds of sources.
+const (
+	SourcePattern SourceKind = iota + 1 // the built-in test pattern
+	SourceFile                          // a video file on disk
+	SourceDevice                        // a camera: index or /dev/videoN
+	SourceURL                           // a network stream: rtsp://, http://, ...
+)
+
+func (k SourceKind) String() string {
+	switch k {
+	case SourcePattern:
+		return "testpattern"
+	case SourceFile:
+		return "file"
+	case SourceDevice:
+		return "device"
+	case SourceURL:
+		return "url"
+	}
+	return "unknown"
+}
+
+// Kind returns the kind of the camera's Source.
+func (c CameraConfig) Kind() SourceKind {
+	s := c.Source
+	switch {
+	case s == SourceTestPattern:
+		return SourcePattern
+	case strings.Contains(s, "://"):
+		return SourceURL
+	case strings.HasPrefix(s, "/dev/video"):
+		return SourceDevice
+	}
+	if _, err := strconv.Atoi(s); err == nil {
+		return SourceDevice
+	}
+	return SourceFile
+}
+
+// applyDefaults fills zero camera fields.
+func (c *Config) applyDefaults() {
+	for i := range c.Cameras {
+		cam := &c.Cameras[i]
+		if cam.Quality == 0 {
+			cam.Quality = DefaultQuality
+		}
+		if cam.Kind() == SourcePattern {
+			if cam.Width == 0 {
+				cam.Width = DefaultPatternWidth
+			}
+			if cam.Height == 0 {
+				cam.Height = DefaultPatternHeight
+			}
+			if cam.FPS == 0 {
+				cam.FPS = DefaultPatternFPS
+			}
+		}
+	}
+}
+
+// Validate checks the configuration and returns the first problem found,
+// quoting its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %q: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Role {
+	case RoleProducer, RoleConsumer, RoleAll:
+	default:
+		bad("role", "must be producer, consumer or all, got %q", c.Role)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+
+	k := c.Kafka
+	if c.Embedded.Enabled && len(k.Brokers) > 0 {
+		bad("kafka.brokers", "must be empty while \"embedded.enabled\" is true (set embedded.enabled: false to use these brokers)")
+	}
+	if !c.Embedded.Enabled && len(k.Brokers) == 0 {
+		bad("kafka.brokers", "role %q needs at least one broker (host:port), or set \"embedded.enabled\": true", c.Role)
+	}
+	for i, b := range k.Brokers {
+		if err := checkHostPort(b, false); err != nil {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "%v", err)
+		}
+	}
+	if err := checkTopic(k.Topic); err != nil {
+		bad("kafka.topic", "%v", err)
+	}
+	if k.ClientID == "" {
+		bad("kafka.client_id", "must not be empty")
+	}
+	if k.Group != "" && len(k.Group) > 249 {
+		bad("kafka.group", "at most 249 characters")
+	}
+	if _, err := ParseKafkaVersion(k.Version); err != nil {
+		bad("kafka.version", "%v", err)
+	}
+	if k.Partitions < 1 || k.Partitions > 10000 {
+		bad("kafka.partitions", "must be between 1 and 10000, got %d", k.Partitions)
+	}
+	if k.ReplicationFactor < 1 || k.ReplicationFactor > 32 {
+		bad("kafka.replication_factor", "must be between 1 and 32, got %d", k.ReplicationFactor)
+	}
+	if k.Retention < 0 || (k.Retention > 0 && k.Retention.Milliseconds() < 1000) {
+		bad("kafka.retention", "must be at least 1s (0 keeps the broker's default), got %s", k.Retention)
+	}
+	if k.RetentionBytes < -1 || (k.RetentionBytes >= 0 && k.RetentionBytes < int64(k.MaxMessageBytes)) {
+		bad("kafka.retention_bytes", "must be -1 (unlimited) or at least kafka.max_message_bytes (%d), got %d", k.MaxMessageBytes, k.RetentionBytes)
+	}
+	if k.MaxMessageBytes < 64<<10 || k.MaxMessageBytes > 64<<20 {
+		bad("kafka.max_message_bytes", "must be between 65536 and 67108864, got %d", k.MaxMessageBytes)
+	}
+	if k.FetchMaxWait < 0 || k.FetchMaxWait > 10e9 {
+		bad("kafka.fetch_max_wait", "must be between 0 and 10s, got %s", k.FetchMaxWait)
+	}
+	switch k.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		bad("kafka.compression", "must be none, gzip, snappy, lz4 or zstd, got %q", k.Compression)
+	}
+	if k.DialTimeout <= 0 {
+		bad("kafka.dial_timeout", "must be positive, got %s", k.DialTimeout)
+	}
+
+	if c.Embedded.Enabled {
+		if err := checkHostPort(c.Embedded.Listen, true); err != nil {
+			bad("embedded.listen", "%v", err)
+		} else if host, _, _ := net.SplitHostPort(c.Embedded.Listen); host == "" || net.ParseIP(host).IsUnspecified() {
+			bad("embedded.listen", "must name the address clients connect to, such as 127.0.0.1:9092; the broker advertises it, so %q cannot be used", c.Embedded.Listen)
+		}
+		if c.Embedded.SegmentBytes < 1<<20 {
+			bad("embedded.segment_bytes", "must be at least 1048576, got %d", c.Embedded.SegmentBytes)
+		}
+		if c.Embedded.RetentionCheck < 1e9 {
+			bad("embedded.retention_check", "must be at least 1s, got %s", c.Embedded.RetentionCheck)
+		}
+	}
+
+	if err := checkHostPort(c.HTTP.Listen, true); err != nil {
+		bad("http.listen", "%v", err)
+	}
+	if c.HTTP.WriteTimeout < 1e8 {
+		bad("http.write_timeout", "must be at least 100ms, got %s", c.HTTP.WriteTimeout)
+	}
+	if c.Hub.MaxLag < 1 {
+		bad("hub.max_lag", "must be at least 1, got %d", c.Hub.MaxLag)
+	}
+	if c.Hub.RingSize < c.Hub.MaxLag+2 || c.Hub.RingSize > 1024 {
+		bad("hub.ring_size", "must be between hub.max_lag+2 (%d) and 1024, got %d", c.Hub.MaxLag+2, c.Hub.RingSize)
+	}
+
+	if c.Role == RoleProducer && len(c.Cameras) == 0 {
+		bad("cameras", "role \"producer\" needs at least one camera")
+	}
+	seen := map[string]int{}
+	for i, cam := range c.Cameras {
+		key := func(f string) string { return fmt.Sprintf("cameras[%d].%s", i, f) }
+		if err := frame.ValidateID(cam.ID); err != nil {
+			bad(key("id"), "%v", err)
+		} else if j, dup := seen[cam.ID]; dup {
+			bad(key("id"), "duplicate camera id %q (also cameras[%d])", cam.ID, j)
+		} else {
+			seen[cam.ID] = i
+		}
+		if cam.Quality < 1 || cam.Quality > 100 {
+			bad(key("quality"), "must be between 1 and 100, got %d", cam.Quality)
+		}
+		if cam.FPS < 0 || cam.FPS > 240 {
+			bad(key("fps"), "must be between 0 and 240, got %g", cam.FPS)
+		}
+		if cam.Width < 0 || cam.Width > 8192 || cam.Height < 0 || cam.Height > 8192 {
+			bad(key("width"), "width and height must be between 0 and 8192, got %dx%d", cam.Width, cam.Height)
+		} else if (cam.Width == 0) != (cam.Height == 0) {
+			bad(key("width"), "set both width and height or neither, got %dx%d", cam.Width, cam.Height)
+		}
+		if !c.NeedsProducer() {
+			continue
+		}
+		if cam.Source == "" {
+			bad(key("source"), "role %q needs a source: testpattern, a file, a device index or a URL", c.Role)
+			continue
+		}
+		if cam.Kind() == SourceFile {
+			if err := checkReadable(cam.Source); err != nil {
+				bad(key("source"), "%v", err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string, listen bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", s)
+	}
+	if !listen && host == "" {
+		return fmt.Errorf("must be host:port with a host, got %q", s)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 || (!listen && p == 0) {
+		return fmt.Errorf("bad port in %q", s)
+	}
+	return nil
+}
+
+func checkTopic(t string) error {
+	if t == "" || t == "." || t == ".." || len(t) > 249 {
+		return fmt.Errorf("must be a Kafka topic name of 1 to 249 characters, got %q", t)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("character %q not allowed in topic name %q", r, t)
+		}
+	}
+	return nil
+}
+
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read video file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read video file: %w", err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("cannot read video file: %s is a directory", path)
+	}
+	return nil
+}
+
+// ParseKafkaVersion checks a dotted Kafka version such as "2.8.0" or
+// "3.7.0" and returns its numeric parts. Versions before 0.11 carry no record
+// headers and are refused.
+func ParseKafkaVersion(s string) ([]int, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(parts) > 4 {
+		return nil, fmt.Errorf("must be a Kafka version such as 2.8.0, got %q", s)
+	}
+	nums := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("must be a Kafka version such as 2.8.0, got %q", s)
+		}
+		nums[i] = n
+	}
+	if nums[0] == 0 && nums[1] < 11 {
+		return nil, fmt.Errorf("version %q has no record headers; need 0.11.0 or later (2.8.0 recommended)", s)
+	}
+	return nums, nil
+}

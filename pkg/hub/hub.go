@@ -1,0 +1,349 @@
+// Package hub fans frames out in memory from one Kafka consumption per camera
+// to any number of viewers.
+//
+// Each camera keeps a small ring of the newest frames. Frames are shared,
+// never copied per viewer: a viewer is only a cursor into the ring. A viewer
+// that falls more than MaxLag frames behind jumps to the newest frame and the
+// skipped frames are counted as drops, so a slow viewer never delays the
+// others, never grows memory and never lets its latency build up. A viewer
+// that joins gets the latest frame at once, then live frames.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+// Defaults of the hub's options.
+const (
+	DefaultRingSize   = 32
+	DefaultMaxLag     = 8
+	DefaultMaxCameras = 1000
+)
+
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithRingSize sets how many recent frames each camera keeps (default
+// DefaultRingSize). It is raised to MaxLag+2 if smaller.
+func WithRingSize(n int) Option { return func(h *Hub) { h.ringSize = n } }
+
+// WithMaxLag sets how many frames a viewer may be behind the newest before it
+// skips to the newest (default DefaultMaxLag). It absorbs bursts from Kafka
+// fetches without dropping while bounding a slow viewer's staleness.
+func WithMaxLag(n int) Option { return func(h *Hub) { h.maxLag = n } }
+
+// WithMaxCameras bounds how many cameras may be discovered from records
+// (default DefaultMaxCameras); frames of further unknown cameras are dropped
+// and counted, so a flood of random keys cannot exhaust memory.
+func WithMaxCameras(n int) Option { return func(h *Hub) { h.maxCameras = n } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
+
+// Hub holds the cameras and their viewers.
+type Hub struct {
+	log        *slog.Logger
+	ringSize   int
+	maxLag     int
+	maxCameras int
+
+	mu      sync.RWMutex
+	cameras map[string]*Camera
+
+	rejected atomic.Uint64 // frames of cameras over maxCameras
+}
+
+// New returns an empty Hub.
+func New(opts ...Option) *Hub {
+	h := &Hub{
+		log:        slog.New(slog.DiscardHandler),
+		ringSize:   DefaultRingSize,
+		maxLag:     DefaultMaxLag,
+		maxCameras: DefaultMaxCameras,
+		cameras:    make(map[string]*Camera),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.maxLag < 1 {
+		h.maxLag = 1
+	}
+	if h.ringSize < h.maxLag+2 {
+		h.ringSize = h.maxLag + 2
+	}
+	return h
+}
+
+// Register makes a camera known before any of its frames arrives, so that
+// viewers can connect to it and wait. Registering an existing id is a no-op.
+func (h *Hub) Register(id string) *Camera {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.addLocked(id, true)
+}
+
+func (h *Hub) addLocked(id string, configured bool) *Camera {
+	if c, ok := h.cameras[id]; ok {
+		return c
+	}
+	if !configured && len(h.cameras) >= h.maxCameras {
+		return nil
+	}
+	c := &Camera{
+		id:         id,
+		hub:        h,
+		configured: configured,
+		ring:       make([]*frame.Frame, h.ringSize),
+		notify:     make(chan struct{}),
+	}
+	h.cameras[id] = c
+	if !configured {
+		h.log.Info("camera discovered", "camera", id)
+	}
+	return c
+}
+
+// Publish hands f to every viewer of its camera, creating the camera if it
+// is new. f must not be modified afterwards.
+func (h *Hub) Publish(f *frame.Frame) {
+	h.mu.RLock()
+	c := h.cameras[f.Camera]
+	h.mu.RUnlock()
+	if c == nil {
+		h.mu.Lock()
+		c = h.addLocked(f.Camera, false)
+		h.mu.Unlock()
+		if c == nil {
+			if h.rejected.Add(1) == 1 {
+				h.log.Warn("camera limit reached, dropping frames of new cameras", "camera", f.Camera, "limit", h.maxCameras)
+			}
+			return
+		}
+	}
+	c.publish(f)
+}
+
+// Camera returns the camera with the given id.
+func (h *Hub) Camera(id string) (*Camera, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	c, ok := h.cameras[id]
+	return c, ok
+}
+
+// Cameras returns a snapshot of every camera's statistics, sorted by id.
+func (h *Hub) Cameras() []Stats {
+	h.mu.RLock()
+	cams := make([]*Camera, 0, len(h.cameras))
+	for _, c := range h.cameras {
+		cams = append(cams, c)
+	}
+	h.mu.RUnlock()
+	out := make([]Stats, 0, len(cams))
+	for _, c := range cams {
+		out = append(out, c.Stats())
+	}
+	slices.SortFunc(out, func(a, b Stats) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Rejected returns how many frames were dropped because the camera limit was
+// reached.
+func (h *Hub) Rejected() uint64 { return h.rejected.Load() }
+
+// Camera is one camera's ring of recent frames and its viewers.
+type Camera struct {
+	id         string
+	hub        *Hub
+	configured bool
+
+	mu     sync.RWMutex
+	ring   []*frame.Frame
+	head   uint64        // frames published so far; the newest is ring[(head-1)%len]
+	notify chan struct{} // closed and replaced on every publish
+
+	viewers atomic.Int64
+	frames  atomic.Uint64
+	bytes   atomic.Uint64
+	dropped atomic.Uint64 // frames skipped by slow viewers, summed over viewers
+}
+
+// ID returns the camera id.
+func (c *Camera) ID() string { return c.id }
+
+func (c *Camera) publish(f *frame.Frame) {
+	c.mu.Lock()
+	c.ring[c.head%uint64(len(c.ring))] = f
+	c.head++
+	ch := c.notify
+	c.notify = make(chan struct{})
+	c.mu.Unlock()
+	close(ch)
+	c.frames.Add(1)
+	c.bytes.Add(uint64(len(f.Data)))
+}
+
+// Latest returns the newest frame, or nil if none has arrived.
+func (c *Camera) Latest() *frame.Frame {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.head == 0 {
+		return nil
+	}
+	return c.ring[(c.head-1)%uint64(len(c.ring))]
+}
+
+// Subscribe adds a viewer. Its first frame is the newest one at the time of
+// the call (if any), then every frame after it. Close it when done.
+func (c *Camera) Subscribe() *Viewer {
+	c.viewers.Add(1)
+	c.mu.RLock()
+	next := c.head
+	if next > 0 {
+		next--
+	}
+	c.mu.RUnlock()
+	return &Viewer{c: c, next: next}
+}
+
+// Stats is a snapshot of a camera's state.
+type Stats struct {
+	ID          string    `json:"id"`
+	Configured  bool      `json:"configured"` // named in the config, not only discovered
+	Viewers     int64     `json:"viewers"`
+	Frames      uint64    `json:"frames"`  // frames received from Kafka
+	Bytes       uint64    `json:"bytes"`   // bytes received from Kafka
+	Dropped     uint64    `json:"dropped"` // frames skipped by slow viewers
+	FPS         float64   `json:"fps"`     // over the recent frames in the ring
+	LatencyMS   float64   `json:"latency_ms"`
+	LastSeq     uint64    `json:"last_seq"`
+	LastFrameAt time.Time `json:"last_frame_at,omitzero"` // capture time of the newest frame
+	Width       int       `json:"width"`
+	Height      int       `json:"height"`
+	ContentType string    `json:"content_type,omitempty"`
+	Live        bool      `json:"live"` // a frame arrived in the last StaleAfter
+}
+
+// StaleAfter is how long after its last frame a camera stops counting as live.
+const StaleAfter = 3 * time.Second
+
+// Stats returns a snapshot of the camera's counters and recent frame rate.
+func (c *Camera) Stats() Stats {
+	s := Stats{
+		ID:         c.id,
+		Configured: c.configured,
+		Viewers:    c.viewers.Load(),
+		Frames:     c.frames.Load(),
+		Bytes:      c.bytes.Load(),
+		Dropped:    c.dropped.Load(),
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.head == 0 {
+		return s
+	}
+	n := uint64(len(c.ring))
+	newest := c.ring[(c.head-1)%n]
+	s.LastSeq = newest.Seq
+	s.LastFrameAt = newest.CapturedAt
+	s.Width, s.Height, s.ContentType = newest.Width, newest.Height, newest.ContentType
+	if !newest.ReceivedAt.IsZero() {
+		s.LatencyMS = float64(newest.ReceivedAt.Sub(newest.CapturedAt).Microseconds()) / 1000
+	}
+	now := time.Now()
+	s.Live = now.Sub(newest.ReceivedAt) < StaleAfter
+	if !s.Live {
+		return s
+	}
+	// Frame rate over the frames of the last two seconds still in the ring.
+	count := min(c.head, n)
+	oldest := newest
+	frames := 0
+	for i := uint64(1); i < count; i++ {
+		f := c.ring[(c.head-1-i)%n]
+		if now.Sub(f.ReceivedAt) > 2*time.Second {
+			break
+		}
+		oldest = f
+		frames++
+	}
+	if span := newest.ReceivedAt.Sub(oldest.ReceivedAt); frames > 0 && span > 0 {
+		s.FPS = float64(frames) / span.Seconds()
+	}
+	return s
+}
+
+// ErrClosed is returned by Viewer.Next after Close.
+var ErrClosed = errors.New("viewer closed")
+
+// Viewer is one consumer of a camera's frames. It is not safe for concurrent
+// use; each viewer belongs to one goroutine (usually an HTTP handler).
+type Viewer struct {
+	c       *Camera
+	next    uint64 // sequence (ring position) of the next frame to deliver
+	dropped uint64
+	closed  bool
+}
+
+// Next returns the next frame for this viewer, waiting for one if needed. If
+// the viewer is more than MaxLag frames behind, it skips to the newest frame
+// and counts the skipped ones. It returns ctx.Err() when ctx ends.
+func (v *Viewer) Next(ctx context.Context) (*frame.Frame, error) {
+	if v.closed {
+		return nil, ErrClosed
+	}
+	c := v.c
+	n := uint64(len(c.ring))
+	maxLag := uint64(c.hub.maxLag)
+	for {
+		c.mu.RLock()
+		head := c.head
+		if v.next < head {
+			if lag := head - v.next; lag > maxLag || lag >= n {
+				skipped := head - 1 - v.next
+				v.next = head - 1
+				v.dropped += skipped
+				c.dropped.Add(skipped)
+			}
+			f := c.ring[v.next%n]
+			v.next++
+			c.mu.RUnlock()
+			return f, nil
+		}
+		wait := c.notify
+		c.mu.RUnlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Dropped returns how many frames this viewer skipped because it was slow.
+func (v *Viewer) Dropped() uint64 { return v.dropped }
+
+// Close removes the viewer from its camera. It is idempotent.
+func (v *Viewer) Close() {
+	if v.closed {
+		return
+	}
+	v.closed = true
+	v.c.viewers.Add(-1)
+}

@@ -1,0 +1,225 @@
+// Package kafka moves frames through Apache Kafka with sarama: it creates the
+// frames topic, publishes frames (key = camera id, value = the image bytes,
+// headers = metadata, timestamp = capture time) and consumes them with a
+// consumer group that starts at the newest frames.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Options is how to reach Kafka and how large frames may be. Zero fields
+// take the documented defaults.
+type Options struct {
+	Brokers         []string      // host:port, at least one
+	ClientID        string        // default "streamd"
+	Version         string        // Kafka protocol version, default "2.8.0"
+	MaxMessageBytes int           // largest record; default 4 MiB
+	FetchMaxWait    time.Duration // consumer fetch wait; default 50ms
+	Compression     string        // none (default), gzip, snappy, lz4, zstd
+	DialTimeout     time.Duration // default 5s
+}
+
+// recordOverhead is the room a record batch needs beyond its largest record.
+const recordOverhead = 64 << 10
+
+func (o *Options) withDefaults() {
+	if o.ClientID == "" {
+		o.ClientID = "streamd"
+	}
+	if o.Version == "" {
+		o.Version = "2.8.0"
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 4 << 20
+	}
+	if o.FetchMaxWait <= 0 {
+		o.FetchMaxWait = 50 * time.Millisecond
+	}
+	if o.Compression == "" {
+		o.Compression = "none"
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+}
+
+// saramaConfig builds the one sarama configuration used by the producer, the
+// consumer and the admin client. Producer, topic and fetch sizes all follow
+// MaxMessageBytes.
+func (o Options) saramaConfig() (*sarama.Config, error) {
+	o.withDefaults()
+	c := sarama.NewConfig()
+	c.ClientID = o.ClientID
+	v, err := sarama.ParseKafkaVersion(o.Version)
+	if err != nil {
+		return nil, fmt.Errorf("kafka version %q: %w", o.Version, err)
+	}
+	c.Version = v
+	c.Net.DialTimeout = o.DialTimeout
+	c.Net.ReadTimeout = 30 * time.Second
+	c.Net.WriteTimeout = 30 * time.Second
+	c.Metadata.Retry.Max = 1
+	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+
+	c.Producer.RequiredAcks = sarama.WaitForLocal
+	c.Producer.MaxMessageBytes = o.MaxMessageBytes
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.Retry.Max = 5
+	c.Producer.Retry.Backoff = 200 * time.Millisecond
+	c.Producer.Timeout = 10 * time.Second
+	c.ChannelBufferSize = 64
+	switch o.Compression {
+	case "none":
+		c.Producer.Compression = sarama.CompressionNone
+	case "gzip":
+		c.Producer.Compression = sarama.CompressionGZIP
+	case "snappy":
+		c.Producer.Compression = sarama.CompressionSnappy
+	case "lz4":
+		c.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		c.Producer.Compression = sarama.CompressionZSTD
+	default:
+		return nil, fmt.Errorf("kafka compression %q: not one of none, gzip, snappy, lz4, zstd", o.Compression)
+	}
+
+	c.Consumer.Fetch.Min = 1
+	c.Consumer.Fetch.Default = int32(o.MaxMessageBytes + recordOverhead)
+	c.Consumer.MaxWaitTime = o.FetchMaxWait
+	c.Consumer.Return.Errors = true
+	c.Consumer.Offsets.Initial = sarama.OffsetNewest
+	c.Consumer.Offsets.AutoCommit.Enable = true
+	c.Consumer.Offsets.AutoCommit.Interval = time.Second
+	c.Consumer.Group.Session.Timeout = 10 * time.Second
+	c.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	c.Consumer.Group.Rebalance.Retry.Max = 10
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka client config: %w", err)
+	}
+	return c, nil
+}
+
+// Dial connects a sarama client, retrying with exponential back-off (250 ms
+// up to 10 s) until it succeeds or ctx ends. onError, if not nil, is told
+// every failed attempt (for readiness reporting); the first failure and every
+// change of error are logged.
+func Dial(ctx context.Context, o Options, log *slog.Logger, onError func(error)) (sarama.Client, error) {
+	if len(o.Brokers) == 0 {
+		return nil, errors.New("kafka dial: no brokers")
+	}
+	cfg, err := o.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	backoff := 250 * time.Millisecond
+	lastMsg := ""
+	for attempt := 1; ; attempt++ {
+		client, err := sarama.NewClient(o.Brokers, cfg)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("kafka reachable", "brokers", o.Brokers, "attempts", attempt)
+			}
+			return client, nil
+		}
+		err = fmt.Errorf("kafka dial %v: %w", o.Brokers, err)
+		if onError != nil {
+			onError(err)
+		}
+		if msg := err.Error(); msg != lastMsg {
+			log.Warn("kafka not reachable, retrying", "err", err, "retry_in", backoff)
+			lastMsg = msg
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kafka dial: %w (last error: %w)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// TopicOptions are the settings of the frames topic when streamd creates it.
+type TopicOptions struct {
+	Partitions        int
+	ReplicationFactor int
+	Retention         time.Duration // 0: broker default
+	RetentionBytes    int64         // per partition; -1 unlimited, 0: broker default
+	MaxMessageBytes   int           // the same value as Options.MaxMessageBytes
+}
+
+// EnsureTopic creates the topic if it does not exist. An existing topic is
+// left as it is, but a max.message.bytes smaller than frames need is logged
+// as a warning, since such frames would be rejected.
+func EnsureTopic(client sarama.Client, topic string, o TopicOptions, log *slog.Logger) error {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return fmt.Errorf("ensure topic %q: %w", topic, err)
+	}
+	// Not closing admin: that would close the shared client.
+	entries := map[string]*string{
+		"max.message.bytes": ptr(strconv.Itoa(o.MaxMessageBytes + recordOverhead)),
+	}
+	if o.Retention > 0 {
+		entries["retention.ms"] = ptr(strconv.FormatInt(o.Retention.Milliseconds(), 10))
+		// Retention deletes whole segments: roll them often enough.
+		entries["segment.ms"] = ptr(strconv.FormatInt(max(o.Retention.Milliseconds()/4, 1000), 10))
+	}
+	if o.RetentionBytes != 0 {
+		entries["retention.bytes"] = ptr(strconv.FormatInt(o.RetentionBytes, 10))
+		if o.RetentionBytes > 0 {
+			seg := min(max(o.RetentionBytes/4, 1<<20), 256<<20)
+			entries["segment.bytes"] = ptr(strconv.FormatInt(seg, 10))
+		}
+	}
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{
+		NumPartitions:     int32(o.Partitions),
+		ReplicationFactor: int16(o.ReplicationFactor),
+		ConfigEntries:     entries,
+	}, false)
+	switch {
+	case err == nil:
+		log.Info("topic created", "topic", topic, "partitions", o.Partitions, "retention", o.Retention, "retention_bytes", o.RetentionBytes)
+	case errors.Is(err, sarama.ErrTopicAlreadyExists):
+		checkTopicLimit(admin, topic, o.MaxMessageBytes, log)
+	default:
+		return fmt.Errorf("ensure topic %q: create: %w", topic, err)
+	}
+	// Make sure the client's metadata knows the topic before producing.
+	for i := 0; i < 20; i++ {
+		if err = client.RefreshMetadata(topic); err == nil {
+			if parts, perr := client.Partitions(topic); perr == nil && len(parts) > 0 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("ensure topic %q: metadata: %w", topic, err)
+}
+
+func checkTopicLimit(admin sarama.ClusterAdmin, topic string, want int, log *slog.Logger) {
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"}})
+	if err != nil {
+		log.Warn("cannot read topic config", "topic", topic, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if e.Name != "max.message.bytes" {
+			continue
+		}
+		if have, err := strconv.Atoi(e.Value); err == nil && have < want {
+			log.Warn("topic max.message.bytes is smaller than kafka.max_message_bytes: larger frames will be rejected",
+				"topic", topic, "topic_max_message_bytes", have, "kafka.max_message_bytes", want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

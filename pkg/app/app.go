@@ -205,7 +205,7 @@ func (a *App) startKafka(brokers []string) error {
 		}()
 	}
 	if cfg.NeedsProducer() {
-		p, err := kafka.NewProducer(client, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, log.With("role", "producer"))
+		p, err := kafka.NewProducer(client, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, 0, log.With("role", "producer"))
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 // Errors returned by Producer.Publish.
 var (
 	ErrTooLarge    = errors.New("frame larger than kafka.max_message_bytes")
-	ErrBacklogFull = errors.New("producer backlog full")
+	ErrBacklogFull = errors.New("producer backlog full (broker slow or unreachable)")
 	ErrClosed      = errors.New("producer closed")
 )
 
@@ -37,6 +37,11 @@ type Producer struct {
 	maxBytes int
 	log      *slog.Logger
 
+	// queue holds frames waiting for sarama (whose Input channel is
+	// unbuffered); when it is full the oldest queued frame is dropped.
+	queue     chan *sarama.ProducerMessage
+	forwarded chan struct{}
+
 	closeMu sync.RWMutex
 	closed  bool
 	done    chan struct{}
@@ -47,20 +52,40 @@ type Producer struct {
 	errLog                          *lograte.Limiter
 }
 
-// NewProducer starts an asynchronous producer on client. Close it (before
-// the client) to flush what was accepted.
-func NewProducer(client sarama.Client, topic string, maxMessageBytes int, log *slog.Logger) (*Producer, error) {
+// DefaultBacklog is how many frames may wait for the broker before the
+// oldest waiting frame is dropped.
+const DefaultBacklog = 64
+
+// NewProducer starts an asynchronous producer on client. Up to backlog frames
+// (DefaultBacklog if 0) wait for the broker; past that the oldest waiting
+// frame is dropped, so a slow or absent broker never blocks capture and
+// memory stays bounded. Close it (before the client) to flush what was
+// accepted.
+func NewProducer(client sarama.Client, topic string, maxMessageBytes, backlog int, log *slog.Logger) (*Producer, error) {
 	ap, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
 		return nil, fmt.Errorf("start producer: %w", err)
 	}
+	if backlog <= 0 {
+		backlog = DefaultBacklog
+	}
 	p := &Producer{
 		ap: ap, topic: topic, maxBytes: maxMessageBytes, log: log,
-		done:   make(chan struct{}),
-		errLog: lograte.New(time.Second),
+		queue:     make(chan *sarama.ProducerMessage, backlog),
+		forwarded: make(chan struct{}),
+		done:      make(chan struct{}),
+		errLog:    lograte.New(time.Second),
 	}
+	go p.forward()
 	go p.drain()
 	return p, nil
+}
+
+func (p *Producer) forward() {
+	defer close(p.forwarded)
+	for msg := range p.queue {
+		p.ap.Input() <- msg
+	}
 }
 
 func (p *Producer) drain() {
@@ -93,9 +118,9 @@ func (p *Producer) drain() {
 }
 
 // Publish queues f for sending without blocking. It returns ErrTooLarge for a
-// frame over the limit and ErrBacklogFull when the broker cannot keep up;
-// in both cases the frame is dropped and counted, and the caller goes on
-// with the next frame.
+// frame over the limit (the frame is dropped) and ErrBacklogFull when the
+// broker cannot keep up (an older waiting frame was dropped for f); drops
+// are counted, and the caller goes on with the next frame.
 func (p *Producer) Publish(f *frame.Frame) error {
 	size := len(f.Camera) + len(f.Data) + 128
 	if size > p.maxBytes {
@@ -120,7 +145,22 @@ func (p *Producer) Publish(f *frame.Frame) error {
 		return ErrClosed
 	}
 	select {
-	case p.ap.Input() <- msg:
+	case p.queue <- msg:
+		return nil
+	default:
+	}
+	// Full: the newest frame wins over the oldest waiting one.
+	var dropped *sarama.ProducerMessage
+	select {
+	case dropped = <-p.queue:
+		p.backlog.Add(1)
+	default:
+	}
+	select {
+	case p.queue <- msg:
+		if dropped != nil {
+			return fmt.Errorf("publish camera %q frame %d: %w: dropped an older waiting frame", f.Camera, f.Seq, ErrBacklogFull)
+		}
 		return nil
 	default:
 		p.backlog.Add(1)
@@ -160,7 +200,9 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.queue)
 	p.closeMu.Unlock()
+	<-p.forwarded
 	p.ap.AsyncClose()
 	<-p.done
 	return nil

@@ -171,9 +171,12 @@ func (r *Reader) Next() (Part, error) {
 		r.started = true
 	}
 	length := -1
-	for {
+	for first := true; ; first = false {
 		line, err := r.line()
 		if err != nil {
+			if err == io.EOF && first {
+				return p, io.EOF // clean end after a boundary
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}

@@ -1,0 +1,262 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image/jpeg"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+const vtest = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+// sink collects published frames; it can refuse frames to test drops.
+type sink struct {
+	mu     sync.Mutex
+	frames []*frame.Frame
+	refuse func(*frame.Frame) error
+}
+
+func (s *sink) Publish(f *frame.Frame) error {
+	if s.refuse != nil {
+		if err := s.refuse(f); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frames = append(s.frames, f)
+	return nil
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.frames)
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// run runs a camera for cfg until until(camera) holds or it stops by itself.
+func run(t *testing.T, cfg config.CameraConfig, s *sink, until func(*Camera) bool) (*Camera, *logBuf) {
+	t.Helper()
+	logs := &logBuf{}
+	cam := NewCamera(cfg, s, slog.New(slog.NewTextHandler(logs, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); cam.Run(ctx) }()
+	for !until(cam) {
+		select {
+		case <-done:
+			return cam, logs
+		case <-ctx.Done():
+			t.Fatalf("camera %s: timed out; logs:\n%s", cfg.ID, logs)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	return cam, logs
+}
+
+func requireVtest(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(vtest); err != nil {
+		t.Fatalf("%s missing: install Debian's opencv-doc (make deps): %v", vtest, err)
+	}
+}
+
+func TestPatternIsPacedAndEncoded(t *testing.T) {
+	s := &sink{}
+	cfg := config.CameraConfig{ID: "p", Source: config.SourceTestPattern, Width: 320, Height: 240, FPS: 20, Quality: 70}
+	start := time.Now()
+	cam, _ := run(t, cfg, s, func(*Camera) bool { return s.count() >= 10 })
+	elapsed := time.Since(start)
+	// Ten frames at 20 fps span nine periods: never faster than that.
+	if min := 9 * 50 * time.Millisecond * 9 / 10; elapsed < min {
+		t.Fatalf("10 frames at 20 fps took %v: not paced (at least %v expected)", elapsed, min)
+	}
+	frames := s.frames[:10]
+	for i, f := range frames {
+		if f.Seq != uint64(i) || f.Camera != "p" || f.ContentType != frame.TypeJPEG || f.Width != 320 || f.Height != 240 {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(f.Data))
+		if err != nil {
+			t.Fatalf("frame %d is not a valid JPEG: %v", i, err)
+		}
+		if b := img.Bounds(); b.Dx() != 320 || b.Dy() != 240 {
+			t.Fatalf("frame %d size %v", i, b)
+		}
+		if i > 0 && !f.CapturedAt.After(frames[i-1].CapturedAt) {
+			t.Fatalf("capture times not increasing at %d", i)
+		}
+	}
+	if bytes.Equal(frames[0].Data, frames[1].Data) {
+		t.Fatal("test pattern does not move")
+	}
+	if st := cam.Stats(); st.Captured < 10 || st.EncodeMS <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFileEndsWithEveryFrame(t *testing.T) {
+	requireVtest(t)
+	s := &sink{}
+	cfg := config.CameraConfig{ID: "v", Source: vtest, FPS: 240, Quality: 60, Width: 384, Height: 288}
+	cam, logs := run(t, cfg, s, func(*Camera) bool { return false })
+	want := countFrames(t, vtest)
+	if s.count() != want {
+		t.Fatalf("published %d frames of %d", s.count(), want)
+	}
+	if st := cam.Stats(); st.State != "finished" {
+		t.Fatalf("state %q", st.State)
+	}
+	if f := s.frames[want-1]; f.Seq != uint64(want-1) || f.Width != 384 || f.Height != 288 {
+		t.Fatalf("last frame %+v", f)
+	}
+	if !strings.Contains(logs.String(), "video ended") {
+		t.Fatalf("no end-of-video log:\n%s", logs)
+	}
+}
+
+func countFrames(t *testing.T, path string) int {
+	t.Helper()
+	vc, err := gocv.OpenVideoCapture(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	n := 0
+	for vc.Read(&m) && !m.Empty() {
+		n++
+	}
+	return n
+}
+
+func writeShortVideo(t *testing.T, frames int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "short.avi")
+	w, err := gocv.VideoWriterFile(path, "MJPG", 25, 160, 120, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := gocv.NewMatWithSize(120, 160, gocv.MatTypeCV8UC3)
+	defer m.Close()
+	for i := range frames {
+		m.SetTo(gocv.NewScalar(float64(i*20), 100, 200, 0))
+		if err := w.Write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestFileLoops(t *testing.T) {
+	path := writeShortVideo(t, 6)
+	if n := countFrames(t, path); n != 6 {
+		t.Fatalf("test video has %d frames", n)
+	}
+	s := &sink{}
+	cam, _ := run(t, config.CameraConfig{ID: "loop", Source: path, Loop: true, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 20 })
+	for i, f := range s.frames[:20] {
+		if f.Seq != uint64(i) {
+			t.Fatalf("seq %d at %d: sequence must continue across loops", f.Seq, i)
+		}
+	}
+	if st := cam.Stats(); st.State == "finished" {
+		t.Fatal("looping file finished")
+	}
+}
+
+func TestMissingDeviceRetriesWithClearError(t *testing.T) {
+	_, logs := run(t, config.CameraConfig{ID: "door", Source: "/dev/video97", Quality: 80}, &sink{}, func(c *Camera) bool {
+		return strings.HasPrefix(c.Stats().State, "retrying")
+	})
+	out := logs.String()
+	if !strings.Contains(out, "camera source failed, retrying") || !strings.Contains(out, "open camera device /dev/video97: not available") || !strings.Contains(out, "camera=door") {
+		t.Fatalf("log does not name the camera and the device:\n%s", out)
+	}
+}
+
+func TestUndecodableFileRetries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "garbage.avi")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cam := NewCamera(config.CameraConfig{ID: "g", Source: path, Quality: 80}, &sink{}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go cam.Run(ctx)
+	for !strings.HasPrefix(cam.Stats().State, "retrying") {
+		if ctx.Err() != nil {
+			t.Fatalf("state %q", cam.Stats().State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := cam.Stats().State; !strings.Contains(st, "open video file "+path+": cannot open or decode it") {
+		t.Fatalf("state %q", st)
+	}
+}
+
+func TestRefusedFramesAreCountedAndCaptureGoesOn(t *testing.T) {
+	s := &sink{refuse: func(f *frame.Frame) error {
+		if f.Seq%2 == 0 {
+			return errors.New("too large")
+		}
+		return nil
+	}}
+	cam, _ := run(t, config.CameraConfig{ID: "p", Source: config.SourceTestPattern, Width: 64, Height: 48, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 5 })
+	if st := cam.Stats(); st.Dropped < 5 || st.Published < 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func BenchmarkPatternEncode720p(b *testing.B) {
+	p := newPattern("bench", 1280, 720)
+	img := gocv.NewMat()
+	defer img.Close()
+	params := []int{gocv.IMWriteJpegQuality, 80}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.read(&img)
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = bytes.Clone(buf.GetBytes())
+		buf.Close()
+	}
+}

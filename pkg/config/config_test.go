@@ -1,0 +1,170 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "streamd.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The shipped config is what `make run` starts: it must load and say what
+// the README promises.
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := Load(Sources{File: "../../config/streamd.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Role != RoleAll || !cfg.Embedded.Enabled || cfg.Embedded.Listen != "127.0.0.1:9092" || cfg.Embedded.DataDir == "" || cfg.HTTP.Listen != ":8080" {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+	if len(cfg.Cameras) != 2 || cfg.Cameras[0].Kind() != SourcePattern || cfg.Cameras[0].Width != 1280 || cfg.Cameras[0].Height != 720 || cfg.Cameras[0].FPS != 30 {
+		t.Fatalf("first camera: %+v", cfg.Cameras)
+	}
+	if cfg.Cameras[1].Kind() != SourceFile || !strings.HasSuffix(cfg.Cameras[1].Source, "vtest.avi") || !cfg.Cameras[1].Loop {
+		t.Fatalf("second camera: %+v", cfg.Cameras[1])
+	}
+}
+
+func TestEveryKeyOfTheShippedConfigIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range leafKeys(reflect.TypeFor[Config](), "") {
+		if !strings.Contains(string(readme), "`"+key+"`") {
+			t.Errorf("README.md does not document %q", key)
+		}
+	}
+	for _, key := range []string{"id", "source", "loop", "fps", "width", "height", "quality"} {
+		if !strings.Contains(string(readme), "`cameras[]."+key+"`") {
+			t.Errorf("README.md does not document cameras[].%s", key)
+		}
+	}
+}
+
+func TestDefaultsWithoutFile(t *testing.T) {
+	cfg, err := Load(Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Role != RoleAll || cfg.Kafka.Topic != "streamd.frames" || cfg.Kafka.FetchMaxWait != 50*time.Millisecond || len(cfg.Cameras) != 0 {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	path := writeFile(t, "role: consumer\nembedded:\n  enabled: false\nkafka:\n  brokers: [file:9092]\n  topic: from-file\n  partitions: 3\n")
+	cfg, err := Load(Sources{
+		File:      path,
+		Env:       []string{"STREAMD_KAFKA_BROKERS=h1:9092, h2:9092", "STREAMD_KAFKA_TOPIC=from-env", "STREAMD_KAFKA_MAX_MESSAGE_BYTES=2097152", "HOME=/root"},
+		Overrides: map[string]string{"kafka.topic": "from-flag", "http.listen": "127.0.0.1:0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Kafka.Brokers; len(got) != 2 || got[0] != "h1:9092" || got[1] != "h2:9092" {
+		t.Errorf("brokers from env: %v", got)
+	}
+	if cfg.Kafka.Topic != "from-flag" || cfg.Kafka.Partitions != 3 || cfg.Kafka.MaxMessageBytes != 2<<20 || cfg.HTTP.Listen != "127.0.0.1:0" || cfg.Role != RoleConsumer {
+		t.Errorf("precedence: %+v", cfg.Kafka)
+	}
+}
+
+func TestCameraDefaults(t *testing.T) {
+	cfg, err := Load(Sources{File: writeFile(t, "cameras:\n  - id: p\n    source: testpattern\n  - id: cam\n    source: \"0\"\n  - id: net\n    source: rtsp://10.0.0.1/live\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Cameras[0]
+	if p.Width != 1280 || p.Height != 720 || p.FPS != 30 || p.Quality != 80 {
+		t.Errorf("pattern defaults: %+v", p)
+	}
+	if cfg.Cameras[1].Kind() != SourceDevice || cfg.Cameras[2].Kind() != SourceURL || cfg.Cameras[1].Width != 0 {
+		t.Errorf("kinds: %+v", cfg.Cameras)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml string
+		env        []string
+		overrides  map[string]string
+		want       string // the whole message after "config: " or the file prefix
+	}{
+		{name: "unknown top-level key", yaml: "rol: all\n", want: `unknown key "rol"`},
+		{name: "unknown nested key", yaml: "kafka:\n  brokerz: [a:1]\n", want: `unknown key "kafka.brokerz"`},
+		{name: "unknown camera key", yaml: "cameras:\n  - id: a\n    sorce: testpattern\n", want: `unknown key "cameras[0].sorce"`},
+		{name: "section as value", yaml: "http: 8080\n", want: `"http": must be a mapping of keys, got "8080"`},
+		{name: "value as section", yaml: "role:\n  x: 1\n", want: `"role": must be a single value, got a mapping`},
+		{name: "bad role", yaml: "role: viewer\n", want: `"role": must be producer, consumer or all, got "viewer"`},
+		{name: "bad number", yaml: "kafka:\n  partitions: many\n", want: `"kafka.partitions": cannot use "many" as a whole number`},
+		{name: "bad duration", yaml: "kafka:\n  fetch_max_wait: 5 sec\n", want: `"kafka.fetch_max_wait": cannot use "5 sec" as a duration (such as 500ms, 10s, 1h)`},
+		{name: "bad camera number", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: fast\n", want: `"cameras[0].fps": cannot use "fast" as a number`},
+		{name: "duplicate camera", yaml: "cameras:\n  - id: a\n    source: testpattern\n  - id: a\n    source: testpattern\n", want: `"cameras[1].id": duplicate camera id "a" (also cameras[0])`},
+		{name: "bad camera id", yaml: "cameras:\n  - id: a/b\n    source: testpattern\n", want: `"cameras[0].id": invalid camera id "a/b": character '/' not allowed (use A-Z a-z 0-9 _ . -)`},
+		{name: "consumer without brokers", yaml: "role: consumer\nembedded:\n  enabled: false\n", want: `"kafka.brokers": role "consumer" needs at least one broker (host:port), or set "embedded.enabled": true`},
+		{name: "brokers and embedded", yaml: "kafka:\n  brokers: [k:9092]\n", want: `"kafka.brokers": must be empty while "embedded.enabled" is true (set embedded.enabled: false to use these brokers)`},
+		{name: "broker without port", yaml: "embedded:\n  enabled: false\nkafka:\n  brokers: [kafka]\n", want: `"kafka.brokers[0]": must be host:port, got "kafka"`},
+		{name: "producer without cameras", yaml: "role: producer\n", want: `"cameras": role "producer" needs at least one camera`},
+		{name: "producer camera without source", yaml: "role: producer\ncameras:\n  - id: a\n", want: `"cameras[0].source": role "producer" needs a source: testpattern, a file, a device index or a URL`},
+		{name: "unreadable file", yaml: "cameras:\n  - id: a\n    source: " + dir + "/missing.avi\n", want: `"cameras[0].source": cannot read video file: open ` + dir + `/missing.avi: no such file or directory`},
+		{name: "directory as file", yaml: "cameras:\n  - id: a\n    source: " + dir + "\n", want: `"cameras[0].source": cannot read video file: ` + dir + ` is a directory`},
+		{name: "quality", yaml: "cameras:\n  - id: a\n    source: testpattern\n    quality: 101\n", want: `"cameras[0].quality": must be between 1 and 100, got 101`},
+		{name: "half a size", yaml: "cameras:\n  - id: a\n    source: \"0\"\n    width: 640\n", want: `"cameras[0].width": set both width and height or neither, got 640x0`},
+		{name: "old kafka", yaml: "kafka:\n  version: 0.10.2\n", want: `"kafka.version": version "0.10.2" has no record headers; need 0.11.0 or later (2.8.0 recommended)`},
+		{name: "small max message", yaml: "kafka:\n  max_message_bytes: 1000\n", want: `"kafka.max_message_bytes": must be between 65536 and 67108864, got 1000`},
+		{name: "bad topic", yaml: "kafka:\n  topic: my topic\n", want: `"kafka.topic": character ' ' not allowed in topic name "my topic"`},
+		{name: "unspecified embedded host", yaml: "embedded:\n  listen: 0.0.0.0:9092\n", want: `"embedded.listen": must name the address clients connect to, such as 127.0.0.1:9092; the broker advertises it, so "0.0.0.0:9092" cannot be used`},
+		{name: "bad listen", yaml: "http:\n  listen: 8080\n", want: `"http.listen": must be host:port, got "8080"`},
+		{name: "bad log format", yaml: "log:\n  format: xml\n", want: `"log.format": must be text or json, got "xml"`},
+		{name: "unknown env", env: []string{"STREAMD_KAFKA_BROKER=a:1"}, want: `environment variable STREAMD_KAFKA_BROKER: no such key`},
+		{name: "bad env value", env: []string{"STREAMD_KAFKA_PARTITIONS=eight"}, want: `"kafka.partitions": cannot use "eight" as a whole number`},
+		{name: "unknown flag key", overrides: map[string]string{"http.port": "1"}, want: `unknown key "http.port" on the command line`},
+		{name: "flag key not a leaf", overrides: map[string]string{"kafka": "x"}, want: `unknown key "kafka" on the command line`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := Sources{Env: tc.env, Overrides: tc.overrides}
+			if tc.yaml != "" {
+				src.File = writeFile(t, tc.yaml)
+			}
+			_, err := Load(src)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			prefixes := []string{"config: ", "config " + src.File + ": "}
+			ok := false
+			for _, p := range prefixes {
+				if strings.HasPrefix(msg, p) && (strings.TrimPrefix(msg, p) == tc.want || strings.HasPrefix(strings.TrimPrefix(msg, p), tc.want+" (keys:")) {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Fatalf("error:\n  got  %s\n  want %s", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnreadableConfigFile(t *testing.T) {
+	_, err := Load(Sources{File: "/nonexistent/streamd.yaml"})
+	if err == nil || !strings.Contains(err.Error(), "config: read /nonexistent/streamd.yaml: ") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = Load(Sources{File: writeFile(t, "role: [unclosed\n")})
+	if err == nil || !strings.HasPrefix(err.Error(), "config: read ") {
+		t.Fatalf("bad yaml: %v", err)
+	}
+}

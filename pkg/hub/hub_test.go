@@ -1,0 +1,253 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+func mkFrame(cam string, seq uint64) *frame.Frame {
+	now := time.Now()
+	return &frame.Frame{Camera: cam, Seq: seq, CapturedAt: now, ReceivedAt: now, ContentType: frame.TypeJPEG, Data: []byte{0xff, 0xd8, 0xff, byte(seq)}}
+}
+
+func next(t *testing.T, v *Viewer) *frame.Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := v.Next(ctx)
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	return f
+}
+
+func TestViewerGetsLatestThenLive(t *testing.T) {
+	h := New()
+	for i := range uint64(5) {
+		h.Publish(mkFrame("a", i))
+	}
+	c, ok := h.Camera("a")
+	if !ok {
+		t.Fatal("camera a not discovered")
+	}
+	v := c.Subscribe()
+	defer v.Close()
+	if f := next(t, v); f.Seq != 4 {
+		t.Fatalf("first frame for a new viewer: seq %d, want the latest (4)", f.Seq)
+	}
+	go func() {
+		for i := uint64(5); i < 8; i++ {
+			h.Publish(mkFrame("a", i))
+		}
+	}()
+	for want := uint64(5); want < 8; want++ {
+		if f := next(t, v); f.Seq != want {
+			t.Fatalf("got seq %d, want %d", f.Seq, want)
+		}
+	}
+}
+
+func TestRegisteredCameraWaitsForFirstFrame(t *testing.T) {
+	h := New()
+	c := h.Register("lobby")
+	v := c.Subscribe()
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := v.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("next on an empty camera: %v, want deadline exceeded", err)
+	}
+	h.Publish(mkFrame("lobby", 0))
+	if f := next(t, v); f.Seq != 0 {
+		t.Fatalf("seq %d", f.Seq)
+	}
+	if st := c.Stats(); st.Viewers != 1 || st.Frames != 1 || !st.Configured {
+		t.Fatalf("stats %+v", st)
+	}
+	v.Close()
+	v.Close() // idempotent
+	if st := c.Stats(); st.Viewers != 0 {
+		t.Fatalf("viewers after close: %d", st.Viewers)
+	}
+}
+
+func TestSlowViewerSkipsAndCounts(t *testing.T) {
+	h := New(WithMaxLag(4), WithRingSize(8))
+	c := h.Register("a")
+	slow, fast := c.Subscribe(), c.Subscribe()
+	defer slow.Close()
+	defer fast.Close()
+	got := make(chan uint64, 100)
+	go func() {
+		for range 20 {
+			f := next(t, fast)
+			got <- f.Seq
+		}
+	}()
+	for i := range uint64(20) {
+		h.Publish(mkFrame("a", i))
+		// Let the fast viewer keep up; the slow one reads nothing.
+		for len(got) < int(i+1) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for want := uint64(0); want < 20; want++ {
+		if s := <-got; s != want {
+			t.Fatalf("fast viewer: seq %d, want %d", s, want)
+		}
+	}
+	// The slow viewer is 20 frames behind: it skips to the newest.
+	if f := next(t, slow); f.Seq != 19 {
+		t.Fatalf("slow viewer resumed at %d, want 19", f.Seq)
+	}
+	if slow.Dropped() != 19 || fast.Dropped() != 0 {
+		t.Fatalf("dropped: slow %d (want 19), fast %d", slow.Dropped(), fast.Dropped())
+	}
+	if st := c.Stats(); st.Dropped != 19 {
+		t.Fatalf("camera dropped %d, want 19", st.Dropped)
+	}
+}
+
+func TestBurstWithinMaxLagIsNotDropped(t *testing.T) {
+	h := New(WithMaxLag(8))
+	c := h.Register("a")
+	v := c.Subscribe()
+	defer v.Close()
+	for i := range uint64(8) {
+		h.Publish(mkFrame("a", i))
+	}
+	for want := uint64(0); want < 8; want++ {
+		if f := next(t, v); f.Seq != want {
+			t.Fatalf("seq %d, want %d", f.Seq, want)
+		}
+	}
+}
+
+func TestCameraLimit(t *testing.T) {
+	h := New(WithMaxCameras(2))
+	h.Publish(mkFrame("a", 0))
+	h.Publish(mkFrame("b", 0))
+	h.Publish(mkFrame("c", 0))
+	if _, ok := h.Camera("c"); ok {
+		t.Fatal("third camera was created over the limit")
+	}
+	if h.Rejected() != 1 || len(h.Cameras()) != 2 {
+		t.Fatalf("rejected %d, cameras %d", h.Rejected(), len(h.Cameras()))
+	}
+	// Configured cameras are always accepted.
+	h.Register("d")
+	if _, ok := h.Camera("d"); !ok {
+		t.Fatal("registered camera missing")
+	}
+}
+
+func TestConcurrentViewersSeeOrderedFrames(t *testing.T) {
+	h := New()
+	c := h.Register("a")
+	const viewers, frames = 50, 300
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, viewers)
+	ready := sync.WaitGroup{}
+	ready.Add(viewers)
+	for range viewers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := c.Subscribe()
+			defer v.Close()
+			ready.Done()
+			last := int64(-1)
+			for {
+				f, err := v.Next(ctx)
+				if err != nil {
+					return
+				}
+				if int64(f.Seq) <= last {
+					errs <- errors.New("sequence went backwards")
+					return
+				}
+				last = int64(f.Seq)
+				if f.Seq == frames-1 {
+					return
+				}
+			}
+		}()
+	}
+	ready.Wait()
+	for i := range uint64(frames) {
+		h.Publish(mkFrame("a", i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := c.Stats().Viewers; n != 0 {
+		t.Fatalf("viewers left: %d", n)
+	}
+}
+
+func TestNextAllocatesNothing(t *testing.T) {
+	h := New()
+	c := h.Register("a")
+	v := c.Subscribe()
+	defer v.Close()
+	ctx := context.Background()
+	f := mkFrame("a", 0)
+	h.Publish(f)
+	// Steady state: the frame is already in the ring when the viewer asks.
+	allocs := testing.AllocsPerRun(1000, func() {
+		h.Publish(f)
+		if _, err := v.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Publish allocates one notification channel per frame per camera;
+	// the viewer side must add nothing.
+	if allocs > 1 {
+		t.Fatalf("%.1f allocations per frame with one viewer, want at most 1 (the per-camera channel)", allocs)
+	}
+}
+
+// BenchmarkFanOut publishes frames to a camera with many viewers, each
+// reading in its own goroutine, and reports allocations per frame.
+func BenchmarkFanOut(b *testing.B) {
+	for _, viewers := range []int{1, 100, 1000} {
+		b.Run(strconv.Itoa(viewers)+"viewers", func(b *testing.B) {
+			h := New()
+			c := h.Register("a")
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for range viewers {
+				v := c.Subscribe()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer v.Close()
+					for {
+						if _, err := v.Next(ctx); err != nil {
+							return
+						}
+					}
+				}()
+			}
+			f := mkFrame("a", 0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				h.Publish(f)
+			}
+			b.StopTimer()
+			cancel()
+			wg.Wait()
+		})
+	}
+}

@@ -52,7 +52,7 @@ type App struct {
 	wg     sync.WaitGroup // the Kafka start-up goroutine, cameras, consumer
 
 	mu       sync.Mutex // guards what the Kafka start-up goroutine sets
-	client   sarama.Client
+	clients  []sarama.Client
 	producer *kafka.Producer
 	consumer *kafka.Consumer
 	cameras  []*capture.Camera
@@ -101,7 +101,7 @@ func (a *App) Start() error {
 	if cfg.NeedsConsumer() {
 		a.hub = hub.New(
 			hub.WithRingSize(cfg.Hub.RingSize),
-			hub.WithMaxLag(cfg.Hub.MaxLag),
+			hub.WithMaxDelay(cfg.Hub.MaxDelay),
 			hub.WithLogger(a.log.With("component", "hub")),
 		)
 		for _, c := range cfg.Cameras {
@@ -126,6 +126,9 @@ func (a *App) Start() error {
 	}
 	a.web = w
 	a.log.Info("streamd started", "role", cfg.Role, "http", w.Addr(), "brokers", brokers, "topic", cfg.Kafka.Topic)
+	if a.hub != nil {
+		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", BrowserURL(w.Addr()))
+	}
 
 	a.wg.Add(1)
 	go func() {
@@ -145,24 +148,36 @@ func setDefaultEnv(k, v string) {
 
 // startKafka connects, makes sure the topic exists, then starts the
 // producer with its cameras and the consumer, as the role needs.
+//
+// The producer and the consumer get a client (and so a connection) each:
+// Kafka answers the requests of one connection in order, so on a shared
+// one every produce request would wait behind a parked fetch (up to
+// kafka.fetch_max_wait), adding tens of milliseconds to every frame.
 func (a *App) startKafka(brokers []string) error {
 	cfg := a.cfg
 	log := a.log.With("component", "kafka")
-	client, err := kafka.Dial(a.run, kafka.Options{
-		Brokers:         brokers,
-		ClientID:        cfg.Kafka.ClientID,
-		Version:         cfg.Kafka.Version,
-		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-		FetchMaxWait:    cfg.Kafka.FetchMaxWait,
-		Compression:     cfg.Kafka.Compression,
-		DialTimeout:     cfg.Kafka.DialTimeout,
-	}, log, a.setKafkaErr)
+	dial := func() (sarama.Client, error) {
+		client, err := kafka.Dial(a.run, kafka.Options{
+			Brokers:         brokers,
+			ClientID:        cfg.Kafka.ClientID,
+			Version:         cfg.Kafka.Version,
+			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+			FetchMaxWait:    cfg.Kafka.FetchMaxWait,
+			Compression:     cfg.Kafka.Compression,
+			DialTimeout:     cfg.Kafka.DialTimeout,
+		}, log, a.setKafkaErr)
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		a.clients = append(a.clients, client)
+		a.mu.Unlock()
+		return client, nil
+	}
+	client, err := dial()
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.client = client
-	a.mu.Unlock()
 	// Retry topic creation too: a broker that just came up may not be
 	// ready to create topics.
 	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
@@ -187,6 +202,11 @@ func (a *App) startKafka(brokers []string) error {
 	a.setKafkaErr(nil)
 
 	if cfg.NeedsConsumer() {
+		if cfg.NeedsProducer() {
+			if client, err = dial(); err != nil {
+				return err
+			}
+		}
 		group := cfg.Kafka.Group
 		if group == "" {
 			group = DefaultGroup(a.web.Addr())
@@ -205,7 +225,7 @@ func (a *App) startKafka(brokers []string) error {
 		}()
 	}
 	if cfg.NeedsProducer() {
-		p, err := kafka.NewProducer(client, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, 0, log.With("role", "producer"))
+		p, err := kafka.NewProducer(a.clients[0], cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, 0, log.With("role", "producer"))
 		if err != nil {
 			return err
 		}
@@ -226,6 +246,19 @@ func (a *App) startKafka(brokers []string) error {
 		}
 	}
 	return nil
+}
+
+// BrowserURL is the URL to open for a server listening on addr: a wildcard
+// host becomes localhost.
+func BrowserURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 // DefaultGroup is the consumer group of a viewer node that names none:
@@ -255,13 +288,16 @@ func (a *App) setKafkaErr(err error) {
 func (a *App) kafkaReady() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch {
-	case a.kafkaErr != nil:
+	if a.kafkaErr != nil {
 		return a.kafkaErr
-	case a.client == nil:
+	}
+	if len(a.clients) == 0 {
 		return errors.New("connecting to kafka")
-	case a.client.Closed():
-		return errors.New("kafka client closed")
+	}
+	for _, c := range a.clients {
+		if c.Closed() {
+			return errors.New("kafka client closed")
+		}
 	}
 	return nil
 }
@@ -332,7 +368,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("shutdown: cameras and consumer did not stop: %w", ctx.Err()))
 		}
 		a.mu.Lock()
-		producer, consumer, client := a.producer, a.consumer, a.client
+		producer, consumer, clients := a.producer, a.consumer, a.clients
 		a.mu.Unlock()
 		if producer != nil {
 			errs = append(errs, producer.Close())
@@ -342,7 +378,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if consumer != nil {
 			errs = append(errs, consumer.Close())
 		}
-		if client != nil {
+		for _, client := range clients {
 			if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 				errs = append(errs, fmt.Errorf("close kafka client: %w", err))
 			}

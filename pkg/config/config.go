@@ -67,8 +67,8 @@ type HTTPConfig struct {
 
 // HubConfig tunes the in-memory fan-out.
 type HubConfig struct {
-	RingSize int `koanf:"ring_size"` // recent frames kept per camera
-	MaxLag   int `koanf:"max_lag"`   // frames a viewer may fall behind before skipping to the newest
+	RingSize int           `koanf:"ring_size"` // recent frames kept per camera; a burst larger than this is cut
+	MaxDelay time.Duration `koanf:"max_delay"` // how stale a viewer's next frame may be before it skips to the newest
 }
 
 // CameraConfig is one camera. In the consumer role only ID is used (it makes
@@ -109,7 +109,7 @@ func Default() Config {
 			RetentionCheck: 30 * time.Second,
 		},
 		HTTP: HTTPConfig{Listen: ":8080", WriteTimeout: 10 * time.Second},
-		Hub:  HubConfig{RingSize: 32, MaxLag: 8},
+		Hub:  HubConfig{RingSize: 32, MaxDelay: 250 * time.Millisecond},
 	}
 }
 

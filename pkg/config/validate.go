@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streamd/streamd/pkg/frame"
 )
@@ -168,11 +169,11 @@ func (c *Config) Validate() error {
 	if c.HTTP.WriteTimeout < 1e8 {
 		bad("http.write_timeout", "must be at least 100ms, got %s", c.HTTP.WriteTimeout)
 	}
-	if c.Hub.MaxLag < 1 {
-		bad("hub.max_lag", "must be at least 1, got %d", c.Hub.MaxLag)
+	if c.Hub.MaxDelay < 10*time.Millisecond || c.Hub.MaxDelay > time.Minute {
+		bad("hub.max_delay", "must be between 10ms and 1m, got %s", c.Hub.MaxDelay)
 	}
-	if c.Hub.RingSize < c.Hub.MaxLag+2 || c.Hub.RingSize > 1024 {
-		bad("hub.ring_size", "must be between hub.max_lag+2 (%d) and 1024, got %d", c.Hub.MaxLag+2, c.Hub.RingSize)
+	if c.Hub.RingSize < 2 || c.Hub.RingSize > 1024 {
+		bad("hub.ring_size", "must be between 2 and 1024, got %d", c.Hub.RingSize)
 	}
 
 	if c.Role == RoleProducer && len(c.Cameras) == 0 {

@@ -3,10 +3,12 @@
 //
 // Each camera keeps a small ring of the newest frames. Frames are shared,
 // never copied per viewer: a viewer is only a cursor into the ring. A viewer
-// that falls more than MaxLag frames behind jumps to the newest frame and the
-// skipped frames are counted as drops, so a slow viewer never delays the
-// others, never grows memory and never lets its latency build up. A viewer
-// that joins gets the latest frame at once, then live frames.
+// whose next frame arrived more than MaxDelay before the newest one jumps to
+// the newest frame and the skipped frames are counted as drops, so a slow
+// viewer never delays the others, never grows memory and never lets its
+// latency build up. Frames that arrive together in a burst (one Kafka fetch)
+// are not dropped for a viewer that keeps up. A viewer that joins gets the
+// latest frame at once, then live frames.
 package hub
 
 import (
@@ -24,7 +26,7 @@ import (
 // Defaults of the hub's options.
 const (
 	DefaultRingSize   = 32
-	DefaultMaxLag     = 8
+	DefaultMaxDelay   = 250 * time.Millisecond
 	DefaultMaxCameras = 1000
 )
 
@@ -32,13 +34,15 @@ const (
 type Option func(*Hub)
 
 // WithRingSize sets how many recent frames each camera keeps (default
-// DefaultRingSize). It is raised to MaxLag+2 if smaller.
+// DefaultRingSize, at least 2). A viewer more than this many frames behind
+// always skips to the newest frame.
 func WithRingSize(n int) Option { return func(h *Hub) { h.ringSize = n } }
 
-// WithMaxLag sets how many frames a viewer may be behind the newest before it
-// skips to the newest (default DefaultMaxLag). It absorbs bursts from Kafka
-// fetches without dropping while bounding a slow viewer's staleness.
-func WithMaxLag(n int) Option { return func(h *Hub) { h.maxLag = n } }
+// WithMaxDelay sets how much older than the newest frame a viewer's next
+// frame may be before the viewer skips to the newest (default
+// DefaultMaxDelay). Ages are measured by arrival at the hub, so a burst of
+// frames from one Kafka fetch counts as one moment.
+func WithMaxDelay(d time.Duration) Option { return func(h *Hub) { h.maxDelay = d } }
 
 // WithMaxCameras bounds how many cameras may be discovered from records
 // (default DefaultMaxCameras); frames of further unknown cameras are dropped
@@ -52,8 +56,9 @@ func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
 type Hub struct {
 	log        *slog.Logger
 	ringSize   int
-	maxLag     int
+	maxDelay   time.Duration
 	maxCameras int
+	epoch      time.Time // arrival times are monotonic nanoseconds since epoch
 
 	mu      sync.RWMutex
 	cameras map[string]*Camera
@@ -66,19 +71,15 @@ func New(opts ...Option) *Hub {
 	h := &Hub{
 		log:        slog.New(slog.DiscardHandler),
 		ringSize:   DefaultRingSize,
-		maxLag:     DefaultMaxLag,
+		maxDelay:   DefaultMaxDelay,
 		maxCameras: DefaultMaxCameras,
 		cameras:    make(map[string]*Camera),
+		epoch:      time.Now(),
 	}
 	for _, o := range opts {
 		o(h)
 	}
-	if h.maxLag < 1 {
-		h.maxLag = 1
-	}
-	if h.ringSize < h.maxLag+2 {
-		h.ringSize = h.maxLag + 2
-	}
+	h.ringSize = max(h.ringSize, 2)
 	return h
 }
 
@@ -101,7 +102,7 @@ func (h *Hub) addLocked(id string, configured bool) *Camera {
 		id:         id,
 		hub:        h,
 		configured: configured,
-		ring:       make([]*frame.Frame, h.ringSize),
+		ring:       make([]slot, h.ringSize),
 		notify:     make(chan struct{}),
 	}
 	h.cameras[id] = c
@@ -174,7 +175,7 @@ type Camera struct {
 	configured bool
 
 	mu     sync.RWMutex
-	ring   []*frame.Frame
+	ring   []slot
 	head   uint64        // frames published so far; the newest is ring[(head-1)%len]
 	notify chan struct{} // closed and replaced on every publish
 
@@ -184,12 +185,19 @@ type Camera struct {
 	dropped atomic.Uint64 // frames skipped by slow viewers, summed over viewers
 }
 
+// slot is a ring entry: a frame and when it arrived at the hub.
+type slot struct {
+	f  *frame.Frame
+	at time.Duration // since the hub's epoch (monotonic)
+}
+
 // ID returns the camera id.
 func (c *Camera) ID() string { return c.id }
 
 func (c *Camera) publish(f *frame.Frame) {
+	at := time.Since(c.hub.epoch)
 	c.mu.Lock()
-	c.ring[c.head%uint64(len(c.ring))] = f
+	c.ring[c.head%uint64(len(c.ring))] = slot{f, at}
 	c.head++
 	ch := c.notify
 	c.notify = make(chan struct{})
@@ -206,7 +214,7 @@ func (c *Camera) Latest() *frame.Frame {
 	if c.head == 0 {
 		return nil
 	}
-	return c.ring[(c.head-1)%uint64(len(c.ring))]
+	return c.ring[(c.head-1)%uint64(len(c.ring))].f
 }
 
 // Subscribe adds a viewer. Its first frame is the newest one at the time of
@@ -259,7 +267,7 @@ func (c *Camera) Stats() Stats {
 		return s
 	}
 	n := uint64(len(c.ring))
-	newest := c.ring[(c.head-1)%n]
+	newest := c.ring[(c.head-1)%n].f
 	s.LastSeq = newest.Seq
 	s.LastFrameAt = newest.CapturedAt
 	s.Width, s.Height, s.ContentType = newest.Width, newest.Height, newest.ContentType
@@ -276,7 +284,7 @@ func (c *Camera) Stats() Stats {
 	oldest := newest
 	frames := 0
 	for i := uint64(1); i < count; i++ {
-		f := c.ring[(c.head-1-i)%n]
+		f := c.ring[(c.head-1-i)%n].f
 		if now.Sub(f.ReceivedAt) > 2*time.Second {
 			break
 		}
@@ -302,26 +310,27 @@ type Viewer struct {
 }
 
 // Next returns the next frame for this viewer, waiting for one if needed. If
-// the viewer is more than MaxLag frames behind, it skips to the newest frame
-// and counts the skipped ones. It returns ctx.Err() when ctx ends.
+// the viewer's next frame arrived more than MaxDelay before the newest, or
+// was already overwritten in the ring, it skips to the newest frame and
+// counts the skipped ones. It returns ctx.Err() when ctx ends.
 func (v *Viewer) Next(ctx context.Context) (*frame.Frame, error) {
 	if v.closed {
 		return nil, ErrClosed
 	}
 	c := v.c
 	n := uint64(len(c.ring))
-	maxLag := uint64(c.hub.maxLag)
 	for {
 		c.mu.RLock()
 		head := c.head
 		if v.next < head {
-			if lag := head - v.next; lag > maxLag || lag >= n {
+			newest := c.ring[(head-1)%n].at
+			if head-v.next > n || newest-c.ring[v.next%n].at > c.hub.maxDelay {
 				skipped := head - 1 - v.next
 				v.next = head - 1
 				v.dropped += skipped
 				c.dropped.Add(skipped)
 			}
-			f := c.ring[v.next%n]
+			f := c.ring[v.next%n].f
 			v.next++
 			c.mu.RUnlock()
 			return f, nil

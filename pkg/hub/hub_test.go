@@ -78,7 +78,7 @@ func TestRegisteredCameraWaitsForFirstFrame(t *testing.T) {
 }
 
 func TestSlowViewerSkipsAndCounts(t *testing.T) {
-	h := New(WithMaxLag(4), WithRingSize(8))
+	h := New(WithMaxDelay(20*time.Millisecond), WithRingSize(64))
 	c := h.Register("a")
 	slow, fast := c.Subscribe(), c.Subscribe()
 	defer slow.Close()
@@ -96,13 +96,14 @@ func TestSlowViewerSkipsAndCounts(t *testing.T) {
 		for len(got) < int(i+1) {
 			time.Sleep(time.Millisecond)
 		}
+		time.Sleep(2 * time.Millisecond) // 20 frames span more than MaxDelay
 	}
 	for want := uint64(0); want < 20; want++ {
 		if s := <-got; s != want {
 			t.Fatalf("fast viewer: seq %d, want %d", s, want)
 		}
 	}
-	// The slow viewer is 20 frames behind: it skips to the newest.
+	// The slow viewer's next frame is older than MaxDelay: it skips to the newest.
 	if f := next(t, slow); f.Seq != 19 {
 		t.Fatalf("slow viewer resumed at %d, want 19", f.Seq)
 	}
@@ -114,18 +115,28 @@ func TestSlowViewerSkipsAndCounts(t *testing.T) {
 	}
 }
 
-func TestBurstWithinMaxLagIsNotDropped(t *testing.T) {
-	h := New(WithMaxLag(8))
+func TestBurstIsNotDropped(t *testing.T) {
+	h := New(WithMaxDelay(time.Hour), WithRingSize(16))
 	c := h.Register("a")
 	v := c.Subscribe()
 	defer v.Close()
-	for i := range uint64(8) {
+	// A burst as large as the ring arrives at once: a viewer that keeps up
+	// gets all of it.
+	for i := range uint64(16) {
 		h.Publish(mkFrame("a", i))
 	}
-	for want := uint64(0); want < 8; want++ {
+	for want := uint64(0); want < 16; want++ {
 		if f := next(t, v); f.Seq != want {
 			t.Fatalf("seq %d, want %d", f.Seq, want)
 		}
+	}
+	// A burst larger than the ring overwrites what the viewer had not read:
+	// it skips to the newest.
+	for i := uint64(16); i < 16+20; i++ {
+		h.Publish(mkFrame("a", i))
+	}
+	if f := next(t, v); f.Seq != 35 || v.Dropped() != 19 {
+		t.Fatalf("after overflow: seq %d dropped %d, want 35 and 19", f.Seq, v.Dropped())
 	}
 }
 

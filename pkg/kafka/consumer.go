@@ -151,8 +151,9 @@ func (c *Consumer) handle(msg *sarama.ConsumerMessage) {
 
 type handler struct{ c *Consumer }
 
-// Setup moves every claimed partition to its newest record, so viewers get
-// live frames at once, and marks the consumer as consuming.
+// Setup moves every claimed partition to its newest record (unless the
+// group's committed offset is later), so viewers get live frames at once,
+// and marks the consumer as consuming.
 func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 	for topic, parts := range sess.Claims() {
 		for _, p := range parts {
@@ -160,10 +161,10 @@ func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
 			if err != nil {
 				return fmt.Errorf("consumer setup: newest offset of %s/%d: %w", topic, p, err)
 			}
-			if newest > 0 {
-				// The last record of the partition is delivered first.
-				sess.MarkOffset(topic, p, newest-1, "")
-			}
+			// Resolve the start now, not when the partition consumer
+			// starts later: everything produced after Ready is seen.
+			// The last record of the partition is delivered first.
+			sess.MarkOffset(topic, p, max(newest-1, 0), "")
 		}
 	}
 	h.c.consuming.Store(true)

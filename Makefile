@@ -1,0 +1,53 @@
+# streamd — `make run` and `make test` do all set-up on a fresh Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+BIN      := bin/streamd
+CONFIG   ?= config/streamd.yaml
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO       ?= go
+GO_MIN   := 1.26
+# Debian packages: OpenCV 4.6 for gocv v0.31.0, its Haar cascades and sample
+# videos, and the real Kafka clients, browser and proxy the tests use.
+DEB_PKGS := pkg-config libopencv-dev opencv-data opencv-doc kcat python3-kafka chromium nginx-light
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build run test test-short bench vet fmt clean
+
+## deps: install the Debian packages that are missing, and check Go
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go $(GO_MIN) or newer is needed: https://go.dev/dl/ (Debian's golang package is too old)"; exit 1; }
+	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$v" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
+		echo "Go $$v is too old: streamd needs Go $(GO_MIN) or newer"; exit 1; fi
+
+## build: compile bin/streamd
+build: deps
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+## run: build and run the all-in-one default (embedded broker, test pattern, sample video)
+run: build
+	@echo "starting streamd with $(CONFIG); it prints the URL to open (Ctrl-C stops it)"
+	exec ./$(BIN) --config $(CONFIG)
+
+## test: install what is missing, then run every test (unit, Kafka, HTTP, processes, browser)
+test: deps vet
+	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -race -timeout 10m ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte
+
+## bench: Go benchmarks of the hot paths, with allocations
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/hub ./pkg/mjpeg ./pkg/capture
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts headless Debian Chromium for the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := requireTool(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+func TestBrowserShowsLiveTestPattern(t *testing.T) {
+	p := startStreamd(t, "all", `
+embedded:
+  listen: 127.0.0.1:0
+http:
+  listen: 127.0.0.1:0
+cameras:
+  - id: pattern
+    source: testpattern
+    width: 640
+    height: 360
+    fps: 30
+`)
+	p.waitReady(t)
+	ctx := browser(t)
+
+	var mu sync.Mutex
+	var jsErrors []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			mu.Lock()
+			jsErrors = append(jsErrors, fmt.Sprintf("%s (line %d)", e.ExceptionDetails.Text, e.ExceptionDetails.LineNumber))
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("start browser: %v", err)
+	}
+	img := chromedp.CSS(`section[data-camera="pattern"] img`)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(p.url("/")),
+		chromedp.WaitVisible(img),
+		// Wait until the first frame is painted and the stats are shown.
+		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] img').naturalWidth === 640`, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] .fps').textContent.includes("fps")`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	shot1, err := chromedp.Run(ctx, chromedp.Screenshot(img))
+	if err != nil {
+		t.Fatalf("first screenshot: %v", err)
+	}
+	time.Sleep(time.Second)
+	shot2, err := chromedp.Run(ctx, chromedp.Screenshot(img))
+	if err != nil {
+		t.Fatalf("second screenshot: %v", err)
+	}
+	caption, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section[data-camera="pattern"] .bar`)))
+	if err != nil {
+		t.Fatalf("caption: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(jsErrors) > 0 {
+		t.Fatalf("JavaScript errors: %v", jsErrors)
+	}
+	a, b := decodePNG(t, shot1), decodePNG(t, shot2)
+	if a.Bounds() != b.Bounds() || a.Bounds().Dx() < 300 {
+		t.Fatalf("tile screenshots: %v and %v", a.Bounds(), b.Bounds())
+	}
+	changed, total := diff(a, b)
+	if dir := os.Getenv("TEST_ARTIFACTS"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "tile1.png"), shot1, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "tile2.png"), shot2, 0o644)
+	}
+	// The clock, the counter, the bars and the square all move: a live
+	// tile changes a good part of its pixels in a second.
+	if changed*100 < total {
+		t.Fatalf("only %d of %d pixels changed in a second: the tile is not live", changed, total)
+	}
+	if !strings.Contains(caption, "pattern") || !strings.Contains(caption, "viewer") {
+		t.Fatalf("tile caption %q", caption)
+	}
+	t.Logf("%d of %d pixels changed; caption %q", changed, total, caption)
+}
+
+func decodePNG(t *testing.T, b []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return img
+}
+
+// diff counts the pixels that differ noticeably between a and b.
+func diff(a, b image.Image) (changed, total int) {
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			r1, g1, b1, _ := a.At(x, y).RGBA()
+			r2, g2, b2, _ := b.At(x, y).RGBA()
+			d := absDiff(r1, r2) + absDiff(g1, g2) + absDiff(b1, b2)
+			if d > 3*0x1000 {
+				changed++
+			}
+			total++
+		}
+	}
+	return changed, total
+}
+
+func absDiff(a, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}

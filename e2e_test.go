@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+// fileCameraYAML is a camera that streams vtest.avi once, from url, paced
+// at 80 fps so the test takes seconds rather than the file's 80.
+func fileCameraYAML(url string) string {
+	return fmt.Sprintf("cameras:\n  - id: vtest\n    source: %s\n    loop: false\n    fps: 80\n    quality: 75\n", url)
+}
+
+// checkEveryFrame asserts that parts are exactly the frames 0..n-1 of the
+// video, in order, each a valid JPEG with a capture timestamp.
+func checkEveryFrame(t *testing.T, name string, parts []received, n int, decode bool) {
+	t.Helper()
+	for i, r := range parts {
+		p := r.part
+		if p.Seq != uint64(i) {
+			t.Fatalf("%s: part %d has X-Sequence %d: frames must arrive in order, none lost", name, i, p.Seq)
+		}
+		if p.ContentType != "image/jpeg" || p.Timestamp.IsZero() || p.Timestamp.After(r.at) {
+			t.Fatalf("%s: part %d: content type %q, timestamp %v (received %v)", name, i, p.ContentType, p.Timestamp, r.at)
+		}
+		if decode {
+			img, err := jpeg.Decode(bytes.NewReader(p.Data))
+			if err != nil {
+				t.Fatalf("%s: part %d is not a valid JPEG: %v", name, i, err)
+			}
+			if b := img.Bounds(); b.Dx() != 768 || b.Dy() != 576 {
+				t.Fatalf("%s: part %d is %v", name, i, b)
+			}
+		} else if w, h := frame.Dimensions(p.Data); w != 768 || h != 576 || !bytes.HasSuffix(p.Data, []byte{0xff, 0xd9}) {
+			t.Fatalf("%s: part %d is not a whole 768x576 JPEG", name, i)
+		}
+	}
+	if len(parts) != n {
+		t.Fatalf("%s: %d parts, want %d", name, len(parts), n)
+	}
+}
+
+// expectNoMore fails if the viewer receives another part within d: the
+// file has ended, so more would be duplicates.
+func (v *viewer) expectNoMore(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case r := <-v.parts:
+		t.Fatalf("unexpected extra part with X-Sequence %d", r.part.Seq)
+	case <-time.After(d):
+	}
+}
+
+func TestAllInOneStreamsEveryFrameToEveryViewer(t *testing.T) {
+	n := countFrames(t, vtestPath)
+	src := serveGated(t, vtestPath)
+	p := startStreamd(t, "all", `
+role: all
+embedded:
+  listen: 127.0.0.1:0
+  data_dir: `+filepath.Join(t.TempDir(), "kafka")+`
+http:
+  listen: 127.0.0.1:0
+`+fileCameraYAML(src.url()))
+	p.waitReady(t)
+	v1 := watch(t, p.url("/stream/vtest"))
+	v2 := watch(t, p.url("/stream/vtest"))
+	src.open()
+	var wg sync.WaitGroup
+	var parts1, parts2 []received
+	wg.Add(2)
+	go func() { defer wg.Done(); parts1 = v1.take(t, n, 60*time.Second) }()
+	go func() { defer wg.Done(); parts2 = v2.take(t, n, 60*time.Second) }()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	checkEveryFrame(t, "viewer 1", parts1, n, true)
+	checkEveryFrame(t, "viewer 2", parts2, n, false)
+	for i := range parts1 {
+		if !bytes.Equal(parts1[i].part.Data, parts2[i].part.Data) {
+			t.Fatalf("viewers got different bytes for frame %d", i)
+		}
+	}
+	v1.expectNoMore(t, 500*time.Millisecond)
+
+	// The API reports the camera, its viewers and its frames.
+	var cams []struct {
+		ID      string `json:"id"`
+		Viewers int    `json:"viewers"`
+		Frames  int    `json:"frames"`
+		Width   int    `json:"width"`
+	}
+	p.getJSON(t, "/api/cameras", &cams)
+	if len(cams) != 1 || cams[0].ID != "vtest" || cams[0].Viewers != 2 || cams[0].Frames != n || cams[0].Width != 768 {
+		t.Fatalf("/api/cameras: %+v", cams)
+	}
+	// Snapshot: the latest frame.
+	resp, err := http.Get(p.url("/snapshot/vtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || !bytes.Equal(snap, parts1[n-1].part.Data) || resp.Header.Get("X-Sequence") != fmt.Sprint(n-1) {
+		t.Fatalf("snapshot: %s %q seq %s", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("X-Sequence"))
+	}
+	// Unknown cameras and bad ids answer with JSON errors.
+	var e struct{ Error string }
+	if code := p.getJSON(t, "/stream/nope", &e); code != 404 || e.Error != `unknown camera "nope"` {
+		t.Fatalf("unknown camera: %d %q", code, e.Error)
+	}
+	if code := p.getJSON(t, "/snapshot/..x", &e); code != 400 || !strings.Contains(e.Error, "invalid camera id") {
+		t.Fatalf("bad id: %d %q", code, e.Error)
+	}
+	if code := p.getJSON(t, "/healthz", &e); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+}
+
+func TestProducerAndConsumerProcesses(t *testing.T) {
+	n := countFrames(t, vtestPath)
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	common := fmt.Sprintf("embedded:\n  enabled: false\nkafka:\n  brokers: [%s]\n  topic: cams\nhttp:\n  listen: 127.0.0.1:0\n", b.Addr())
+
+	consumer := startStreamd(t, "consumer", "role: consumer\n"+common+"cameras:\n  - id: vtest\n")
+	consumer.waitReady(t)
+	v := watch(t, consumer.url("/stream/vtest"))
+
+	src := serveGated(t, vtestPath)
+	producer := startStreamd(t, "producer", "role: producer\n"+common+fileCameraYAML(src.url()))
+	producer.waitReady(t)
+	// The producer serves only health endpoints.
+	var e struct{ Error string }
+	if code := producer.getJSON(t, "/api/cameras", &e); code != 404 {
+		t.Fatalf("producer /api/cameras: %d", code)
+	}
+	src.open()
+	parts := v.take(t, n, 60*time.Second)
+	checkEveryFrame(t, "viewer", parts, n, true)
+	v.expectNoMore(t, 500*time.Millisecond)
+
+	t.Run("kcat sees key and headers", func(t *testing.T) {
+		kcat := requireTool(t, "kcat")
+		out, err := exec.Command(kcat, "-C", "-b", b.Addr(), "-t", "cams", "-o", "beginning", "-c", "3", "-e", "-q",
+			"-f", "key=%k headers=%h size=%S\n").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat: %v\n%s", err, out)
+		}
+		lines := scanLines(string(out))
+		if len(lines) != 3 {
+			t.Fatalf("kcat printed:\n%s", indent(string(out)))
+		}
+		for i, l := range lines {
+			for _, want := range []string{"key=vtest ", "content-type=image/jpeg", fmt.Sprintf("seq=%d,", i), "captured-at=", "width=768", "height=576"} {
+				if !strings.Contains(l, want) {
+					t.Fatalf("kcat line %d lacks %q: %s", i, want, l)
+				}
+			}
+			if !strings.Contains(l, fmt.Sprintf("size=%d", len(parts[i].part.Data))) {
+				t.Fatalf("kcat line %d: value size differs from the streamed frame (%d bytes): %s", i, len(parts[i].part.Data), l)
+			}
+		}
+	})
+}
+
+var regexpBroker = regexp.MustCompile(`msg="embedded broker started".* addr=(\S+)`)
+
+func TestPythonProducerPNGsAreStreamed(t *testing.T) {
+	python := "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import kafka").CombinedOutput(); err != nil {
+		t.Fatalf("Debian python3-kafka missing (make deps installs it): %v\n%s", err, out)
+	}
+	p := startStreamd(t, "all", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\n")
+	p.waitReady(t) // the topic exists once ready: kafka-python cannot create it
+	var brokerAddr string
+	if m := regexpBroker.FindStringSubmatch(p.logs.String()); m != nil {
+		brokerAddr = m[1]
+	} else {
+		t.Fatalf("no broker address in logs:\n%s", p.logs)
+	}
+	dir := t.TempDir()
+	var pngs [][]byte
+	var paths []string
+	for i := range 6 {
+		img := image.NewRGBA(image.Rect(0, 0, 64+i, 48))
+		for x := range 64 + i {
+			img.Pix[4*x] = byte(40 * i)
+			img.Pix[4*x+3] = 255
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("f%d.png", i))
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pngs, paths = append(pngs, buf.Bytes()), append(paths, path)
+	}
+	script := `
+import sys
+from kafka import KafkaProducer
+p = KafkaProducer(bootstrap_servers=sys.argv[1], api_version=(2, 8, 0), max_request_size=4 << 20)
+for path in sys.argv[3:]:
+    with open(path, "rb") as f:
+        p.send("streamd.frames", key=sys.argv[2].encode(), value=f.read())
+p.flush()
+p.close()
+`
+	send := func(paths ...string) {
+		t.Helper()
+		out, err := exec.Command(python, append([]string{"-c", script, brokerAddr, "py"}, paths...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("python producer: %v\n%s", err, out)
+		}
+	}
+	// The first frame makes the camera known; then a viewer joins and gets
+	// it at once, followed by the rest.
+	send(paths[0])
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var cams []struct{ ID string }
+		p.getJSON(t, "/api/cameras", &cams)
+		if len(cams) == 1 && cams[0].ID == "py" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera py never appeared: %+v", cams)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v := watch(t, p.url("/stream/py"))
+	first := v.take(t, 1, 10*time.Second)
+	send(paths[1:]...)
+	rest := v.take(t, 5, 20*time.Second)
+	for i, r := range append(first, rest...) {
+		if r.part.ContentType != "image/png" || !bytes.Equal(r.part.Data, pngs[i]) {
+			t.Fatalf("part %d: %q, %d bytes; want PNG %d bytes", i, r.part.ContentType, len(r.part.Data), len(pngs[i]))
+		}
+		if r.part.Timestamp.IsZero() {
+			t.Fatalf("part %d has no timestamp (the record timestamp should be used)", i)
+		}
+	}
+}
+
+func TestBadConfigExitsWithCode2(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, want string
+	}{
+		{"kafka:\n  brokerz: [x:1]\n", `unknown key "kafka.brokerz"`},
+		{"cameras:\n  - id: a\n    source: testpattern\n  - id: a\n    source: testpattern\n", `"cameras[1].id": duplicate camera id "a" (also cameras[0])`},
+		{"cameras:\n  - id: a\n    source: /nonexistent/video.mp4\n", `"cameras[0].source": cannot read video file: open /nonexistent/video.mp4: no such file or directory`},
+		{"role: consumer\nembedded:\n  enabled: false\n", `"kafka.brokers": role "consumer" needs at least one broker`},
+	} {
+		path := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "--config", path)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 {
+			t.Fatalf("exit code %v for %q: %v\n%s", cmd.ProcessState, tc.want, err, out)
+		}
+		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "http listening") {
+			t.Fatalf("output does not say %q (or something started):\n%s", tc.want, out)
+		}
+	}
+	out, err := exec.Command(binary, "--config", "config/streamd.yaml", "--check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration OK") {
+		t.Fatalf("shipped config --check: %v\n%s", err, out)
+	}
+	cmd := exec.Command(binary, "--role", "viewer")
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `"role": must be producer, consumer or all, got "viewer"`) {
+		t.Fatalf("--role viewer: %s", out)
+	}
+}
+
+func TestMissingCameraIsReportedAndRetried(t *testing.T) {
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	p := startStreamd(t, "producer", fmt.Sprintf("role: producer\nembedded:\n  enabled: false\nkafka:\n  brokers: [%s]\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n  - id: door\n    source: /dev/video97\n", b.Addr()))
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(p.logs.String(), "open camera device /dev/video97: not available") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no clear error for the missing camera:\n%s", p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(p.logs.String(), "camera=door") {
+		t.Fatalf("error does not name the camera:\n%s", p.logs)
+	}
+}

@@ -36,6 +36,18 @@ func TestShippedConfigLoads(t *testing.T) {
 	}
 }
 
+func TestExampleRoleConfigsLoad(t *testing.T) {
+	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer} {
+		cfg, err := Load(Sources{File: "../../config/" + file})
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if cfg.Role != role || cfg.Embedded.Enabled || len(cfg.Kafka.Brokers) == 0 {
+			t.Fatalf("%s: %+v", file, cfg)
+		}
+	}
+}
+
 func TestEveryKeyOfTheShippedConfigIsDocumented(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {

@@ -13,13 +13,22 @@ import (
 	"syscall"
 
 	"github.com/streamd/streamd/pkg/app"
+	"github.com/streamd/streamd/pkg/bench"
 	"github.com/streamd/streamd/pkg/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := bench.Main(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 // setFlags collects repeated --set key=value flags.
 type setFlags map[string]string
@@ -72,7 +81,7 @@ func run(args []string) int {
 	log := app.NewLogger(cfg.Log, os.Stderr).With("version", version)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, cfg, log); err != nil {
+	if err := app.Run(ctx, cfg, log, version); err != nil {
 		log.Error("streamd failed", "err", err)
 		return 1
 	}

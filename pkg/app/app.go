@@ -21,6 +21,7 @@ import (
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
 )
@@ -41,8 +42,10 @@ func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 
 // App is one streamd process.
 type App struct {
-	cfg *config.Config
-	log *slog.Logger
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+	metrics *metrics.Metrics
 
 	broker *broker.Broker
 	hub    *hub.Hub
@@ -62,9 +65,55 @@ type App struct {
 	shutdownErr  error
 }
 
-// New returns an App for cfg. Nothing is started until Start.
-func New(cfg *config.Config, log *slog.Logger) *App {
-	return &App{cfg: cfg, log: log}
+// New returns an App for cfg; version labels its metrics. Nothing is
+// started until Start.
+func New(cfg *config.Config, log *slog.Logger, version string) *App {
+	a := &App{cfg: cfg, log: log, version: version}
+	a.metrics = metrics.New(version, a.snapshot)
+	return a
+}
+
+// snapshot gathers every component's counters for a metrics scrape.
+func (a *App) snapshot() metrics.Snapshot {
+	var s metrics.Snapshot
+	byID := map[string]*metrics.Camera{}
+	cam := func(id string) *metrics.Camera {
+		if byID[id] == nil {
+			byID[id] = &metrics.Camera{ID: id}
+		}
+		return byID[id]
+	}
+	a.mu.Lock()
+	producer, consumer, cameras := a.producer, a.consumer, a.cameras
+	a.mu.Unlock()
+	if a.cfg.NeedsProducer() {
+		for _, c := range cameras {
+			st := c.Stats()
+			m := cam(st.ID)
+			m.Captured, m.Published, m.PublishDropped = st.Captured, st.Published, st.Dropped
+			m.EncodeSeconds = st.EncodeMS * float64(st.Captured) / 1000
+		}
+		s.Producer = &metrics.Producer{}
+		if producer != nil {
+			ps := producer.Stats()
+			*s.Producer = metrics.Producer{Sent: ps.Sent, Failed: ps.Failed, TooLarge: ps.TooLarge, Backlog: ps.Backlog}
+		}
+	}
+	if a.hub != nil {
+		for _, st := range a.hub.Cameras() {
+			m := cam(st.ID)
+			m.Consumed, m.ConsumedBytes, m.SlowViewerDropped, m.Viewers = st.Frames, st.Bytes, st.Dropped, st.Viewers
+		}
+		s.Consumer = &metrics.Consumer{CameraLimitDropped: a.hub.Rejected()}
+		if consumer != nil {
+			cs := consumer.Stats()
+			s.Consumer.Consumed, s.Consumer.Invalid, s.Consumer.Errors = cs.Consumed, cs.Invalid, cs.Errors
+		}
+	}
+	for _, m := range byID {
+		s.Cameras = append(s.Cameras, *m)
+	}
+	return s
 }
 
 // Start starts the embedded broker (if enabled) and the HTTP server, then
@@ -102,6 +151,7 @@ func (a *App) Start() error {
 		a.hub = hub.New(
 			hub.WithRingSize(cfg.Hub.RingSize),
 			hub.WithMaxDelay(cfg.Hub.MaxDelay),
+			hub.WithEncoder(web.EncodePart),
 			hub.WithLogger(a.log.With("component", "hub")),
 		)
 		for _, c := range cfg.Cameras {
@@ -118,7 +168,11 @@ func (a *App) Start() error {
 		Static:       static.FS,
 		Checks:       checks,
 		WriteTimeout: cfg.HTTP.WriteTimeout,
+		UnsentLimit:  cfg.HTTP.UnsentLimit,
+		Pprof:        cfg.HTTP.Pprof,
 		Logger:       a.log.With("component", "http"),
+		Metrics:      a.metrics.Handler(),
+		Latency:      a.metrics.LatencyObserver,
 	})
 	if err != nil {
 		_ = a.Shutdown(context.Background())
@@ -394,8 +448,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 // Run starts the app, waits for ctx to end, then shuts down within
 // ShutdownTimeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	a := New(cfg, log)
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
+	a := New(cfg, log, version)
 	if err := a.Start(); err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func TestBecomesReadyWhenKafkaAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, slog.New(slog.DiscardHandler))
+	a := New(cfg, slog.New(slog.DiscardHandler), "test")
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: config.SourceTestPattern, Width: 160, Height: 120, FPS: 30, Quality: 80}}
-	a := New(cfg, slog.New(slog.DiscardHandler))
+	a := New(cfg, slog.New(slog.DiscardHandler), "test")
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, slog.New(slog.DiscardHandler))
+	a := New(cfg, slog.New(slog.DiscardHandler), "test")
 	err = a.Start()
 	if err == nil || !strings.Contains(err.Error(), "http listen on "+ln.Addr().String()) {
 		t.Fatalf("got %v", err)

@@ -63,6 +63,12 @@ type EmbeddedConfig struct {
 type HTTPConfig struct {
 	Listen       string        `koanf:"listen"`        // host:port
 	WriteTimeout time.Duration `koanf:"write_timeout"` // deadline for each streamed part
+	// UnsentLimit caps the bytes of a stream that may wait unsent in the
+	// kernel (TCP_NOTSENT_LOWAT): past it a write blocks, so a slow viewer
+	// falls behind in the hub, where it skips frames, instead of in socket
+	// buffers, where its video would grow stale. 0 leaves the kernel's.
+	UnsentLimit int  `koanf:"unsent_limit"`
+	Pprof       bool `koanf:"pprof"` // serve /debug/pprof/ (for profiling; keep off in production)
 }
 
 // HubConfig tunes the in-memory fan-out.
@@ -108,7 +114,7 @@ func Default() Config {
 			SegmentBytes:   16 << 20,
 			RetentionCheck: 30 * time.Second,
 		},
-		HTTP: HTTPConfig{Listen: ":8080", WriteTimeout: 10 * time.Second},
+		HTTP: HTTPConfig{Listen: ":8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10},
 		Hub:  HubConfig{RingSize: 32, MaxDelay: 250 * time.Millisecond},
 	}
 }

@@ -169,6 +169,9 @@ func (c *Config) Validate() error {
 	if c.HTTP.WriteTimeout < 1e8 {
 		bad("http.write_timeout", "must be at least 100ms, got %s", c.HTTP.WriteTimeout)
 	}
+	if c.HTTP.UnsentLimit < 0 || (c.HTTP.UnsentLimit > 0 && c.HTTP.UnsentLimit < 4096) {
+		bad("http.unsent_limit", "must be 0 (kernel default) or at least 4096, got %d", c.HTTP.UnsentLimit)
+	}
 	if c.Hub.MaxDelay < 10*time.Millisecond || c.Hub.MaxDelay > time.Minute {
 		bad("hub.max_delay", "must be between 10ms and 1m, got %s", c.Hub.MaxDelay)
 	}

@@ -49,6 +49,12 @@ func WithMaxDelay(d time.Duration) Option { return func(h *Hub) { h.maxDelay = d
 // and counted, so a flood of random keys cannot exhaust memory.
 func WithMaxCameras(n int) Option { return func(h *Hub) { h.maxCameras = n } }
 
+// WithEncoder sets a function that turns each frame into its wire form
+// once, when it is published; every viewer then gets the same bytes from
+// Next (for MJPEG: the whole part, so that each viewer sends it with one
+// write). Default: none, Next returns nil bytes.
+func WithEncoder(fn func(*frame.Frame) []byte) Option { return func(h *Hub) { h.encode = fn } }
+
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(h *Hub) { h.log = l } }
 
@@ -59,6 +65,7 @@ type Hub struct {
 	maxDelay   time.Duration
 	maxCameras int
 	epoch      time.Time // arrival times are monotonic nanoseconds since epoch
+	encode     func(*frame.Frame) []byte
 
 	mu      sync.RWMutex
 	cameras map[string]*Camera
@@ -185,19 +192,24 @@ type Camera struct {
 	dropped atomic.Uint64 // frames skipped by slow viewers, summed over viewers
 }
 
-// slot is a ring entry: a frame and when it arrived at the hub.
+// slot is a ring entry: a frame, its wire form and when it arrived.
 type slot struct {
-	f  *frame.Frame
-	at time.Duration // since the hub's epoch (monotonic)
+	f    *frame.Frame
+	wire []byte        // from the hub's encoder, nil without one
+	at   time.Duration // since the hub's epoch (monotonic)
 }
 
 // ID returns the camera id.
 func (c *Camera) ID() string { return c.id }
 
 func (c *Camera) publish(f *frame.Frame) {
+	var wire []byte
+	if c.hub.encode != nil {
+		wire = c.hub.encode(f)
+	}
 	at := time.Since(c.hub.epoch)
 	c.mu.Lock()
-	c.ring[c.head%uint64(len(c.ring))] = slot{f, at}
+	c.ring[c.head%uint64(len(c.ring))] = slot{f, wire, at}
 	c.head++
 	ch := c.notify
 	c.notify = make(chan struct{})
@@ -309,13 +321,14 @@ type Viewer struct {
 	closed  bool
 }
 
-// Next returns the next frame for this viewer, waiting for one if needed. If
-// the viewer's next frame arrived more than MaxDelay before the newest, or
-// was already overwritten in the ring, it skips to the newest frame and
-// counts the skipped ones. It returns ctx.Err() when ctx ends.
-func (v *Viewer) Next(ctx context.Context) (*frame.Frame, error) {
+// Next returns the next frame for this viewer and its wire form (nil
+// without an encoder), waiting for one if needed. If the viewer's next frame
+// arrived more than MaxDelay before the newest, or was already overwritten
+// in the ring, it skips to the newest frame and counts the skipped ones. It
+// returns ctx.Err() when ctx ends. The bytes are shared: do not modify them.
+func (v *Viewer) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 	if v.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	c := v.c
 	n := uint64(len(c.ring))
@@ -330,17 +343,17 @@ func (v *Viewer) Next(ctx context.Context) (*frame.Frame, error) {
 				v.dropped += skipped
 				c.dropped.Add(skipped)
 			}
-			f := c.ring[v.next%n].f
+			sl := c.ring[v.next%n]
 			v.next++
 			c.mu.RUnlock()
-			return f, nil
+			return sl.f, sl.wire, nil
 		}
 		wait := c.notify
 		c.mu.RUnlock()
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 }

@@ -20,7 +20,7 @@ func next(t *testing.T, v *Viewer) *frame.Frame {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	f, err := v.Next(ctx)
+	f, _, err := v.Next(ctx)
 	if err != nil {
 		t.Fatalf("next: %v", err)
 	}
@@ -60,7 +60,7 @@ func TestRegisteredCameraWaitsForFirstFrame(t *testing.T) {
 	defer v.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := v.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := v.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("next on an empty camera: %v, want deadline exceeded", err)
 	}
 	h.Publish(mkFrame("lobby", 0))
@@ -140,6 +140,25 @@ func TestBurstIsNotDropped(t *testing.T) {
 	}
 }
 
+func TestEncoderRunsOncePerFrame(t *testing.T) {
+	calls := 0
+	h := New(WithEncoder(func(f *frame.Frame) []byte {
+		calls++
+		return append([]byte("wire:"), f.Data...)
+	}))
+	c := h.Register("a")
+	v1, v2 := c.Subscribe(), c.Subscribe()
+	defer v1.Close()
+	defer v2.Close()
+	h.Publish(mkFrame("a", 3))
+	ctx := context.Background()
+	_, w1, err1 := v1.Next(ctx)
+	_, w2, err2 := v2.Next(ctx)
+	if err1 != nil || err2 != nil || calls != 1 || &w1[0] != &w2[0] || string(w1[:5]) != "wire:" {
+		t.Fatalf("calls %d, shared %v, %q %v %v", calls, &w1[0] == &w2[0], w1, err1, err2)
+	}
+}
+
 func TestCameraLimit(t *testing.T) {
 	h := New(WithMaxCameras(2))
 	h.Publish(mkFrame("a", 0))
@@ -177,7 +196,7 @@ func TestConcurrentViewersSeeOrderedFrames(t *testing.T) {
 			ready.Done()
 			last := int64(-1)
 			for {
-				f, err := v.Next(ctx)
+				f, _, err := v.Next(ctx)
 				if err != nil {
 					return
 				}
@@ -217,7 +236,7 @@ func TestNextAllocatesNothing(t *testing.T) {
 	// Steady state: the frame is already in the ring when the viewer asks.
 	allocs := testing.AllocsPerRun(1000, func() {
 		h.Publish(f)
-		if _, err := v.Next(ctx); err != nil {
+		if _, _, err := v.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -244,7 +263,7 @@ func BenchmarkFanOut(b *testing.B) {
 					defer wg.Done()
 					defer v.Close()
 					for {
-						if _, err := v.Next(ctx); err != nil {
+						if _, _, err := v.Next(ctx); err != nil {
 							return
 						}
 					}

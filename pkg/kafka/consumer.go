@@ -19,6 +19,7 @@ import (
 type ConsumerStats struct {
 	Consumed uint64 // records that became frames
 	Invalid  uint64 // records skipped: not an image, or a bad key
+	Errors   uint64 // consumer group errors
 }
 
 // Consumer reads frames with a consumer group and hands each to a sink.
@@ -38,6 +39,7 @@ type Consumer struct {
 	consuming           atomic.Bool
 	lastErr             atomic.Pointer[string]
 	consumed, invalid   atomic.Uint64
+	errCount            atomic.Uint64
 	invalidLog, errsLog *lograte.Limiter
 
 	closeOnce sync.Once
@@ -63,6 +65,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer close(c.done)
 	go func() {
 		for err := range c.group.Errors() {
+			c.errCount.Add(1)
 			c.setErr(err)
 			if ok, n := c.errsLog.Allow(); ok {
 				c.log.Warn("consumer error", "err", err, "similar_errors_suppressed", n)
@@ -113,7 +116,7 @@ func (c *Consumer) Ready() error {
 
 // Stats returns the consumer's counters.
 func (c *Consumer) Stats() ConsumerStats {
-	return ConsumerStats{Consumed: c.consumed.Load(), Invalid: c.invalid.Load()}
+	return ConsumerStats{Consumed: c.consumed.Load(), Invalid: c.invalid.Load(), Errors: c.errCount.Load()}
 }
 
 // Close leaves the group, committing marked offsets. It is idempotent.

@@ -48,16 +48,24 @@ var delimiter = []byte("\r\n--" + Boundary + "\r\n")
 // WritePart writes p: its headers, its data and then the boundary that ends
 // it. The first call writes the opening boundary first.
 func (w *Writer) WritePart(p Part) error {
-	b := w.buf[:0]
 	if !w.started {
-		b = append(b, delimiter[2:]...)
+		if _, err := w.w.Write(Opening); err != nil {
+			return fmt.Errorf("write opening boundary: %w", err)
+		}
+		w.started = true
 	}
-	b = AppendHeader(b, p)
+	return w.WriteBody(p)
+}
+
+// WriteBody writes p without the opening boundary, for a stream whose
+// opening (Opening) was already written.
+func (w *Writer) WriteBody(p Part) error {
+	w.started = true
+	b := AppendHeader(w.buf[:0], p)
 	w.buf = b
 	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("write part header: %w", err)
 	}
-	w.started = true
 	if _, err := w.w.Write(p.Data); err != nil {
 		return fmt.Errorf("write part data: %w", err)
 	}
@@ -65,6 +73,19 @@ func (w *Writer) WritePart(p Part) error {
 		return fmt.Errorf("write part boundary: %w", err)
 	}
 	return nil
+}
+
+// Opening is what a stream starts with, before its first part (when the
+// parts are written with AppendPart).
+var Opening = delimiter[2:]
+
+// AppendPart appends the whole wire form of p to dst: its headers, its data
+// and the boundary that ends it, as WritePart writes them. Every viewer of a
+// frame can share one such slice and send it with a single write.
+func AppendPart(dst []byte, p Part) []byte {
+	dst = AppendHeader(dst, p)
+	dst = append(dst, p.Data...)
+	return append(dst, delimiter...)
 }
 
 // AppendHeader appends the MIME header block of p (ending with the blank
@@ -143,6 +164,11 @@ var ErrMalformed = errors.New("malformed multipart stream")
 // multipart/x-mixed-replace stream whose parts carry Content-Length). It
 // reuses its buffers: the Part returned by Next is valid until the next call.
 type Reader struct {
+	// SkipData discards each part's image bytes instead of reading them
+	// into Part.Data (which is then nil): for clients that need only the
+	// headers, such as benchmarks.
+	SkipData bool
+
 	r        *bufio.Reader
 	boundary []byte
 	data     []byte
@@ -218,15 +244,24 @@ func (r *Reader) Next() (Part, error) {
 	if length < 0 {
 		return p, fmt.Errorf("%w: part without Content-Length", ErrMalformed)
 	}
-	if cap(r.data) < length {
-		r.data = make([]byte, length)
-	}
-	p.Data = r.data[:length]
-	if _, err := io.ReadFull(r.r, p.Data); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if r.SkipData {
+		if n, err := r.r.Discard(length); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return p, fmt.Errorf("skip part data (%d of %d bytes): %w", n, length, err)
 		}
-		return p, fmt.Errorf("read part data: %w", err)
+	} else {
+		if cap(r.data) < length {
+			r.data = make([]byte, length)
+		}
+		p.Data = r.data[:length]
+		if _, err := io.ReadFull(r.r, p.Data); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return p, fmt.Errorf("read part data: %w", err)
+		}
 	}
 	// The data is followed by CRLF and the boundary line (or the closing
 	// boundary "--b--").

@@ -45,6 +45,37 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestAppendPartMatchesWriter(t *testing.T) {
+	p1 := Part{ContentType: "image/jpeg", Timestamp: time.Unix(5, 6000), Seq: 9, Data: []byte("abc")}
+	p2 := Part{ContentType: "image/png", Seq: 10, Data: []byte("defg")}
+	var viaWriter bytes.Buffer
+	w := NewWriter(&viaWriter)
+	_ = w.WritePart(p1)
+	_ = w.WritePart(p2)
+	viaAppend := AppendPart(AppendPart(append([]byte(nil), Opening...), p1), p2)
+	if !bytes.Equal(viaWriter.Bytes(), viaAppend) {
+		t.Fatalf("AppendPart differs from WritePart:\n%q\n%q", viaWriter.Bytes(), viaAppend)
+	}
+}
+
+func TestReaderSkipData(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	for i := range uint64(3) {
+		if err := w.WritePart(Part{ContentType: "image/jpeg", Seq: i, Data: bytes.Repeat([]byte{byte(i)}, 70000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(&buf, Boundary)
+	r.SkipData = true
+	for i := range uint64(3) {
+		p, err := r.Next()
+		if err != nil || p.Seq != i || p.Data != nil {
+			t.Fatalf("part %d: %v seq %d data %d", i, err, p.Seq, len(p.Data))
+		}
+	}
+}
+
 func TestReaderRejectsMalformed(t *testing.T) {
 	for name, stream := range map[string]string{
 		"no length":    "--b\r\nContent-Type: image/jpeg\r\n\r\nxx\r\n--b\r\n",

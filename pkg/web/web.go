@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
@@ -36,6 +38,16 @@ type Options struct {
 	Checks       []Check       // for /readyz
 	WriteTimeout time.Duration // deadline for each streamed part; default 10s
 	Logger       *slog.Logger  // default: discard
+	// Metrics, if set, is served at /metrics.
+	Metrics http.Handler
+	// UnsentLimit sets TCP_NOTSENT_LOWAT on stream connections (0: kernel
+	// default); see config.HTTPConfig.UnsentLimit.
+	UnsentLimit int
+	// Pprof serves the runtime profiles at /debug/pprof/.
+	Pprof bool
+	// Latency, if set, returns a camera's recorder of capture→serve
+	// latency; it is resolved once per stream and called for every part.
+	Latency func(camera string) func(time.Duration)
 }
 
 // Server is a running HTTP server.
@@ -71,7 +83,10 @@ func Start(o Options) (*Server, error) {
 	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{})}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
-		BaseContext:       func(net.Listener) context.Context { return s.base },
+		BaseContext: func(net.Listener) context.Context { return s.base },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 		Handler:           s.Router(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -131,6 +146,16 @@ func (s *Server) Router() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
+	if s.o.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.o.Metrics)
+	}
+	if s.o.Pprof {
+		r.HandleFunc("/debug/pprof/*", pprof.Index)
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if s.o.Hub != nil {
 		r.Get("/", s.index)
 		if s.o.Static != nil {
@@ -248,7 +273,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	noCache(h)
 	h.Set("Content-Type", mjpeg.ContentType)
 	h.Set("X-Accel-Buffering", "no")
-	h.Set("Connection", "close")
+	// No chunked encoding: the stream is the body until the connection
+	// closes, as MJPEG servers send it, so a part is one write.
+	h.Set("Transfer-Encoding", "identity")
+	if s.o.UnsentLimit > 0 {
+		if err := setUnsentLimit(r.Context(), s.o.UnsentLimit); err != nil {
+			log.Debug("cannot limit unsent bytes", "err", err)
+		}
+	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
 	w.WriteHeader(http.StatusOK)
@@ -256,11 +288,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Debug("viewer joined")
-	mw := mjpeg.NewWriter(w)
 	ctx := r.Context()
+	observe := func(time.Duration) {}
+	if s.o.Latency != nil {
+		observe = s.o.Latency(c.ID())
+	}
+	// Parts come from the hub already encoded (see EncodePart): one write
+	// per part, shared bytes, nothing formatted per viewer. Without an
+	// encoder (tests, other embedders) they are written piece by piece.
+	mw := mjpeg.NewWriter(w)
+	if _, err := w.Write(mjpeg.Opening); err != nil {
+		return
+	}
 	var sent uint64
 	for {
-		f, err := v.Next(ctx)
+		f, wire, err := v.Next(ctx)
 		if err != nil {
 			break
 		}
@@ -269,16 +311,57 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		if err := rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
 			break
 		}
-		if err := mw.WritePart(mjpeg.Part{ContentType: f.ContentType, Timestamp: f.CapturedAt, Seq: f.Seq, Data: f.Data}); err != nil {
+		if wire != nil {
+			_, err = w.Write(wire)
+		} else {
+			err = mw.WriteBody(mjpeg.Part{ContentType: f.ContentType, Timestamp: f.CapturedAt, Seq: f.Seq, Data: f.Data})
+		}
+		if err != nil {
 			log.Debug("viewer write failed", "err", err)
 			break
 		}
 		if err := rc.Flush(); err != nil {
 			break
 		}
+		observe(time.Since(f.CapturedAt))
 		sent++
 	}
 	log.Debug("viewer left", "frames", sent, "dropped", v.Dropped())
+}
+
+// EncodePart is the hub encoder for MJPEG streams: the whole part of a
+// frame, built once and shared by every viewer.
+func EncodePart(f *frame.Frame) []byte {
+	p := mjpeg.Part{ContentType: f.ContentType, Timestamp: f.CapturedAt, Seq: f.Seq, Data: f.Data}
+	return mjpeg.AppendPart(make([]byte, 0, len(f.Data)+160), p)
+}
+
+type connKey struct{}
+
+// setUnsentLimit sets TCP_NOTSENT_LOWAT on the request's connection.
+func setUnsentLimit(ctx context.Context, n int) error {
+	c, ok := ctx.Value(connKey{}).(net.Conn)
+	if !ok {
+		return errors.New("no connection in context")
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("not a TCP connection: %T", c)
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, n)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set TCP_NOTSENT_LOWAT: %w", serr)
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

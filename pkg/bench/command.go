@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Main runs `streamd bench ARGS` and returns the exit code. Without --url it
+// starts its own streamd (this executable, all-in-one, embedded broker, a
+// 1280x720 30 fps test pattern) as a separate process, so that the server's
+// CPU is measured apart from the bench client's.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("streamd bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o Options
+	fs.StringVar(&o.URL, "url", "", "base URL of a running streamd (default: start one with the embedded broker)")
+	fs.StringVar(&o.Camera, "camera", "pattern", "camera to watch")
+	fs.IntVar(&o.Viewers, "viewers", 100, "normal viewers")
+	fs.IntVar(&o.SlowViewers, "slow", 0, "slow viewers")
+	fs.IntVar(&o.SlowRate, "slow-rate", 50000, "bytes per second a slow viewer reads")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measurement time")
+	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "time between connecting and measuring")
+	fs.BoolVar(&o.Ceiling, "ceiling", true, "also measure plain loopback TCP moving the same bytes")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	width := fs.Int("width", 1280, "test pattern width (own server only)")
+	height := fs.Int("height", 720, "test pattern height (own server only)")
+	fps := fs.Int("fps", 30, "test pattern frame rate (own server only)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.Viewers < 1 || o.SlowViewers < 0 || o.SlowRate < 1 || o.Duration < time.Second {
+		fmt.Fprintln(stderr, "streamd bench: need --viewers ≥ 1, --slow ≥ 0, --slow-rate ≥ 1 and --duration ≥ 1s")
+		return 2
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if o.URL == "" {
+		stop, url, err := startOwn(ctx, *width, *height, *fps, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "streamd bench:", err)
+			return 1
+		}
+		defer stop()
+		o.URL = url
+		o.Camera = "pattern"
+	}
+	rep, err := Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd bench:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.Table(stdout)
+	}
+	return 0
+}
+
+var listeningRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
+
+// startOwn starts this executable as an all-in-one streamd and returns a
+// function that stops it and its base URL.
+func startOwn(ctx context.Context, width, height, fps int, stderr io.Writer) (func(), string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", fmt.Errorf("find own executable: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "streamd-bench-")
+	if err != nil {
+		return nil, "", fmt.Errorf("temp dir: %w", err)
+	}
+	cfg := fmt.Sprintf(`role: all
+log:
+  level: warn
+embedded:
+  listen: 127.0.0.1:0
+  data_dir: %s
+http:
+  listen: 127.0.0.1:0
+cameras:
+  - id: pattern
+    source: testpattern
+    width: %d
+    height: %d
+    fps: %d
+`, filepath.Join(dir, "kafka"), width, height, fps)
+	path := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, "", fmt.Errorf("write bench config: %w", err)
+	}
+	// Log at info for the listen line, quietly otherwise.
+	cmd := exec.Command(exe, "--config", path, "--set", "log.level=info")
+	cmd.Stdout = io.Discard
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("start streamd: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		os.RemoveAll(dir)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(logs)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
+				addr <- m[1]
+				sent = true
+			}
+			if !sent || containsLevel(line, "WARN", "ERROR") {
+				fmt.Fprintln(stderr, "  server:", line)
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return stop, "http://" + a, nil
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, "", errors.New("own streamd did not start listening within 30s")
+	case <-ctx.Done():
+		stop()
+		return nil, "", ctx.Err()
+	}
+}
+
+func containsLevel(line string, levels ...string) bool {
+	for _, l := range levels {
+		if regexp.MustCompile(`level=` + l + `\b`).MatchString(line) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,150 @@
+// Package metrics exposes streamd's Prometheus metrics. The hot path touches
+// it through one hook (a per-viewer latency observer, resolved once per
+// stream); every counter is read at scrape time from a Snapshot that the app
+// assembles from its components, so no other package depends on this one.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Snapshot is the state of the process at one scrape.
+type Snapshot struct {
+	Cameras  []Camera
+	Producer *Producer // nil unless this process produces
+	Consumer *Consumer // nil unless this process consumes
+}
+
+// Camera is one camera's counters. Producer-side fields are zero in a
+// consumer, consumer-side fields zero in a producer.
+type Camera struct {
+	ID string
+	// producer side
+	Captured       uint64
+	Published      uint64
+	PublishDropped uint64  // refused by the producer: too large, backlog full
+	EncodeSeconds  float64 // total JPEG encode time
+	// consumer side
+	Consumed          uint64
+	ConsumedBytes     uint64
+	SlowViewerDropped uint64 // frames skipped by slow viewers (summed over viewers)
+	Viewers           int64
+}
+
+// Producer is the Kafka producer's counters.
+type Producer struct {
+	Sent, Failed, TooLarge, Backlog uint64
+}
+
+// Consumer is the Kafka consumer's counters.
+type Consumer struct {
+	Consumed, Invalid, Errors uint64
+	CameraLimitDropped        uint64
+}
+
+// Metrics owns a registry with streamd's metrics.
+type Metrics struct {
+	reg     *prometheus.Registry
+	latency *prometheus.HistogramVec
+}
+
+// New returns a registry with build info, Go and process metrics, the
+// capture→serve latency histogram, and the counters read from snapshot at
+// every scrape.
+func New(version string, snapshot func() Snapshot) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "streamd_build_info",
+		Help:        "Build information; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "streamd_frame_latency_seconds",
+		Help:    "Capture to serve latency of frames written to viewers.",
+		Buckets: []float64{.002, .005, .01, .015, .02, .03, .04, .05, .075, .1, .15, .25, .5, 1, 2.5},
+	}, []string{"camera"})
+	reg.MustRegister(build, latency, &collector{snapshot: snapshot})
+	return &Metrics{reg: reg, latency: latency}
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// LatencyObserver returns the latency recorder of one camera; resolve it
+// once per stream, then call it per frame (it does not allocate).
+func (m *Metrics) LatencyObserver(camera string) func(time.Duration) {
+	o := m.latency.WithLabelValues(camera)
+	return func(d time.Duration) { o.Observe(d.Seconds()) }
+}
+
+// Forget drops a camera's latency series (when the camera is gone).
+func (m *Metrics) Forget(camera string) { m.latency.DeleteLabelValues(camera) }
+
+var (
+	descCaptured = prometheus.NewDesc("streamd_camera_frames_captured_total", "Frames read from the source and encoded.", []string{"camera"}, nil)
+	descProduced = prometheus.NewDesc("streamd_camera_frames_produced_total", "Frames handed to the Kafka producer.", []string{"camera"}, nil)
+	descEncode   = prometheus.NewDesc("streamd_camera_encode_seconds_total", "Time spent encoding JPEG.", []string{"camera"}, nil)
+	descConsumed = prometheus.NewDesc("streamd_camera_frames_consumed_total", "Frames received from Kafka.", []string{"camera"}, nil)
+	descBytes    = prometheus.NewDesc("streamd_camera_bytes_consumed_total", "Image bytes received from Kafka.", []string{"camera"}, nil)
+	descDropped  = prometheus.NewDesc("streamd_camera_frames_dropped_total", "Frames dropped, by reason: producer_refused (too large or backlog full) or slow_viewer (skipped for viewers that fell behind, summed over viewers).", []string{"camera", "reason"}, nil)
+	descViewers  = prometheus.NewDesc("streamd_camera_viewers", "Viewers connected to the camera's stream.", []string{"camera"}, nil)
+	descSent     = prometheus.NewDesc("streamd_kafka_produced_total", "Records acknowledged by the broker.", nil, nil)
+	descProdErr  = prometheus.NewDesc("streamd_kafka_produce_errors_total", "Records the broker rejected or that could not be delivered.", nil, nil)
+	descProdDrop = prometheus.NewDesc("streamd_kafka_produce_dropped_total", "Frames dropped before sending, by reason: too_large or backlog.", []string{"reason"}, nil)
+	descConsRecs = prometheus.NewDesc("streamd_kafka_consumed_total", "Records consumed that became frames.", nil, nil)
+	descConsBad  = prometheus.NewDesc("streamd_kafka_consume_invalid_total", "Records skipped: not an image or a bad key.", nil, nil)
+	descConsErr  = prometheus.NewDesc("streamd_kafka_consume_errors_total", "Consumer group errors.", nil, nil)
+	descCamLimit = prometheus.NewDesc("streamd_hub_camera_limit_dropped_total", "Frames of new cameras dropped because the camera limit was reached.", nil, nil)
+	allCollected = []*prometheus.Desc{descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+)
+
+type collector struct{ snapshot func() Snapshot }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allCollected {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	for _, cam := range s.Cameras {
+		if s.Producer != nil {
+			ch <- prometheus.MustNewConstMetric(descCaptured, prometheus.CounterValue, float64(cam.Captured), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descProduced, prometheus.CounterValue, float64(cam.Published), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descEncode, prometheus.CounterValue, cam.EncodeSeconds, cam.ID)
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(cam.PublishDropped), cam.ID, "producer_refused")
+		}
+		if s.Consumer != nil {
+			ch <- prometheus.MustNewConstMetric(descConsumed, prometheus.CounterValue, float64(cam.Consumed), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(cam.ConsumedBytes), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(cam.SlowViewerDropped), cam.ID, "slow_viewer")
+			ch <- prometheus.MustNewConstMetric(descViewers, prometheus.GaugeValue, float64(cam.Viewers), cam.ID)
+		}
+	}
+	if p := s.Producer; p != nil {
+		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(p.Sent))
+		ch <- prometheus.MustNewConstMetric(descProdErr, prometheus.CounterValue, float64(p.Failed))
+		ch <- prometheus.MustNewConstMetric(descProdDrop, prometheus.CounterValue, float64(p.TooLarge), "too_large")
+		ch <- prometheus.MustNewConstMetric(descProdDrop, prometheus.CounterValue, float64(p.Backlog), "backlog")
+	}
+	if k := s.Consumer; k != nil {
+		ch <- prometheus.MustNewConstMetric(descConsRecs, prometheus.CounterValue, float64(k.Consumed))
+		ch <- prometheus.MustNewConstMetric(descConsBad, prometheus.CounterValue, float64(k.Invalid))
+		ch <- prometheus.MustNewConstMetric(descConsErr, prometheus.CounterValue, float64(k.Errors))
+		ch <- prometheus.MustNewConstMetric(descCamLimit, prometheus.CounterValue, float64(k.CameraLimitDropped))
+	}
+}

@@ -202,7 +202,7 @@ func watch(t *testing.T, url string) *viewer {
 			v.err <- fmt.Errorf("stream answered %s, %q", resp.Status, resp.Header.Get("Content-Type"))
 			return
 		}
-		for _, h := range []string{"X-Accel-Buffering", "Cache-Control"} {
+		for _, h := range []string{"Cache-Control"} {
 			if resp.Header.Get(h) == "" {
 				v.err <- fmt.Errorf("stream response lacks %s", h)
 				return

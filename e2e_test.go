@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -120,6 +121,32 @@ http:
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || !bytes.Equal(snap, parts1[n-1].part.Data) || resp.Header.Get("X-Sequence") != fmt.Sprint(n-1) {
 		t.Fatalf("snapshot: %s %q seq %s", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("X-Sequence"))
+	}
+	// Metrics: the counters agree with what the viewers saw.
+	resp, err = http.Get(p.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`streamd_camera_frames_consumed_total{camera="vtest"} %d`, n),
+		fmt.Sprintf(`streamd_camera_frames_produced_total{camera="vtest"} %d`, n),
+		fmt.Sprintf(`streamd_camera_frames_captured_total{camera="vtest"} %d`, n),
+		fmt.Sprintf(`streamd_frame_latency_seconds_count{camera="vtest"} %d`, 2*n),
+		`streamd_camera_viewers{camera="vtest"} 2`,
+		`streamd_camera_frames_dropped_total{camera="vtest",reason="slow_viewer"} 0`,
+		fmt.Sprintf(`streamd_kafka_produced_total %d`, n),
+		`streamd_kafka_consume_invalid_total 0`,
+	} {
+		if !strings.Contains(string(metricsText), "\n"+want+"\n") {
+			t.Errorf("/metrics lacks the line %q", want)
+		}
+	}
+	for _, prefix := range []string{`streamd_build_info{goversion="`, "\nprocess_resident_memory_bytes ", "\ngo_goroutines "} {
+		if !strings.Contains(string(metricsText), prefix) {
+			t.Errorf("/metrics lacks %q", prefix)
+		}
 	}
 	// Unknown cameras and bad ids answer with JSON errors.
 	var e struct{ Error string }
@@ -261,6 +288,43 @@ p.close()
 		if r.part.Timestamp.IsZero() {
 			t.Fatalf("part %d has no timestamp (the record timestamp should be used)", i)
 		}
+	}
+}
+
+func TestBenchCommand(t *testing.T) {
+	cmd := exec.Command(binary, "bench", "--viewers", "5", "--slow", "2", "--duration", "2s", "--warmup", "1s",
+		"--width", "320", "--height", "240", "--json")
+	var stderr syncBuf
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("streamd bench: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		Connected          int     `json:"connected"`
+		FPSMin             float64 `json:"fps_min"`
+		DeliveredPct       float64 `json:"delivered_pct"`
+		LatencyP50MS       float64 `json:"latency_p50_ms"`
+		ServerCPUCores     float64 `json:"server_cpu_cores"`
+		ServerRSSMaxMB     float64 `json:"server_rss_max_mb"`
+		GoroutinesBackSecs float64 `json:"goroutines_back_s"`
+		CeilingBytesPerSec float64 `json:"ceiling_bytes_per_s"`
+		SlowFPSP50         float64 `json:"slow_fps_p50"`
+		ClientCPUCores     float64 `json:"client_cpu_cores"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("bench JSON: %v\n%s", err, out)
+	}
+	if rep.Connected != 5 || rep.FPSMin < 5 || rep.DeliveredPct < 50 || rep.LatencyP50MS <= 0 || rep.ServerCPUCores <= 0 ||
+		rep.ServerRSSMaxMB < 10 || rep.GoroutinesBackSecs < 0 || rep.CeilingBytesPerSec <= 0 || rep.SlowFPSP50 <= 0 || rep.ClientCPUCores <= 0 {
+		t.Fatalf("implausible bench report: %+v\n%s", rep, out)
+	}
+	// A camera that does not exist is a clear error.
+	ownURL := startStreamd(t, "target", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\n").url("")
+	cmd = exec.Command(binary, "bench", "--url", ownURL, "--camera", "nope", "--duration", "1s")
+	msg, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(msg), `answered 404 Not Found: {"error":"unknown camera \"nope\""}`) {
+		t.Fatalf("bench of a missing camera: exit %d\n%s", cmd.ProcessState.ExitCode(), msg)
 	}
 }
 

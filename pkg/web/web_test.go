@@ -130,6 +130,14 @@ func TestViewerThatLeavesIsReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for k, want := range map[string]string{"Content-Type": mjpeg.ContentType, "X-Accel-Buffering": "no", "Pragma": "no-cache"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if len(resp.TransferEncoding) != 0 || !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+		t.Errorf("stream must be an unchunked, uncached body: %v %q", resp.TransferEncoding, resp.Header.Get("Cache-Control"))
+	}
 	h.Publish(img(1))
 	r := mjpeg.NewReader(resp.Body, mjpeg.Boundary)
 	if p, err := r.Next(); err != nil || p.Seq != 1 {

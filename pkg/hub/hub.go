@@ -50,9 +50,10 @@ func WithMaxDelay(d time.Duration) Option { return func(h *Hub) { h.maxDelay = d
 func WithMaxCameras(n int) Option { return func(h *Hub) { h.maxCameras = n } }
 
 // WithEncoder sets a function that turns each frame into its wire form
-// once, when it is published; every viewer then gets the same bytes from
-// Next (for MJPEG: the whole part, so that each viewer sends it with one
-// write). Default: none, Next returns nil bytes.
+// once, when it is published while the camera has viewers; every viewer then
+// gets the same bytes from Next (for MJPEG: the whole part, so that each
+// viewer sends it with one write). Frames published while nobody watched
+// have nil bytes. Default: none, Next always returns nil bytes.
 func WithEncoder(fn func(*frame.Frame) []byte) Option { return func(h *Hub) { h.encode = fn } }
 
 // WithLogger sets the logger (default: discard).
@@ -203,8 +204,11 @@ type slot struct {
 func (c *Camera) ID() string { return c.id }
 
 func (c *Camera) publish(f *frame.Frame) {
+	// Encode only while someone watches: a camera without viewers costs
+	// nothing beyond its consumption. (A viewer that joins then gets the
+	// latest frame without wire form; callers must handle nil bytes.)
 	var wire []byte
-	if c.hub.encode != nil {
+	if c.hub.encode != nil && c.viewers.Load() > 0 {
 		wire = c.hub.encode(f)
 	}
 	at := time.Since(c.hub.epoch)

@@ -157,6 +157,18 @@ func TestEncoderRunsOncePerFrame(t *testing.T) {
 	if err1 != nil || err2 != nil || calls != 1 || &w1[0] != &w2[0] || string(w1[:5]) != "wire:" {
 		t.Fatalf("calls %d, shared %v, %q %v %v", calls, &w1[0] == &w2[0], w1, err1, err2)
 	}
+	// Nobody watching: no encoding.
+	v1.Close()
+	v2.Close()
+	h.Publish(mkFrame("a", 4))
+	if calls != 1 {
+		t.Fatalf("encoded a frame nobody watches (%d calls)", calls)
+	}
+	v3 := c.Subscribe()
+	defer v3.Close()
+	if f, w, err := v3.Next(ctx); err != nil || f.Seq != 4 || w != nil {
+		t.Fatalf("latest frame for a new viewer: %v seq %d wire %q", err, f.Seq, w)
+	}
 }
 
 func TestCameraLimit(t *testing.T) {

@@ -294,8 +294,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		observe = s.o.Latency(c.ID())
 	}
 	// Parts come from the hub already encoded (see EncodePart): one write
-	// per part, shared bytes, nothing formatted per viewer. Without an
-	// encoder (tests, other embedders) they are written piece by piece.
+	// per part, shared bytes, nothing formatted per viewer. A frame without
+	// them (published before anyone watched, or a hub without an encoder)
+	// is written piece by piece, to the same bytes.
 	mw := mjpeg.NewWriter(w)
 	if _, err := w.Write(mjpeg.Opening); err != nil {
 		return

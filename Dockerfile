@@ -12,7 +12,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-videoio406 \
         libopencv-objdetect406 libopencv-calib3d406 libopencv-features2d406 libopencv-dnn406 \
-        libopencv-video406 libopencv-highgui406 libopencv-photo406 libopencv-flann406 libopencv-ml406 \
+        libopencv-video406 libopencv-highgui406 libopencv-photo406 libopencv-flann406 \
         opencv-data ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/streamd --create-home streamd

@@ -9,10 +9,13 @@ GO       ?= go
 GO_MIN   := 1.26
 # Debian packages: OpenCV 4.6 for gocv v0.31.0, its Haar cascades and sample
 # videos, and the real Kafka clients, browser and proxy the tests use.
-DEB_PKGS := pkg-config libopencv-dev opencv-data opencv-doc kcat python3-kafka chromium nginx-light
+DEB_PKGS := pkg-config libopencv-dev opencv-data opencv-doc kcat python3-kafka chromium nginx-light docker-compose
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-short bench vet fmt clean
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+
+.PHONY: deps build run test bench vet clean install
 
 ## deps: install the Debian packages that are missing, and check Go
 deps:
@@ -48,6 +51,25 @@ bench: deps
 vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,all}.yaml, kept if present),
+## nginx site; with no DESTDIR also the streamd user and a systemd reload
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/streamd
+	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/streamd $(DESTDIR)/etc/nginx/sites-available
+	sed 's#/usr/local/bin/streamd#$(PREFIX)/bin/streamd#' systemd/streamd@.service > $(DESTDIR)/etc/systemd/system/streamd@.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/streamd@.service
+	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml all:config/streamd.yaml; do \
+		role=$${pair%%:*}; src=$${pair#*:}; dst=$(DESTDIR)/etc/streamd/$$role.yaml; \
+		if [ -e $$dst ]; then echo "keeping $$dst"; else install -m 0640 $$src $$dst; fi; \
+	done
+	install -m 0644 nginx/streamd.conf $(DESTDIR)/etc/nginx/sites-available/streamd
+	@if [ -z "$(DESTDIR)" ]; then \
+		id streamd >/dev/null 2>&1 || $(SUDO) useradd --system --home-dir /var/lib/streamd --no-create-home --shell /usr/sbin/nologin streamd; \
+		$(SUDO) chgrp streamd /etc/streamd/*.yaml; \
+		if [ -d /run/systemd/system ]; then $(SUDO) systemctl daemon-reload; fi; \
+		echo "installed: systemctl enable --now streamd@all (or @producer, @consumer); nginx: link /etc/nginx/sites-available/streamd"; \
+	fi
 
 clean:
 	rm -rf bin data

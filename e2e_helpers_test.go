@@ -48,10 +48,11 @@ func TestMain(m *testing.M) {
 
 // proc is a running streamd process.
 type proc struct {
-	cmd  *exec.Cmd
-	logs *syncBuf
-	done chan struct{}
-	http string // the HTTP address it listens on
+	cmd    *exec.Cmd
+	logs   *syncBuf
+	done   chan struct{}
+	http   string // the HTTP address it listens on
+	config string // its config file
 }
 
 type syncBuf struct {
@@ -78,12 +79,19 @@ var httpAddrRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
 // exit cleanly.
 func startStreamd(t *testing.T, name, yaml string, extraArgs ...string) *proc {
 	t.Helper()
+	return startStreamdEnv(t, name, yaml, nil, extraArgs...)
+}
+
+// startStreamdEnv is startStreamd with extra environment variables.
+func startStreamdEnv(t *testing.T, name, yaml string, env []string, extraArgs ...string) *proc {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{logs: &syncBuf{}, done: make(chan struct{})}
+	p := &proc{logs: &syncBuf{}, done: make(chan struct{}), config: path}
 	p.cmd = exec.Command(binary, append([]string{"--config", path}, extraArgs...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

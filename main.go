@@ -69,7 +69,10 @@ func run(args []string) int {
 	if *listen != "" {
 		sets["http.listen"] = *listen
 	}
-	cfg, err := config.Load(config.Sources{File: *configPath, Env: os.Environ(), Overrides: sets})
+	load := func() (*config.Config, error) {
+		return config.Load(config.Sources{File: *configPath, Env: os.Environ(), Overrides: sets})
+	}
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamd:", err)
 		return 2
@@ -81,7 +84,9 @@ func run(args []string) int {
 	log := app.NewLogger(cfg.Log, os.Stderr).With("version", version)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, cfg, log, version); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := app.Run(ctx, cfg, log, version, hup, load); err != nil {
 		log.Error("streamd failed", "err", err)
 		return 1
 	}

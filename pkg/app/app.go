@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
+	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
 )
@@ -54,21 +57,32 @@ type App struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup // the Kafka start-up goroutine, cameras, consumer
 
-	mu       sync.Mutex // guards what the Kafka start-up goroutine sets
+	notify *sdnotify.Notifier
+
+	mu       sync.Mutex // guards what the Kafka start-up goroutine and Reload set
 	clients  []sarama.Client
 	producer *kafka.Producer
 	consumer *kafka.Consumer
-	cameras  []*capture.Camera
+	cameras  []*runningCamera // in config order
 	kafkaErr error
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
 
+// runningCamera is a capture goroutine and how to stop it.
+type runningCamera struct {
+	cfg    config.CameraConfig
+	cam    *capture.Camera
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // New returns an App for cfg; version labels its metrics. Nothing is
-// started until Start.
+// started until Start. Under systemd it sends READY=1, STATUS=, WATCHDOG=1
+// and STOPPING=1 notifications.
 func New(cfg *config.Config, log *slog.Logger, version string) *App {
-	a := &App{cfg: cfg, log: log, version: version}
+	a := &App{cfg: cfg, log: log, version: version, notify: sdnotify.FromEnv()}
 	a.metrics = metrics.New(version, a.snapshot)
 	return a
 }
@@ -87,8 +101,8 @@ func (a *App) snapshot() metrics.Snapshot {
 	producer, consumer, cameras := a.producer, a.consumer, a.cameras
 	a.mu.Unlock()
 	if a.cfg.NeedsProducer() {
-		for _, c := range cameras {
-			st := c.Stats()
+		for _, rc := range cameras {
+			st := rc.cam.Stats()
 			m := cam(st.ID)
 			m.Captured, m.Published, m.PublishDropped = st.Captured, st.Published, st.Dropped
 			m.EncodeSeconds = st.EncodeMS * float64(st.Captured) / 1000
@@ -183,6 +197,16 @@ func (a *App) Start() error {
 	if a.hub != nil {
 		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", BrowserURL(w.Addr()))
 	}
+	// Serving: systemd may consider the service started. Kafka may still
+	// be unreachable; STATUS and /readyz say so.
+	if err := a.notify.Ready(); err != nil {
+		a.log.Warn("cannot notify systemd", "err", err)
+	}
+	_ = a.notify.Status("connecting to kafka")
+	if iv := sdnotify.WatchdogInterval(); iv > 0 {
+		a.log.Info("systemd watchdog enabled", "interval", iv)
+		go a.notify.Watchdog(a.run, iv, a.alive)
+	}
 
 	a.wg.Add(1)
 	go func() {
@@ -192,6 +216,25 @@ func (a *App) Start() error {
 		}
 	}()
 	return nil
+}
+
+// alive reports whether the HTTP server still answers, for the watchdog.
+func (a *App) alive() bool {
+	host, port, err := net.SplitHostPort(a.web.Addr())
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		a.log.Warn("watchdog: http server does not answer", "err", err)
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func setDefaultEnv(k, v string) {
@@ -289,17 +332,102 @@ func (a *App) startKafka(brokers []string) error {
 		if a.run.Err() != nil {
 			return a.run.Err()
 		}
-		for _, cc := range cfg.Cameras {
-			cam := capture.NewCamera(cc, p, a.log.With("component", "capture"))
-			a.cameras = append(a.cameras, cam)
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				cam.Run(a.run)
-			}()
+		for _, cc := range a.cfg.Cameras {
+			a.startCameraLocked(cc)
 		}
 	}
+	_ = a.notify.Status("serving: role " + cfg.Role)
 	return nil
+}
+
+// startCameraLocked starts capturing one camera; a.mu must be held and the
+// producer running.
+func (a *App) startCameraLocked(cc config.CameraConfig) {
+	ctx, cancel := context.WithCancel(a.run)
+	rc := &runningCamera{cfg: cc, cancel: cancel, done: make(chan struct{}),
+		cam: capture.NewCamera(cc, a.producer, a.log.With("component", "capture"))}
+	a.cameras = append(a.cameras, rc)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer close(rc.done)
+		rc.cam.Run(ctx)
+	}()
+}
+
+// Reload applies a new configuration's cameras (SIGHUP): new cameras start,
+// removed ones stop, changed ones restart; a consumer makes new ids known.
+// Every other key needs a restart, and a change of one is reported in the
+// returned list (the running values stay).
+func (a *App) Reload(next *config.Config) (needRestart []string) {
+	_ = a.notify.Reloading()
+	defer func() { _ = a.notify.Ready() }()
+	needRestart = changedSections(a.cfg, next)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	want := map[string]config.CameraConfig{}
+	for _, cc := range next.Cameras {
+		want[cc.ID] = cc
+	}
+	var kept []*runningCamera
+	var stopped []*runningCamera
+	for _, rc := range a.cameras {
+		if cc, ok := want[rc.cfg.ID]; ok && cc == rc.cfg {
+			kept = append(kept, rc)
+			continue
+		}
+		rc.cancel()
+		stopped = append(stopped, rc)
+	}
+	for _, rc := range stopped {
+		<-rc.done
+		a.log.Info("camera stopped by reload", "camera", rc.cfg.ID)
+	}
+	a.cameras = kept
+	running := map[string]bool{}
+	for _, rc := range kept {
+		running[rc.cfg.ID] = true
+	}
+	a.cfg.Cameras = next.Cameras
+	if a.hub != nil {
+		for _, cc := range next.Cameras {
+			a.hub.Register(cc.ID)
+		}
+	}
+	if a.cfg.NeedsProducer() && a.producer != nil {
+		for _, cc := range next.Cameras {
+			if !running[cc.ID] {
+				a.startCameraLocked(cc)
+				a.log.Info("camera started by reload", "camera", cc.ID)
+			}
+		}
+	}
+	return needRestart
+}
+
+// changedSections lists the config keys, other than cameras, whose values
+// differ between a and b.
+func changedSections(a, b *config.Config) []string {
+	var out []string
+	if a.Role != b.Role {
+		out = append(out, "role")
+	}
+	if a.Log != b.Log {
+		out = append(out, "log")
+	}
+	if !reflect.DeepEqual(a.Kafka, b.Kafka) {
+		out = append(out, "kafka")
+	}
+	if a.Embedded != b.Embedded {
+		out = append(out, "embedded")
+	}
+	if a.HTTP != b.HTTP {
+		out = append(out, "http")
+	}
+	if a.Hub != b.Hub {
+		out = append(out, "hub")
+	}
+	return out
 }
 
 // BrowserURL is the URL to open for a server listening on addr: a wildcard
@@ -337,6 +465,9 @@ func (a *App) setKafkaErr(err error) {
 	a.mu.Lock()
 	a.kafkaErr = err
 	a.mu.Unlock()
+	if err != nil {
+		_ = a.notify.Status("waiting for kafka: " + err.Error())
+	}
 }
 
 func (a *App) kafkaReady() error {
@@ -395,8 +526,8 @@ func (a *App) CameraStats() []capture.Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]capture.Stats, 0, len(a.cameras))
-	for _, c := range a.cameras {
-		out = append(out, c.Stats())
+	for _, rc := range a.cameras {
+		out = append(out, rc.cam.Stats())
 	}
 	return out
 }
@@ -407,6 +538,7 @@ func (a *App) CameraStats() []capture.Stats {
 // idempotent; later calls return the first call's result.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
+		_ = a.notify.Stopping()
 		var errs []error
 		if a.web != nil {
 			errs = append(errs, a.web.Shutdown(ctx))
@@ -446,14 +578,31 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return a.shutdownErr
 }
 
-// Run starts the app, waits for ctx to end, then shuts down within
-// ShutdownTimeout.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
+// Run starts the app and runs until ctx ends, then shuts down within
+// ShutdownTimeout. Each value received on reload (SIGHUP) makes it call
+// load for a fresh configuration and apply its cameras (see Reload); a
+// configuration that does not load is logged and the running one kept.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string, reload <-chan os.Signal, load func() (*config.Config, error)) error {
 	a := New(cfg, log, version)
 	if err := a.Start(); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-reload:
+			next, err := load()
+			if err != nil {
+				log.Error("reload failed, keeping the running configuration", "err", err)
+				continue
+			}
+			if keys := a.Reload(next); len(keys) > 0 {
+				log.Warn("reload applies cameras only; restart to apply the other changes", "changed", keys)
+			}
+			log.Info("configuration reloaded", "cameras", len(next.Cameras))
+		}
+	}
 	log.Info("shutting down", "reason", context.Cause(ctx))
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/lograte"
 )
 
 // Defaults of the hub's options.
@@ -112,6 +113,7 @@ func (h *Hub) addLocked(id string, configured bool) *Camera {
 		configured: configured,
 		ring:       make([]slot, h.ringSize),
 		notify:     make(chan struct{}),
+		dropLog:    lograte.New(DropLogInterval),
 	}
 	h.cameras[id] = c
 	if !configured {
@@ -191,6 +193,22 @@ type Camera struct {
 	frames  atomic.Uint64
 	bytes   atomic.Uint64
 	dropped atomic.Uint64 // frames skipped by slow viewers, summed over viewers
+
+	dropLog    *lograte.Limiter
+	dropLogged atomic.Uint64 // dropped as of the last log line
+}
+
+// DropLogInterval is how often at most a camera logs that viewers are too slow.
+const DropLogInterval = 10 * time.Second
+
+// noteDrops logs, rate-limited per camera, that slow viewers skip frames.
+func (c *Camera) noteDrops() {
+	if ok, _ := c.dropLog.Allow(); !ok {
+		return
+	}
+	total := c.dropped.Load()
+	prev := c.dropLogged.Swap(total)
+	c.hub.log.Warn("viewers too slow, skipping frames", "camera", c.id, "skipped", total-prev, "in_the_last", DropLogInterval, "viewers", c.viewers.Load())
 }
 
 // slot is a ring entry: a frame, its wire form and when it arrived.
@@ -346,6 +364,7 @@ func (v *Viewer) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 				v.next = head - 1
 				v.dropped += skipped
 				c.dropped.Add(skipped)
+				c.noteDrops()
 			}
 			sl := c.ring[v.next%n]
 			v.next++

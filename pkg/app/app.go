@@ -253,7 +253,7 @@ func setDefaultEnv(k, v string) {
 func (a *App) startKafka(brokers []string) error {
 	cfg := a.cfg
 	log := a.log.With("component", "kafka")
-	dial := func() (sarama.Client, error) {
+	dial := func(instanceID string) (sarama.Client, error) {
 		client, err := kafka.Dial(a.run, kafka.Options{
 			Brokers:         brokers,
 			ClientID:        cfg.Kafka.ClientID,
@@ -262,6 +262,7 @@ func (a *App) startKafka(brokers []string) error {
 			FetchMaxWait:    cfg.Kafka.FetchMaxWait,
 			Compression:     cfg.Kafka.Compression,
 			DialTimeout:     cfg.Kafka.DialTimeout,
+			InstanceID:      instanceID,
 		}, log, a.setKafkaErr)
 		if err != nil {
 			return nil, err
@@ -271,7 +272,17 @@ func (a *App) startKafka(brokers []string) error {
 		a.mu.Unlock()
 		return client, nil
 	}
-	client, err := dial()
+	// A viewer node is a static member of its group, with an id stable
+	// across restarts: a restarted node takes its old place at once.
+	instanceID := ""
+	if cfg.NeedsConsumer() {
+		instanceID = DefaultGroup(a.web.Addr()) + "-member"
+	}
+	firstInstance := instanceID
+	if cfg.NeedsProducer() {
+		firstInstance = ""
+	}
+	client, err := dial(firstInstance)
 	if err != nil {
 		return err
 	}
@@ -300,7 +311,7 @@ func (a *App) startKafka(brokers []string) error {
 
 	if cfg.NeedsConsumer() {
 		if cfg.NeedsProducer() {
-			if client, err = dial(); err != nil {
+			if client, err = dial(instanceID); err != nil {
 				return err
 			}
 		}
@@ -308,7 +319,7 @@ func (a *App) startKafka(brokers []string) error {
 		if group == "" {
 			group = DefaultGroup(a.web.Addr())
 		}
-		c, err := kafka.NewConsumer(client, group, cfg.Kafka.Topic, a.hub.Publish, log.With("role", "consumer"))
+		c, err := kafka.NewConsumer(client, group, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, a.hub.Publish, log.With("role", "consumer"))
 		if err != nil {
 			return err
 		}
@@ -535,13 +546,15 @@ func (a *App) CameraStats() []capture.Stats {
 // Shutdown stops everything in order: the HTTP server (viewers' streams end),
 // the cameras, the producer (flushing every accepted frame), the consumer
 // (committing offsets), the Kafka client, and the embedded broker last. It is
-// idempotent; later calls return the first call's result.
+// idempotent; later calls return the first call's result. Components that
+// fail to close cleanly (a broker already gone, say) are logged; only a
+// shutdown that does not finish within ctx is an error.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		_ = a.notify.Stopping()
 		var errs []error
 		if a.web != nil {
-			errs = append(errs, a.web.Shutdown(ctx))
+			a.warnClose("http server", a.web.Shutdown(ctx))
 		}
 		if a.stop != nil {
 			a.stop()
@@ -557,16 +570,20 @@ func (a *App) Shutdown(ctx context.Context) error {
 		producer, consumer, clients := a.producer, a.consumer, a.clients
 		a.mu.Unlock()
 		if producer != nil {
-			errs = append(errs, producer.Close())
+			a.warnClose("producer", producer.Close())
 			st := producer.Stats()
-			a.log.Info("producer flushed", "sent", st.Sent, "failed", st.Failed)
+			level := slog.LevelInfo
+			if st.Failed > 0 {
+				level = slog.LevelError // frames were lost
+			}
+			a.log.Log(context.Background(), level, "producer flushed", "sent", st.Sent, "failed", st.Failed, "dropped_backlog", st.Backlog, "dropped_too_large", st.TooLarge)
 		}
 		if consumer != nil {
-			errs = append(errs, consumer.Close())
+			a.warnClose("consumer (offsets may not be committed)", consumer.Close())
 		}
 		for _, client := range clients {
-			if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-				errs = append(errs, fmt.Errorf("close kafka client: %w", err))
+			if err := client.Close(); !errors.Is(err, sarama.ErrClosedClient) {
+				a.warnClose("kafka client", err)
 			}
 		}
 		if a.broker != nil {
@@ -576,6 +593,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Info("streamd stopped")
 	})
 	return a.shutdownErr
+}
+
+func (a *App) warnClose(what string, err error) {
+	if err != nil {
+		a.log.Warn("shutdown: "+what+" did not close cleanly", "err", err)
+	}
 }
 
 // Run starts the app and runs until ctx ends, then shuts down within

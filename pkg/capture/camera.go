@@ -43,6 +43,8 @@ type Camera struct {
 	state                        atomic.Pointer[string]
 	seq                          uint64
 	dropLog                      *lograte.Limiter
+	lastW, lastH                 int       // size of the last frame, for no-signal frames
+	lastNoSignal                 time.Time // when the last no-signal frame was published
 }
 
 // NewCamera returns a camera that publishes to pub. Call Run to start it.
@@ -110,12 +112,61 @@ func (c *Camera) Run(ctx context.Context) {
 			lastErr = msg
 		}
 		c.setState("retrying: " + err.Error())
-		select {
-		case <-ctx.Done():
+		if !c.waitShowingNoSignal(ctx, backoff, err) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, MaxRetry)
+	}
+}
+
+// NoSignalInterval is how often a camera whose source is lost publishes a
+// generated "no signal" frame, so that viewers see the camera is down.
+const NoSignalInterval = time.Second
+
+// waitShowingNoSignal waits d, publishing a no-signal frame every
+// NoSignalInterval (across retries). It returns false if ctx ended.
+func (c *Camera) waitShowingNoSignal(ctx context.Context, d time.Duration, reason error) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if time.Since(c.lastNoSignal) >= NoSignalInterval {
+			c.lastNoSignal = time.Now()
+			c.publishNoSignal(reason)
+		}
+		wait := min(NoSignalInterval-time.Since(c.lastNoSignal), time.Until(deadline))
+		if wait <= 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		if !time.Now().Before(deadline) {
+			return true
+		}
+	}
+}
+
+// publishNoSignal renders and publishes one "no signal" frame with the
+// camera id, the time and the reason, at the last frame's size.
+func (c *Camera) publishNoSignal(reason error) {
+	w, h := c.lastW, c.lastH
+	if w == 0 || h == 0 {
+		w, h = 640, 360
+	}
+	if c.cfg.Width > 0 {
+		w, h = c.cfg.Width, c.cfg.Height
+	}
+	now := time.Now()
+	data, err := renderNoSignal(c.cfg.ID, w, h, now, reason.Error(), c.cfg.Quality)
+	if err != nil {
+		c.log.Warn("cannot render no-signal frame", "err", err)
+		return
+	}
+	f := &frame.Frame{Camera: c.cfg.ID, Seq: c.seq, CapturedAt: now, Width: w, Height: h, ContentType: frame.TypeJPEG, Data: data, NoSignal: true}
+	c.seq++
+	if err := c.pub.Publish(f); err != nil {
+		c.dropped.Add(1)
 	}
 }
 
@@ -207,6 +258,7 @@ func (c *Camera) stream(ctx context.Context, src source) error {
 			Data:        data,
 		}
 		c.seq++
+		c.lastW, c.lastH = f.Width, f.Height
 		if err := c.pub.Publish(f); err != nil {
 			c.dropped.Add(1)
 			if ok, n := c.dropLog.Allow(); ok {

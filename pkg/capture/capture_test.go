@@ -211,6 +211,24 @@ func TestMissingDeviceRetriesWithClearError(t *testing.T) {
 	}
 }
 
+func TestLostSourceShowsNoSignal(t *testing.T) {
+	s := &sink{}
+	_, _ = run(t, config.CameraConfig{ID: "door", Source: "/dev/video97", Quality: 80, Width: 320, Height: 240}, s, func(*Camera) bool { return s.count() >= 2 })
+	for i, f := range s.frames[:2] {
+		if !f.NoSignal || f.Camera != "door" || f.Seq != uint64(i) || f.Width != 320 {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+		img, err := jpeg.Decode(bytes.NewReader(f.Data))
+		if err != nil || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+			t.Fatalf("no-signal frame %d is not a 320x240 JPEG: %v", i, err)
+		}
+	}
+	// One a second, not a flood.
+	if gap := s.frames[1].CapturedAt.Sub(s.frames[0].CapturedAt); gap < 900*time.Millisecond {
+		t.Fatalf("no-signal frames %v apart, want about %v", gap, NoSignalInterval)
+	}
+}
+
 func TestUndecodableFileRetries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "garbage.avi")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {

@@ -5,6 +5,7 @@
 package capture
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -149,3 +150,26 @@ func (p *pattern) read(dst *gocv.Mat) error {
 func (p *pattern) fps() float64 { return 0 }
 func (p *pattern) finite() bool { return false }
 func (p *pattern) close()       {}
+
+// renderNoSignal draws a "no signal" image: dark grey, the words NO SIGNAL,
+// the camera id, the time and why, and encodes it as JPEG.
+func renderNoSignal(id string, w, h int, at time.Time, reason string, quality int) ([]byte, error) {
+	img := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)
+	defer img.Close()
+	img.SetTo(gocv.NewScalar(40, 40, 40, 0))
+	scale := float64(h) / 720
+	white := color.RGBA{230, 230, 230, 0}
+	grey := color.RGBA{160, 160, 160, 0}
+	gocv.PutText(&img, "NO SIGNAL", image.Pt(w/12, h*2/5), gocv.FontHersheyDuplex, 3*scale, white, max(int(4*scale), 1))
+	gocv.PutText(&img, id+"  "+at.Format("2006-01-02 15:04:05"), image.Pt(w/12, h*3/5), gocv.FontHersheyDuplex, 1.3*scale, white, max(int(2*scale), 1))
+	if len(reason) > 90 {
+		reason = reason[:90] + "..."
+	}
+	gocv.PutText(&img, reason, image.Pt(w/12, h*3/4), gocv.FontHersheySimplex, 0.7*scale, grey, max(int(1.5*scale), 1))
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, []int{gocv.IMWriteJpegQuality, quality})
+	if err != nil {
+		return nil, fmt.Errorf("encode no-signal frame: %w", err)
+	}
+	defer buf.Close()
+	return bytes.Clone(buf.GetBytes()), nil
+}

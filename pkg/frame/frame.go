@@ -20,6 +20,7 @@ const (
 	HeaderCapturedAt  = "captured-at" // unix nanoseconds
 	HeaderWidth       = "width"
 	HeaderHeight      = "height"
+	HeaderSignal      = "signal" // "lost" on generated no-signal frames
 )
 
 // Content types streamd recognises in record values.
@@ -47,6 +48,7 @@ type Frame struct {
 	Height      int       // pixels, 0 when unknown
 	ContentType string    // TypeJPEG or TypePNG
 	Data        []byte    // the encoded image, exactly the record value
+	NoSignal    bool      // a generated "no signal" image: the source is lost
 }
 
 // Header is one record header, independent of any Kafka client library.
@@ -57,19 +59,25 @@ type Header struct {
 
 // Headers returns the record headers that describe f.
 func (f *Frame) Headers() []Header {
-	return []Header{
+	h := []Header{
 		{HeaderContentType, []byte(f.ContentType)},
 		{HeaderSeq, strconv.AppendUint(nil, f.Seq, 10)},
 		{HeaderCapturedAt, strconv.AppendInt(nil, f.CapturedAt.UnixNano(), 10)},
 		{HeaderWidth, strconv.AppendInt(nil, int64(f.Width), 10)},
 		{HeaderHeight, strconv.AppendInt(nil, int64(f.Height), 10)},
 	}
+	if f.NoSignal {
+		h = append(h, Header{HeaderSignal, []byte("lost")})
+	}
+	return h
 }
 
 // Errors returned by Decode. They are wrapped with detail; test with errors.Is.
 var (
-	ErrNotImage = errors.New("value is not a JPEG or PNG image")
-	ErrBadKey   = errors.New("invalid camera id")
+	ErrNotImage  = errors.New("value is not a JPEG or PNG image")
+	ErrTruncated = errors.New("image is truncated")
+	ErrTooLarge  = errors.New("record larger than the limit")
+	ErrBadKey    = errors.New("invalid camera id")
 )
 
 // Decode builds a Frame from a record's key, value, headers and timestamp.
@@ -91,6 +99,9 @@ func Decode(key, value []byte, headers []Header, recordTime time.Time, fallbackS
 	if sniffed == "" {
 		return nil, fmt.Errorf("decode record for camera %q (%d bytes): %w", f.Camera, len(value), ErrNotImage)
 	}
+	if !Complete(value) {
+		return nil, fmt.Errorf("decode record for camera %q (%d bytes of %s): %w", f.Camera, len(value), sniffed, ErrTruncated)
+	}
 	f.ContentType = sniffed
 	for _, h := range headers {
 		switch h.Key {
@@ -110,6 +121,8 @@ func Decode(key, value []byte, headers []Header, recordTime time.Time, fallbackS
 			if v, err := strconv.Atoi(string(h.Value)); err == nil && v > 0 {
 				f.Height = v
 			}
+		case HeaderSignal:
+			f.NoSignal = string(h.Value) == "lost"
 		}
 	}
 	if f.Width == 0 || f.Height == 0 {
@@ -134,6 +147,23 @@ func Sniff(b []byte) string {
 		return TypePNG
 	}
 	return ""
+}
+
+// Complete reports whether b, a JPEG or PNG, ends the way a whole image
+// does: a JPEG with its end-of-image marker (trailing zero padding allowed),
+// a PNG with its IEND chunk. It catches records cut short.
+func Complete(b []byte) bool {
+	switch Sniff(b) {
+	case TypeJPEG:
+		end := len(b)
+		for end > 2 && b[end-1] == 0 {
+			end--
+		}
+		return end >= 4 && b[end-2] == 0xFF && b[end-1] == 0xD9
+	case TypePNG:
+		return len(b) >= 12+len(pngMagic) && string(b[len(b)-8:len(b)-4]) == "IEND"
+	}
+	return false
 }
 
 // Dimensions reads width and height from a PNG IHDR chunk or a JPEG SOFn

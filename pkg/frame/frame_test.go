@@ -33,12 +33,12 @@ func encodePNG(t testing.TB, w, h int) []byte {
 
 func TestHeadersRoundTrip(t *testing.T) {
 	captured := time.Unix(1700000000, 123456789)
-	in := &Frame{Camera: "lobby", Seq: 42, CapturedAt: captured, Width: 64, Height: 48, ContentType: TypeJPEG, Data: encodeJPEG(t, 64, 48)}
+	in := &Frame{Camera: "lobby", Seq: 42, CapturedAt: captured, Width: 64, Height: 48, ContentType: TypeJPEG, Data: encodeJPEG(t, 64, 48), NoSignal: true}
 	out, err := Decode([]byte("lobby"), in.Data, in.Headers(), time.Unix(1, 0), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Camera != "lobby" || out.Seq != 42 || !out.CapturedAt.Equal(captured) || out.Width != 64 || out.Height != 48 || out.ContentType != TypeJPEG {
+	if out.Camera != "lobby" || out.Seq != 42 || !out.CapturedAt.Equal(captured) || out.Width != 64 || out.Height != 48 || out.ContentType != TypeJPEG || !out.NoSignal {
 		t.Fatalf("round trip: got %+v", out)
 	}
 }
@@ -73,6 +73,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"text", "cam", []byte("hello, this is not an image"), ErrNotImage},
 		{"empty", "cam", nil, ErrNotImage},
 		{"gif", "cam", []byte("GIF89a\x01\x00\x01\x00"), ErrNotImage},
+		{"truncated jpeg", "cam", encodeJPEG(t, 64, 64)[:200], ErrTruncated},
+		{"truncated png", "cam", encodePNG(t, 64, 64)[:40], ErrTruncated},
 		{"bad key", "../etc", encodeJPEG(t, 8, 8), ErrBadKey},
 		{"long key", string(bytes.Repeat([]byte("a"), MaxIDLen+1)), encodeJPEG(t, 8, 8), ErrBadKey},
 	} {
@@ -82,6 +84,13 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCompleteAllowsPadding(t *testing.T) {
+	j := append(encodeJPEG(t, 8, 8), 0, 0, 0)
+	if !Complete(j) || !Complete(encodePNG(t, 3, 3)) {
+		t.Fatal("whole images (JPEG with zero padding, PNG) rejected")
 	}
 }
 

@@ -279,7 +279,8 @@ type Stats struct {
 	Width       int       `json:"width"`
 	Height      int       `json:"height"`
 	ContentType string    `json:"content_type,omitempty"`
-	Live        bool      `json:"live"` // a frame arrived in the last StaleAfter
+	Live        bool      `json:"live"`      // a frame arrived in the last StaleAfter
+	NoSignal    bool      `json:"no_signal"` // the newest frame says the source is lost
 }
 
 // StaleAfter is how long after its last frame a camera stops counting as live.
@@ -305,6 +306,7 @@ func (c *Camera) Stats() Stats {
 	s.LastSeq = newest.Seq
 	s.LastFrameAt = newest.CapturedAt
 	s.Width, s.Height, s.ContentType = newest.Width, newest.Height, newest.ContentType
+	s.NoSignal = newest.NoSignal
 	if !newest.ReceivedAt.IsZero() {
 		s.LatencyMS = float64(newest.ReceivedAt.Sub(newest.CapturedAt).Microseconds()) / 1000
 	}

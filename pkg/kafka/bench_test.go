@@ -55,7 +55,7 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 			var mu sync.Mutex
 			var lats []float64
 			got := make(chan struct{}, 1<<16)
-			cons, err := NewConsumer(cc, "g", "t", func(f *frame.Frame) {
+			cons, err := NewConsumer(cc, "g", "t", 4<<20, func(f *frame.Frame) {
 				mu.Lock()
 				lats = append(lats, float64(f.ReceivedAt.Sub(f.CapturedAt).Microseconds())/1000)
 				mu.Unlock()

@@ -18,7 +18,7 @@ import (
 // ConsumerStats counts what a Consumer did.
 type ConsumerStats struct {
 	Consumed uint64 // records that became frames
-	Invalid  uint64 // records skipped: not an image, or a bad key
+	Invalid  uint64 // records skipped: not an image, truncated, too large, or a bad key
 	Errors   uint64 // consumer group errors
 }
 
@@ -30,11 +30,12 @@ type ConsumerStats struct {
 // that starts or restarts shows live frames at once rather than replaying
 // the backlog.
 type Consumer struct {
-	client sarama.Client
-	group  sarama.ConsumerGroup
-	topic  string
-	sink   func(*frame.Frame)
-	log    *slog.Logger
+	client   sarama.Client
+	group    sarama.ConsumerGroup
+	topic    string
+	sink     func(*frame.Frame)
+	log      *slog.Logger
+	maxBytes int
 
 	consuming           atomic.Bool
 	lastErr             atomic.Pointer[string]
@@ -47,13 +48,15 @@ type Consumer struct {
 }
 
 // NewConsumer joins group on client (it does not start consuming; call Run).
-func NewConsumer(client sarama.Client, groupID, topic string, sink func(*frame.Frame), log *slog.Logger) (*Consumer, error) {
+// Records whose value is larger than maxBytes (0: no limit) are skipped and
+// counted as invalid.
+func NewConsumer(client sarama.Client, groupID, topic string, maxBytes int, sink func(*frame.Frame), log *slog.Logger) (*Consumer, error) {
 	g, err := sarama.NewConsumerGroupFromClient(groupID, client)
 	if err != nil {
 		return nil, fmt.Errorf("start consumer group %q: %w", groupID, err)
 	}
 	return &Consumer{
-		client: client, group: g, topic: topic, sink: sink, log: log.With("group", groupID),
+		client: client, group: g, topic: topic, sink: sink, log: log.With("group", groupID), maxBytes: maxBytes,
 		invalidLog: lograte.New(time.Second), errsLog: lograte.New(time.Second),
 		done: make(chan struct{}),
 	}, nil
@@ -91,7 +94,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if time.Since(start) > time.Minute {
 				backoff = 250 * time.Millisecond
 			} else {
-				backoff = min(backoff*2, 10*time.Second)
+				// At most 2 s: viewers get frames again soon after
+				// the broker returns.
+				backoff = min(backoff*2, 2*time.Second)
 			}
 		}
 	}
@@ -119,6 +124,13 @@ func (c *Consumer) Stats() ConsumerStats {
 	return ConsumerStats{Consumed: c.consumed.Load(), Invalid: c.invalid.Load(), Errors: c.errCount.Load()}
 }
 
+func truncateKey(k []byte) string {
+	if len(k) > 64 {
+		return string(k[:64]) + "…"
+	}
+	return string(k)
+}
+
 // Close leaves the group, committing marked offsets. It is idempotent.
 func (c *Consumer) Close() error {
 	var err error
@@ -139,7 +151,13 @@ func (c *Consumer) handle(msg *sarama.ConsumerMessage) {
 			headers = append(headers, frame.Header{Key: string(h.Key), Value: h.Value})
 		}
 	}
-	f, err := frame.Decode(msg.Key, msg.Value, headers, msg.Timestamp, uint64(msg.Offset))
+	var f *frame.Frame
+	var err error
+	if c.maxBytes > 0 && len(msg.Value) > c.maxBytes {
+		err = fmt.Errorf("record of %d bytes for key %q: %w (kafka.max_message_bytes %d)", len(msg.Value), truncateKey(msg.Key), frame.ErrTooLarge, c.maxBytes)
+	} else {
+		f, err = frame.Decode(msg.Key, msg.Value, headers, msg.Timestamp, uint64(msg.Offset))
+	}
 	if err != nil {
 		c.invalid.Add(1)
 		if ok, n := c.invalidLog.Allow(); ok {

@@ -97,7 +97,7 @@ func (c *collector) wait(t *testing.T, n int) []*frame.Frame {
 
 func startConsumer(t *testing.T, client sarama.Client, group, topic string, sink func(*frame.Frame)) *Consumer {
 	t.Helper()
-	c, err := NewConsumer(client, group, topic, sink, testLogger(t))
+	c, err := NewConsumer(client, group, topic, 1<<20, sink, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,8 +248,10 @@ func TestForeignAndInvalidRecords(t *testing.T) {
 	for _, m := range []*sarama.ProducerMessage{
 		{Topic: "frames", Key: sarama.StringEncoder("cam"), Value: sarama.StringEncoder("not an image at all")},
 		{Topic: "frames", Key: sarama.StringEncoder("bad/key"), Value: sarama.ByteEncoder(img)},
-		{Topic: "frames", Key: sarama.StringEncoder("cam"), Value: sarama.ByteEncoder(img[:40])}, // truncated JPEG: shown as far as it goes
-		{Topic: "frames", Value: sarama.ByteEncoder(img)},                                        // no key, no headers
+		{Topic: "frames", Key: sarama.StringEncoder("cam"), Value: sarama.ByteEncoder(img[:40])},                                                 // truncated JPEG
+		{Topic: "frames", Key: sarama.StringEncoder("cam"), Value: sarama.ByteEncoder(append(append([]byte{}, img...), make([]byte, 1<<20)...))}, // over the consumer's limit
+		{Topic: "frames", Key: sarama.StringEncoder("cam"), Value: sarama.ByteEncoder(img)},
+		{Topic: "frames", Value: sarama.ByteEncoder(img)}, // no key, no headers
 	} {
 		if _, _, err := sp.SendMessage(m); err != nil {
 			t.Fatal(err)
@@ -264,10 +266,10 @@ func TestForeignAndInvalidRecords(t *testing.T) {
 		t.Fatalf("cameras seen: %v", cams)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for cons.Stats().Invalid != 2 && time.Now().Before(deadline) {
+	for cons.Stats().Invalid != 4 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := cons.Stats(); st.Invalid != 2 {
+	if st := cons.Stats(); st.Invalid != 4 {
 		t.Fatalf("invalid records counted: %+v", st)
 	}
 }

@@ -177,16 +177,21 @@ func (a *App) Start() error {
 		checks = append(checks, web.Check{Name: "producer", Fn: a.producerReady})
 	}
 	w, err := web.Start(web.Options{
-		Addr:         cfg.HTTP.Listen,
-		Hub:          a.hub,
-		Static:       static.FS,
-		Checks:       checks,
-		WriteTimeout: cfg.HTTP.WriteTimeout,
-		UnsentLimit:  cfg.HTTP.UnsentLimit,
-		Pprof:        cfg.HTTP.Pprof,
-		Logger:       a.log.With("component", "http"),
-		Metrics:      a.metrics.Handler(),
-		Latency:      a.metrics.LatencyObserver,
+		Addr:              cfg.HTTP.Listen,
+		Hub:               a.hub,
+		Static:            static.FS,
+		Checks:            checks,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		UnsentLimit:       cfg.HTTP.UnsentLimit,
+		Pprof:             cfg.HTTP.Pprof,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxViewers:        cfg.HTTP.MaxViewers,
+		MaxViewersPerIP:   cfg.HTTP.MaxViewersPerIP,
+		TrustedProxies:    parseCIDRs(cfg.HTTP.TrustedProxies),
+		Logger:            a.log.With("component", "http"),
+		Metrics:           a.metrics.Handler(),
+		Latency:           a.metrics.LatencyObserver,
 	})
 	if err != nil {
 		_ = a.Shutdown(context.Background())
@@ -432,7 +437,7 @@ func changedSections(a, b *config.Config) []string {
 	if a.Embedded != b.Embedded {
 		out = append(out, "embedded")
 	}
-	if a.HTTP != b.HTTP {
+	if !reflect.DeepEqual(a.HTTP, b.HTTP) {
 		out = append(out, "http")
 	}
 	if a.Hub != b.Hub {
@@ -593,6 +598,17 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Info("streamd stopped")
 	})
 	return a.shutdownErr
+}
+
+// parseCIDRs parses ranges that config validation already checked.
+func parseCIDRs(cidrs []string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, c := range cidrs {
+		if _, n, err := net.ParseCIDR(c); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (a *App) warnClose(what string, err error) {

@@ -90,6 +90,8 @@ embedded:
   data_dir: %s
 http:
   listen: 127.0.0.1:0
+  max_viewers: 0          # every bench viewer comes from 127.0.0.1
+  max_viewers_per_ip: 0
 cameras:
   - id: pattern
     source: testpattern

@@ -67,8 +67,15 @@ type HTTPConfig struct {
 	// kernel (TCP_NOTSENT_LOWAT): past it a write blocks, so a slow viewer
 	// falls behind in the hub, where it skips frames, instead of in socket
 	// buffers, where its video would grow stale. 0 leaves the kernel's.
-	UnsentLimit int  `koanf:"unsent_limit"`
-	Pprof       bool `koanf:"pprof"` // serve /debug/pprof/ (for profiling; keep off in production)
+	UnsentLimit       int           `koanf:"unsent_limit"`
+	Pprof             bool          `koanf:"pprof"`               // serve /debug/pprof/ (for profiling; keep off in production)
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"` // a client must send its request headers within this
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`        // keep-alive connections idle longer are closed
+	MaxViewers        int           `koanf:"max_viewers"`         // streams open at once, all cameras; 0: unlimited
+	MaxViewersPerIP   int           `koanf:"max_viewers_per_ip"`  // streams open at once from one client address; 0: unlimited
+	// TrustedProxies are the addresses (CIDRs) whose X-Real-IP or
+	// X-Forwarded-For header names the real client, e.g. nginx on this host.
+	TrustedProxies []string `koanf:"trusted_proxies"`
 }
 
 // HubConfig tunes the in-memory fan-out.
@@ -114,8 +121,12 @@ func Default() Config {
 			SegmentBytes:   16 << 20,
 			RetentionCheck: 30 * time.Second,
 		},
-		HTTP: HTTPConfig{Listen: ":8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10},
-		Hub:  HubConfig{RingSize: 32, MaxDelay: 250 * time.Millisecond},
+		HTTP: HTTPConfig{
+			Listen: ":8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10,
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			MaxViewers: 5000, MaxViewersPerIP: 50, TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
+		},
+		Hub: HubConfig{RingSize: 32, MaxDelay: 250 * time.Millisecond},
 	}
 }
 

@@ -172,6 +172,23 @@ func (c *Config) Validate() error {
 	if c.HTTP.UnsentLimit < 0 || (c.HTTP.UnsentLimit > 0 && c.HTTP.UnsentLimit < 4096) {
 		bad("http.unsent_limit", "must be 0 (kernel default) or at least 4096, got %d", c.HTTP.UnsentLimit)
 	}
+	if c.HTTP.ReadHeaderTimeout < 100*time.Millisecond || c.HTTP.ReadHeaderTimeout > 5*time.Minute {
+		bad("http.read_header_timeout", "must be between 100ms and 5m, got %s", c.HTTP.ReadHeaderTimeout)
+	}
+	if c.HTTP.IdleTimeout < time.Second {
+		bad("http.idle_timeout", "must be at least 1s, got %s", c.HTTP.IdleTimeout)
+	}
+	if c.HTTP.MaxViewers < 0 {
+		bad("http.max_viewers", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxViewers)
+	}
+	if c.HTTP.MaxViewersPerIP < 0 {
+		bad("http.max_viewers_per_ip", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxViewersPerIP)
+	}
+	for i, cidr := range c.HTTP.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad(fmt.Sprintf("http.trusted_proxies[%d]", i), "must be an address range such as 10.0.0.0/8 or 127.0.0.1/32, got %q", cidr)
+		}
+	}
 	if c.Hub.MaxDelay < 10*time.Millisecond || c.Hub.MaxDelay > time.Minute {
 		bad("hub.max_delay", "must be between 10ms and 1m, got %s", c.Hub.MaxDelay)
 	}

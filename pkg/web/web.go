@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,15 @@ type Options struct {
 	UnsentLimit int
 	// Pprof serves the runtime profiles at /debug/pprof/.
 	Pprof bool
+	// ReadHeaderTimeout and IdleTimeout bound slow and idle clients;
+	// defaults 10s and 2m.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// MaxViewers and MaxViewersPerIP bound open streams (0: unlimited);
+	// past them a stream request gets 429.
+	MaxViewers, MaxViewersPerIP int
+	// TrustedProxies are the networks whose X-Real-IP / X-Forwarded-For
+	// name the client (for the per-IP limit and logs).
+	TrustedProxies []*net.IPNet
 	// Latency, if set, returns a camera's recorder of capture→serve
 	// latency; it is resolved once per stream and called for every part.
 	Latency func(camera string) func(time.Duration)
@@ -63,6 +73,10 @@ type Server struct {
 	// all streams at once on shutdown.
 	base       context.Context
 	cancelBase context.CancelFunc
+
+	viewersMu sync.Mutex
+	viewers   int            // open streams
+	perIP     map[string]int // open streams per client address
 }
 
 // Start opens the listener and serves in the background.
@@ -76,11 +90,17 @@ func Start(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", o.Addr, err)
 	}
-	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{})}
+	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{}), perIP: map[string]int{}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		BaseContext: func(net.Listener) context.Context { return s.base },
@@ -88,8 +108,8 @@ func Start(o Options) (*Server, error) {
 			return context.WithValue(ctx, connKey{}, c)
 		},
 		Handler:           s.Router(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 		// No global WriteTimeout: streams are long-lived, and each part
@@ -135,7 +155,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Router returns the HTTP routes.
 func (s *Server) Router() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.recoverer, limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such page: "+r.URL.Path)
 	})
@@ -166,6 +186,71 @@ func (s *Server) Router() http.Handler {
 		r.Get("/snapshot/{camera}", s.snapshot)
 	}
 	return r
+}
+
+// limitBody refuses request bodies: no route takes one.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+const maxBody = 4 << 10
+
+// clientIP is the address of the client: the connection's peer, or, when
+// that is a trusted proxy, the X-Real-IP or last X-Forwarded-For entry.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer := net.ParseIP(host)
+	if peer == nil {
+		return host
+	}
+	for _, n := range s.o.TrustedProxies {
+		if !n.Contains(peer) {
+			continue
+		}
+		if ip := net.ParseIP(strings.TrimSpace(r.Header.Get("X-Real-IP"))); ip != nil {
+			return ip.String()
+		}
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+				return ip.String()
+			}
+		}
+		break
+	}
+	return peer.String()
+}
+
+// admit counts a new stream, or says why it cannot be opened.
+func (s *Server) admit(ip string) (release func(), refusal string) {
+	s.viewersMu.Lock()
+	defer s.viewersMu.Unlock()
+	if s.o.MaxViewers > 0 && s.viewers >= s.o.MaxViewers {
+		return nil, fmt.Sprintf("server at its viewer limit (%d)", s.o.MaxViewers)
+	}
+	if s.o.MaxViewersPerIP > 0 && s.perIP[ip] >= s.o.MaxViewersPerIP {
+		return nil, fmt.Sprintf("too many streams from %s (limit %d)", ip, s.o.MaxViewersPerIP)
+	}
+	s.viewers++
+	s.perIP[ip]++
+	return func() {
+		s.viewersMu.Lock()
+		defer s.viewersMu.Unlock()
+		s.viewers--
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+	}, ""
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
@@ -266,9 +351,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	ip := s.clientIP(r)
+	release, refusal := s.admit(ip)
+	if release == nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, refusal)
+		return
+	}
+	defer release()
 	v := c.Subscribe()
 	defer v.Close()
-	log := s.log.With("camera", c.ID(), "remote", r.RemoteAddr)
+	log := s.log.With("camera", c.ID(), "client", ip)
 	h := w.Header()
 	noCache(h)
 	h.Set("Content-Type", mjpeg.ContentType)

@@ -234,3 +234,71 @@ func TestListenErrorNamesAddress(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestViewerLimits(t *testing.T) {
+	h := hub.New()
+	h.Register("cam")
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	s, err := Start(Options{Hub: h, MaxViewers: 3, MaxViewersPerIP: 2, TrustedProxies: []*net.IPNet{loopback}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	open := func(realIP string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/stream/cam", nil)
+		if realIP != "" {
+			req.Header.Set("X-Real-IP", realIP)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	expect := func(resp *http.Response, code int, body string) {
+		t.Helper()
+		if resp.StatusCode != code {
+			t.Fatalf("status %d, want %d", resp.StatusCode, code)
+		}
+		if body != "" {
+			b, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(b), body) {
+				t.Fatalf("body %s, want %s", b, body)
+			}
+		}
+	}
+	a1 := open("192.0.2.1")
+	expect(a1, 200, "")
+	expect(open("192.0.2.1"), 200, "")
+	expect(open("192.0.2.1"), 429, `too many streams from 192.0.2.1 (limit 2)`)
+	expect(open("192.0.2.2"), 200, "")
+	expect(open("192.0.2.3"), 429, `server at its viewer limit (3)`)
+	// A viewer that leaves frees its place.
+	a1.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := open("192.0.2.3")
+		if resp.StatusCode == 200 {
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("place not freed after a viewer left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBodiesAreRefused(t *testing.T) {
+	s := start(t, hub.New())
+	resp, err := http.Post("http://"+s.Addr()+"/healthz", "text/plain", strings.NewReader(strings.Repeat("x", 10<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("10 kB body: %d", resp.StatusCode)
+	}
+}

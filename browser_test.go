@@ -41,19 +41,34 @@ func browser(t *testing.T) context.Context {
 }
 
 func TestBrowserShowsLiveTestPattern(t *testing.T) {
-	p := startStreamd(t, "all", `
-embedded:
-  listen: 127.0.0.1:0
-http:
-  listen: 127.0.0.1:0
+	const cameras = `
 cameras:
   - id: pattern
     source: testpattern
     width: 640
     height: 360
     fps: 30
-`)
-	p.waitReady(t)
+`
+	t.Run("open", func(t *testing.T) {
+		p := startStreamd(t, "all", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\n"+cameras)
+		p.waitReady(t)
+		checkLiveTile(t, p.url("/"))
+	})
+	t.Run("with a token in the page URL", func(t *testing.T) {
+		const secret = "browser-token-0123456789"
+		p := startStreamd(t, "all", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\nauth:\n  tokens:\n    - name: wall\n      token: "+secret+"\n"+cameras)
+		p.waitReady(t)
+		if code, _ := getStatus(t, p.url("/")); code != 401 {
+			t.Fatalf("page without the token: %d, want 401", code)
+		}
+		checkLiveTile(t, p.url("/?token="+secret))
+	})
+}
+
+// checkLiveTile opens the page at url in Chromium and checks that the test
+// pattern's tile is live: two screenshots a second apart differ.
+func checkLiveTile(t *testing.T, url string) {
+	t.Helper()
 	ctx := browser(t)
 
 	var mu sync.Mutex
@@ -69,7 +84,7 @@ cameras:
 	}
 	img := chromedp.CSS(`section[data-camera="pattern"] img`)
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(p.url("/")),
+		chromedp.Navigate(url),
 		chromedp.WaitVisible(img),
 		// Wait until the first frame is painted and the stats are shown.
 		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] img').naturalWidth === 640`, chromedp.WithPollingTimeout(20*time.Second)),

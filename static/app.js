@@ -3,6 +3,10 @@
 const grid = document.getElementById("grid");
 const status = document.getElementById("status");
 const tiles = new Map();
+// A token in the page's URL (?token=…) is passed on to streams and the API;
+// with basic auth the browser sends the credentials by itself.
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (url) => token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
 
 function tile(cam) {
   const el = document.createElement("section");
@@ -14,10 +18,10 @@ function tile(cam) {
   el.querySelector(".name").append(cam.id);
   const img = el.querySelector("img");
   img.alt = `camera ${cam.id}`;
-  img.src = `/stream/${encodeURIComponent(cam.id)}`;
+  img.src = withToken(`/stream/${encodeURIComponent(cam.id)}`);
   // Reconnect a stream that ended (server restart, network drop).
   img.addEventListener("error", () => setTimeout(() => {
-    img.src = `/stream/${encodeURIComponent(cam.id)}?r=${Date.now()}`;
+    img.src = withToken(`/stream/${encodeURIComponent(cam.id)}?r=${Date.now()}`);
   }, 2000));
   grid.append(el);
   return el;
@@ -25,7 +29,7 @@ function tile(cam) {
 
 async function refresh() {
   try {
-    const res = await fetch("/api/cameras", { cache: "no-store" });
+    const res = await fetch(withToken("/api/cameras"), { cache: "no-store" });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const cams = await res.json();
     status.textContent = cams.length ? `${cams.length} camera${cams.length > 1 ? "s" : ""}` : "no cameras yet";

@@ -18,6 +18,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/streamd/streamd/pkg/auth"
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/capture"
 	"github.com/streamd/streamd/pkg/config"
@@ -176,7 +177,13 @@ func (a *App) Start() error {
 	if cfg.NeedsProducer() {
 		checks = append(checks, web.Check{Name: "producer", Fn: a.producerReady})
 	}
+	authn, err := newAuthenticator(cfg.Auth)
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
 	w, err := web.Start(web.Options{
+		Auth:              authn,
 		Addr:              cfg.HTTP.Listen,
 		Hub:               a.hub,
 		Static:            static.FS,
@@ -198,6 +205,10 @@ func (a *App) Start() error {
 		return err
 	}
 	a.web = w
+	if !authn.Enabled() && !isLoopback(w.Addr()) {
+		a.log.Warn("HTTP IS OPEN TO THE NETWORK WITHOUT AUTHENTICATION: anyone who can reach "+w.Addr()+" can watch every camera; configure auth.tokens or auth.users, or listen on 127.0.0.1",
+			"http.listen", cfg.HTTP.Listen)
+	}
 	a.log.Info("streamd started", "role", cfg.Role, "http", w.Addr(), "brokers", brokers, "topic", cfg.Kafka.Topic)
 	if a.hub != nil {
 		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", BrowserURL(w.Addr()))
@@ -598,6 +609,29 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Info("streamd stopped")
 	})
 	return a.shutdownErr
+}
+
+// newAuthenticator builds the authenticator from the (validated) config.
+func newAuthenticator(c config.AuthConfig) (*auth.Authenticator, error) {
+	tokens := make([]auth.Token, 0, len(c.Tokens))
+	for _, t := range c.Tokens {
+		tokens = append(tokens, auth.Token{Name: t.Name, Secret: t.Token, Cameras: t.Cameras})
+	}
+	users := make([]auth.User, 0, len(c.Users))
+	for _, u := range c.Users {
+		users = append(users, auth.User{Name: u.Name, PasswordBcrypt: u.PasswordBcrypt, Cameras: u.Cameras})
+	}
+	return auth.New(tokens, users)
+}
+
+// isLoopback reports whether addr listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback() || host == "localhost"
 }
 
 // parseCIDRs parses ranges that config validation already checked.

@@ -23,8 +23,35 @@ type Config struct {
 	Embedded EmbeddedConfig `koanf:"embedded"`
 	HTTP     HTTPConfig     `koanf:"http"`
 	Hub      HubConfig      `koanf:"hub"`
+	Auth     AuthConfig     `koanf:"auth"`
 	Cameras  []CameraConfig `koanf:"cameras"`
 }
+
+// AuthConfig lists who may watch. With no tokens and no users, everyone who
+// can reach the HTTP address may (and streamd then listens on loopback by
+// default). /healthz and /readyz are always open.
+type AuthConfig struct {
+	Tokens []TokenConfig `koanf:"tokens"`
+	Users  []UserConfig  `koanf:"users"`
+}
+
+// TokenConfig is a bearer token (header "Authorization: Bearer T" or query
+// parameter "?token=T").
+type TokenConfig struct {
+	Name    string   `koanf:"name"`    // shown in logs
+	Token   string   `koanf:"token"`   // the secret, at least 16 characters
+	Cameras []string `koanf:"cameras"` // allowed cameras; empty: all
+}
+
+// UserConfig is an HTTP basic user.
+type UserConfig struct {
+	Name           string   `koanf:"name"`
+	PasswordBcrypt string   `koanf:"password_bcrypt"` // bcrypt hash of the password
+	Cameras        []string `koanf:"cameras"`         // allowed cameras; empty: all
+}
+
+// AuthEnabled reports whether any credentials are configured.
+func (c *Config) AuthEnabled() bool { return len(c.Auth.Tokens) > 0 || len(c.Auth.Users) > 0 }
 
 // LogConfig selects the log level and format.
 type LogConfig struct {
@@ -122,7 +149,7 @@ func Default() Config {
 			RetentionCheck: 30 * time.Second,
 		},
 		HTTP: HTTPConfig{
-			Listen: ":8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10,
+			Listen: "127.0.0.1:8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10,
 			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			MaxViewers: 5000, MaxViewersPerIP: 50, TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
 		},

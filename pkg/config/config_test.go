@@ -25,7 +25,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Role != RoleAll || !cfg.Embedded.Enabled || cfg.Embedded.Listen != "127.0.0.1:9092" || cfg.Embedded.DataDir == "" || cfg.HTTP.Listen != ":8080" {
+	if cfg.Role != RoleAll || !cfg.Embedded.Enabled || cfg.Embedded.Listen != "127.0.0.1:9092" || cfg.Embedded.DataDir == "" || cfg.HTTP.Listen != "127.0.0.1:8080" {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 	if len(cfg.Cameras) != 2 || cfg.Cameras[0].Kind() != SourcePattern || cfg.Cameras[0].Width != 1280 || cfg.Cameras[0].Height != 720 || cfg.Cameras[0].FPS != 30 {
@@ -141,6 +141,11 @@ func TestBadConfig(t *testing.T) {
 		{name: "unspecified embedded host", yaml: "embedded:\n  listen: 0.0.0.0:9092\n", want: `"embedded.listen": must name the address clients connect to, such as 127.0.0.1:9092; the broker advertises it, so "0.0.0.0:9092" cannot be used`},
 		{name: "bad listen", yaml: "http:\n  listen: 8080\n", want: `"http.listen": must be host:port, got "8080"`},
 		{name: "bad log format", yaml: "log:\n  format: xml\n", want: `"log.format": must be text or json, got "xml"`},
+		{name: "short token", yaml: "auth:\n  tokens:\n    - name: a\n      token: short\n", want: `"auth.tokens[0].token": must be at least 16 characters (use a random string, e.g. openssl rand -hex 24)`},
+		{name: "plain password", yaml: "auth:\n  users:\n    - name: bob\n      password_bcrypt: hunter2\n", want: `"auth.users[0].password_bcrypt": must be a bcrypt hash such as $2a$10$… (htpasswd -nbB user password), not a password`},
+		{name: "duplicate principal", yaml: "auth:\n  tokens:\n    - name: bob\n      token: 0123456789abcdef0\n  users:\n    - name: bob\n      password_bcrypt: $2a$04$veWKOf/mZihrvKOZGDvcSO1wrA/jx/ODQ.SH.pRLFk6lqYbO2Ob3e\n", want: `"auth.users[0].name": duplicate name "bob" (also auth.tokens[0])`},
+		{name: "bad allowed camera", yaml: "auth:\n  tokens:\n    - name: a\n      token: 0123456789abcdef0\n      cameras: [\"a b\"]\n", want: `"auth.tokens[0].cameras[0]": invalid camera id "a b": character ' ' not allowed (use A-Z a-z 0-9 _ . -)`},
+		{name: "unknown auth key", yaml: "auth:\n  tokens:\n    - name: a\n      secret: x\n", want: `unknown key "auth.tokens[0].secret"`},
 		{name: "unknown env", env: []string{"STREAMD_KAFKA_BROKER=a:1"}, want: `environment variable STREAMD_KAFKA_BROKER: no such key`},
 		{name: "bad env value", env: []string{"STREAMD_KAFKA_PARTITIONS=eight"}, want: `"kafka.partitions": cannot use "eight" as a whole number`},
 		{name: "unknown flag key", overrides: map[string]string{"http.port": "1"}, want: `unknown key "http.port" on the command line`},

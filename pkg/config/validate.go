@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/streamd/streamd/pkg/frame"
 )
 
@@ -196,6 +198,36 @@ func (c *Config) Validate() error {
 		bad("hub.ring_size", "must be between 2 and 1024, got %d", c.Hub.RingSize)
 	}
 
+	names := map[string]string{}
+	for i, tk := range c.Auth.Tokens {
+		key := func(f string) string { return fmt.Sprintf("auth.tokens[%d].%s", i, f) }
+		if tk.Name == "" {
+			bad(key("name"), "must be set (it names the token in logs)")
+		} else if prev, dup := names[tk.Name]; dup {
+			bad(key("name"), "duplicate name %q (also %s)", tk.Name, prev)
+		} else {
+			names[tk.Name] = fmt.Sprintf("auth.tokens[%d]", i)
+		}
+		if len(tk.Token) < 16 {
+			bad(key("token"), "must be at least 16 characters (use a random string, e.g. openssl rand -hex 24)")
+		}
+		checkCameraList(bad, key("cameras"), tk.Cameras)
+	}
+	for i, u := range c.Auth.Users {
+		key := func(f string) string { return fmt.Sprintf("auth.users[%d].%s", i, f) }
+		if u.Name == "" || strings.Contains(u.Name, ":") {
+			bad(key("name"), "must be set and contain no ':'")
+		} else if prev, dup := names[u.Name]; dup {
+			bad(key("name"), "duplicate name %q (also %s)", u.Name, prev)
+		} else {
+			names[u.Name] = fmt.Sprintf("auth.users[%d]", i)
+		}
+		if _, err := bcrypt.Cost([]byte(u.PasswordBcrypt)); err != nil {
+			bad(key("password_bcrypt"), "must be a bcrypt hash such as $2a$10$… (htpasswd -nbB user password), not a password")
+		}
+		checkCameraList(bad, key("cameras"), u.Cameras)
+	}
+
 	if c.Role == RoleProducer && len(c.Cameras) == 0 {
 		bad("cameras", "role \"producer\" needs at least one camera")
 	}
@@ -234,6 +266,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func checkCameraList(bad func(key, format string, args ...any), key string, ids []string) {
+	for j, id := range ids {
+		if err := frame.ValidateID(id); err != nil {
+			bad(fmt.Sprintf("%s[%d]", key, j), "%v", err)
+		}
+	}
 }
 
 func checkHostPort(s string, listen bool) error {

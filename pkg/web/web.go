@@ -3,15 +3,18 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +23,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/streamd/streamd/pkg/auth"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
+	"github.com/streamd/streamd/pkg/lograte"
 	"github.com/streamd/streamd/pkg/mjpeg"
 )
 
@@ -55,6 +60,9 @@ type Options struct {
 	// TrustedProxies are the networks whose X-Real-IP / X-Forwarded-For
 	// name the client (for the per-IP limit and logs).
 	TrustedProxies []*net.IPNet
+	// Auth, if set and enabled, protects every route but /healthz and
+	// /readyz; principals limited to some cameras get 403 for others.
+	Auth *auth.Authenticator
 	// Latency, if set, returns a camera's recorder of capture→serve
 	// latency; it is resolved once per stream and called for every part.
 	Latency func(camera string) func(time.Duration)
@@ -73,6 +81,9 @@ type Server struct {
 	// all streams at once on shutdown.
 	base       context.Context
 	cancelBase context.CancelFunc
+
+	authLog *lograte.Limiter
+	page    *template.Template // index.html, nil without one
 
 	viewersMu sync.Mutex
 	viewers   int            // open streams
@@ -100,7 +111,15 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", o.Addr, err)
 	}
-	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{}), perIP: map[string]int{}}
+	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{}), perIP: map[string]int{}, authLog: lograte.New(time.Second)}
+	if o.Static != nil {
+		if _, err := fs.Stat(o.Static, "index.html"); err == nil {
+			if s.page, err = template.ParseFS(o.Static, "index.html"); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("http: parse index page: %w", err)
+			}
+		}
+	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		BaseContext: func(net.Listener) context.Context { return s.base },
@@ -166,15 +185,25 @@ func (s *Server) Router() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	r.Get("/readyz", s.ready)
+	r.Group(func(r chi.Router) { s.protected(r) })
+	return r
+}
+
+// protected adds the routes that need credentials when auth is on.
+func (s *Server) protected(r chi.Router) {
+	r.Use(s.authenticate)
 	if s.o.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", s.o.Metrics)
+		r.With(s.requireAllCameras).Method(http.MethodGet, "/metrics", s.o.Metrics)
 	}
 	if s.o.Pprof {
-		r.HandleFunc("/debug/pprof/*", pprof.Index)
-		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireAllCameras)
+			r.HandleFunc("/debug/pprof/*", pprof.Index)
+			r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		})
 	}
 	if s.o.Hub != nil {
 		r.Get("/", s.index)
@@ -185,7 +214,54 @@ func (s *Server) Router() http.Handler {
 		r.Get("/stream/{camera}", s.stream)
 		r.Get("/snapshot/{camera}", s.snapshot)
 	}
-	return r
+}
+
+type principalKey struct{}
+
+// principal returns who made the request (everyone when auth is off).
+func principal(r *http.Request) *auth.Principal {
+	if p, ok := r.Context().Value(principalKey{}).(*auth.Principal); ok {
+		return p
+	}
+	return auth.Anyone()
+}
+
+// authenticate answers 401 without valid credentials.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.o.Auth == nil || !s.o.Auth.Enabled() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p, err := s.o.Auth.Authenticate(r)
+		if err != nil {
+			if s.o.Auth.HasUsers() {
+				w.Header().Set("WWW-Authenticate", `Basic realm="streamd", charset="UTF-8"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="streamd"`)
+			}
+			if errors.Is(err, auth.ErrBadCredentials) {
+				if ok, n := s.authLog.Allow(); ok {
+					s.log.Warn("authentication failed", "client", s.clientIP(r), "path", r.URL.Path, "similar_failures", n)
+				}
+			}
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// requireAllCameras answers 403 to principals limited to some cameras
+// (metrics and profiles name every camera).
+func (s *Server) requireAllCameras(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !principal(r).AllCameras() {
+			writeError(w, http.StatusForbidden, principal(r).Name+" may not read this: it covers every camera")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitBody refuses request bodies: no route takes one.
@@ -268,19 +344,31 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// index serves the page. It is a template: a token the page was opened
+// with (?token=) is carried into its own asset links, which cannot send an
+// Authorization header.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	if s.o.Static == nil {
 		writeError(w, http.StatusNotFound, "no UI in this build")
 		return
 	}
-	page, err := fs.ReadFile(s.o.Static, "index.html")
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "read index page: "+err.Error())
+	if s.page == nil {
+		writeError(w, http.StatusNotFound, "no index page in this build")
+		return
+	}
+	var data struct{ Query string }
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		data.Query = "?token=" + url.QueryEscape(tok)
+	}
+	var buf bytes.Buffer
+	if err := s.page.Execute(&buf, data); err != nil {
+		writeError(w, http.StatusInternalServerError, "render index page: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(page)
+	w.Header().Set("Cache-Control", "no-cache, no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer") // keep tokens out of Referer headers
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
@@ -301,8 +389,16 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
 }
 
-func (s *Server) cameras(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.o.Hub.Cameras())
+func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	all := s.o.Hub.Cameras()
+	visible := all[:0]
+	for _, c := range all {
+		if p.Allowed(c.ID) {
+			visible = append(visible, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, visible)
 }
 
 // camera finds the camera named in the path or writes the error response.
@@ -310,6 +406,12 @@ func (s *Server) camera(w http.ResponseWriter, r *http.Request) (*hub.Camera, bo
 	id := chi.URLParam(r, "camera")
 	if err := frame.ValidateID(id); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	// Checked before existence, so a limited principal learns nothing
+	// about other cameras.
+	if p := principal(r); !p.Allowed(id) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
 		return nil, false
 	}
 	c, ok := s.o.Hub.Camera(id)
@@ -361,7 +463,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	v := c.Subscribe()
 	defer v.Close()
-	log := s.log.With("camera", c.ID(), "client", ip)
+	log := s.log.With("camera", c.ID(), "client", ip, "principal", principal(r).Name)
 	h := w.Header()
 	noCache(h)
 	h.Set("Content-Type", mjpeg.ContentType)

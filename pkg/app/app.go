@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -269,8 +270,17 @@ func setDefaultEnv(k, v string) {
 func (a *App) startKafka(brokers []string) error {
 	cfg := a.cfg
 	log := a.log.With("component", "kafka")
+	var tlsCfg *tls.Config
+	if t := cfg.Kafka.TLS; t.Enabled {
+		var err error
+		if tlsCfg, err = kafka.TLSConfig(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify); err != nil {
+			return err
+		}
+	}
 	dial := func(instanceID string) (sarama.Client, error) {
 		client, err := kafka.Dial(a.run, kafka.Options{
+			TLS:             tlsCfg,
+			SASL:            kafka.SASL{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: cfg.Kafka.SASL.Password},
 			Brokers:         brokers,
 			ClientID:        cfg.Kafka.ClientID,
 			Version:         cfg.Kafka.Version,

@@ -74,6 +74,25 @@ type KafkaConfig struct {
 	FetchMaxWait      time.Duration `koanf:"fetch_max_wait"`     // consumer fetch max wait; low for low latency
 	Compression       string        `koanf:"compression"`        // none, gzip, snappy, lz4, zstd
 	DialTimeout       time.Duration `koanf:"dial_timeout"`
+	TLS               KafkaTLS      `koanf:"tls"`
+	SASL              KafkaSASL     `koanf:"sasl"`
+}
+
+// KafkaTLS is TLS to the brokers.
+type KafkaTLS struct {
+	Enabled            bool   `koanf:"enabled"`
+	CAFile             string `koanf:"ca_file"`              // PEM CA bundle; empty: the system's
+	CertFile           string `koanf:"cert_file"`            // PEM client certificate, for mutual TLS
+	KeyFile            string `koanf:"key_file"`             // its PEM key
+	ServerName         string `koanf:"server_name"`          // expected broker name; default: the host dialled
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"` // do not verify the broker (testing only)
+}
+
+// KafkaSASL is SASL authentication to the brokers.
+type KafkaSASL struct {
+	Mechanism string `koanf:"mechanism"` // "" (none), PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username  string `koanf:"username"`
+	Password  string `koanf:"password"` // prefer STREAMD_KAFKA_SASL_PASSWORD over the file
 }
 
 // EmbeddedConfig is the in-process Kafka-protocol broker (kfake) used for the

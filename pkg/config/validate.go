@@ -147,6 +147,29 @@ func (c *Config) Validate() error {
 	default:
 		bad("kafka.compression", "must be none, gzip, snappy, lz4 or zstd, got %q", k.Compression)
 	}
+	if t := k.TLS; t.Enabled {
+		for key, f := range map[string]string{"kafka.tls.ca_file": t.CAFile, "kafka.tls.cert_file": t.CertFile, "kafka.tls.key_file": t.KeyFile} {
+			if f != "" {
+				if err := checkReadable(f); err != nil {
+					bad(key, "%v", strings.Replace(err.Error(), "video file", "file", 1))
+				}
+			}
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad("kafka.tls.cert_file", "a client certificate needs both kafka.tls.cert_file and kafka.tls.key_file")
+		}
+	} else if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
+		bad("kafka.tls.enabled", "must be true when TLS files are set")
+	}
+	switch k.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if k.SASL.Username == "" || k.SASL.Password == "" {
+			bad("kafka.sasl.username", "SASL %s needs kafka.sasl.username and kafka.sasl.password", k.SASL.Mechanism)
+		}
+	default:
+		bad("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", k.SASL.Mechanism)
+	}
 	if k.DialTimeout <= 0 {
 		bad("kafka.dial_timeout", "must be positive, got %s", k.DialTimeout)
 	}

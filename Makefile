@@ -15,7 +15,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: deps build run test bench vet clean install
+.PHONY: deps build run test bench soak vet clean install
 
 ## deps: install the Debian packages that are missing, and check Go
 deps:
@@ -47,6 +47,10 @@ test: deps vet
 ## bench: Go benchmarks of the hot paths, with allocations
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/hub ./pkg/mjpeg ./pkg/capture
+
+## soak: 10 minutes all-in-one at 720p30 with 50 viewers joining and leaving (SOAK_DURATION=… to change)
+soak: deps
+	$(GO) test -tags soak -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|soak_test'
 
 vet:
 	$(GO) vet ./...

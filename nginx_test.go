@@ -1,7 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -134,5 +141,48 @@ func TestNginxInFront(t *testing.T) {
 	t.Logf("extra latency through nginx: median %v, p90 %v", median, extra[len(extra)*9/10])
 	if median > 5*time.Millisecond {
 		t.Fatalf("nginx adds %v per frame (median): buffering is on somewhere", median)
+	}
+}
+
+func TestNginxTLSSiteValidates(t *testing.T) {
+	exe := requireTool(t, "nginx")
+	site, err := os.ReadFile("nginx/streamd-tls.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cameras.example.org"},
+		DNSNames: []string{"cameras.example.org"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	conf := string(site)
+	for old, repl := range map[string]string{
+		"/etc/ssl/certs/cameras.example.org.pem":   certPath,
+		"/etc/ssl/private/cameras.example.org.key": keyPath,
+		"listen 80;":            "listen " + freeAddr(t) + ";",
+		"listen 443 ssl http2;": "listen " + freeAddr(t) + " ssl http2;",
+	} {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("nginx/streamd-tls.conf no longer contains %q", old)
+		}
+		conf = strings.ReplaceAll(conf, old, repl)
+	}
+	for _, want := range []string{"proxy_buffering off;", "gzip off;", "X-Real-IP", "proxy_read_timeout 1h;"} {
+		if !strings.Contains(conf, want) {
+			t.Fatalf("TLS site lacks %q", want)
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "site.conf"), []byte(conf), 0o644)
+	main := fmt.Sprintf("error_log %[1]s/error.log;\npid %[1]s/nginx.pid;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path %[1]s/b;\n  proxy_temp_path %[1]s/p;\n  fastcgi_temp_path %[1]s/f;\n  uwsgi_temp_path %[1]s/u;\n  scgi_temp_path %[1]s/s;\n  include %[1]s/site.conf;\n}\n", dir)
+	_ = os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644)
+	if out, err := exec.Command(exe, "-t", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t rejects the TLS site: %v\n%s", err, out)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/streamd/streamd/pkg/mjpeg"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 const vtestPath = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -49,27 +50,10 @@ func TestMain(m *testing.M) {
 // proc is a running streamd process.
 type proc struct {
 	cmd    *exec.Cmd
-	logs   *syncBuf
+	logs   *testutil.Buffer
 	done   chan struct{}
 	http   string // the HTTP address it listens on
 	config string // its config file
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var httpAddrRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
@@ -89,7 +73,7 @@ func startStreamdEnv(t *testing.T, name, yaml string, env []string, extraArgs ..
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{logs: &syncBuf{}, done: make(chan struct{}), config: path}
+	p := &proc{logs: &testutil.Buffer{}, done: make(chan struct{}), config: path}
 	p.cmd = exec.Command(binary, append([]string{"--config", path}, extraArgs...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs

@@ -20,6 +20,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 // fileCameraYAML is a camera that streams vtest.avi once, from url, paced
@@ -294,7 +295,7 @@ p.close()
 func TestBenchCommand(t *testing.T) {
 	cmd := exec.Command(binary, "bench", "--viewers", "5", "--slow", "2", "--duration", "2s", "--warmup", "1s",
 		"--width", "320", "--height", "240", "--json")
-	var stderr syncBuf
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/streamd/streamd/pkg/testutil"
 	"math/big"
 	"net"
 	"net/http"
@@ -70,7 +71,7 @@ http {
 		t.Fatalf("nginx -t rejects the site: %v\n%s", err, out)
 	}
 	cmd := exec.Command(exe, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-	out := &syncBuf{}
+	out := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

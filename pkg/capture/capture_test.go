@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 const vtest = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -46,27 +47,10 @@ func (s *sink) count() int {
 	return len(s.frames)
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // run runs a camera for cfg until until(camera) holds or it stops by itself.
-func run(t *testing.T, cfg config.CameraConfig, s *sink, until func(*Camera) bool) (*Camera, *logBuf) {
+func run(t *testing.T, cfg config.CameraConfig, s *sink, until func(*Camera) bool) (*Camera, *testutil.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &testutil.Buffer{}
 	cam := NewCamera(cfg, s, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,19 +1,18 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 
 	"github.com/streamd/streamd/pkg/auth"
 	"github.com/streamd/streamd/pkg/hub"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 const (
@@ -23,17 +22,6 @@ const (
 	// bcrypt (cost 4) of password
 	passwordHash = "$2a$04$veWKOf/mZihrvKOZGDvcSO1wrA/jx/ODQ.SH.pRLFk6lqYbO2Ob3e"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
 
 func TestAuthEveryRoute(t *testing.T) {
 	a, err := auth.New(
@@ -50,7 +38,7 @@ func TestAuthEveryRoute(t *testing.T) {
 		f.Camera = id
 		h.Publish(f)
 	}
-	logs := &lockedBuf{}
+	logs := &testutil.Buffer{}
 	s, err := Start(Options{Hub: h, Auth: a, Pprof: true, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics") }),
 		Static:  fstest.MapFS{"index.html": {Data: []byte("page")}, "app.js": {Data: []byte("js")}}})
@@ -121,11 +109,11 @@ func TestAuthEveryRoute(t *testing.T) {
 		}
 	}
 	for _, secret := range []string{fullSecret, lobbySecret, password, "not-the-secret"} {
-		if strings.Contains(logs.b.String(), secret) {
-			t.Fatalf("a secret reached the logs:\n%s", logs.b.String())
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a secret reached the logs:\n%s", logs.String())
 		}
 	}
-	if !strings.Contains(logs.b.String(), `msg="authentication failed"`) {
-		t.Fatalf("failed logins are not logged:\n%s", logs.b.String())
+	if !strings.Contains(logs.String(), `msg="authentication failed"`) {
+		t.Fatalf("failed logins are not logged:\n%s", logs.String())
 	}
 }

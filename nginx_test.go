@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/streamd/streamd/pkg/testutil"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 // startNginx runs Debian's nginx with the shipped site file, its upstream

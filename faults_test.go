@@ -78,6 +78,7 @@ func TestBrokerOutageMidStream(t *testing.T) {
 	v := watch(t, p.url("/stream/cam"))
 	v.take(t, 30, 10*time.Second)
 	goroutines := p.metric(t, "go_goroutines")
+	rss := p.metric(t, "process_resident_memory_bytes")
 
 	b.Close()
 	outage := time.Now()
@@ -110,6 +111,9 @@ func TestBrokerOutageMidStream(t *testing.T) {
 	time.Sleep(time.Second)
 	if after := p.metric(t, "go_goroutines"); after > goroutines+20 {
 		t.Fatalf("goroutines %v before the outage, %v after", goroutines, after)
+	}
+	if after := p.metric(t, "process_resident_memory_bytes"); after > rss*1.5+50<<20 {
+		t.Fatalf("RSS %.0f MB before the outage, %.0f MB after", rss/(1<<20), after/(1<<20))
 	}
 	if p.metric(t, "streamd_kafka_produce_errors_total")+p.metric(t, `streamd_kafka_produce_dropped_total{reason="backlog"}`) == 0 {
 		t.Fatal("frames captured during the outage were neither counted as failed nor as dropped")

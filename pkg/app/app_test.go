@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 func freePort(t *testing.T) string {
@@ -154,6 +155,36 @@ func TestBrowserURL(t *testing.T) {
 	} {
 		if got := BrowserURL(addr); got != want {
 			t.Errorf("%s: got %s, want %s", addr, got, want)
+		}
+	}
+}
+
+func TestWarnsWhenOpenWithoutAuth(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		auth   bool
+		warn   bool
+	}{
+		{"0.0.0.0:0", false, true},
+		{"127.0.0.1:0", false, false},
+		{"0.0.0.0:0", true, false},
+	} {
+		over := map[string]string{"http.listen": tc.listen, "embedded.listen": "127.0.0.1:0"}
+		cfg, err := config.Load(config.Sources{Overrides: over})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.auth {
+			cfg.Auth.Tokens = []config.TokenConfig{{Name: "t", Token: "0123456789abcdef0"}}
+		}
+		logs := &testutil.Buffer{}
+		a := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), "test")
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Shutdown(context.Background())
+		if got := strings.Contains(logs.String(), "HTTP IS OPEN TO THE NETWORK WITHOUT AUTHENTICATION"); got != tc.warn {
+			t.Errorf("listen %s auth %v: warned %v, want %v", tc.listen, tc.auth, got, tc.warn)
 		}
 	}
 }

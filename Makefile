@@ -40,8 +40,10 @@ run: build
 	exec ./$(BIN) --config $(CONFIG)
 
 ## test: install what is missing, then run every test (unit, Kafka, HTTP, processes, browser)
+# -p 1: one test binary at a time, so that the timing checks (latency,
+# recovery within seconds) do not compete with each other for the cores.
 test: deps vet
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -p 1 -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 10m ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte
 
 ## bench: Go benchmarks of the hot paths, with allocations

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"gocv.io/x/gocv"
-
 	"github.com/streamd/streamd/pkg/mjpeg"
 	"github.com/streamd/streamd/pkg/testutil"
 )
@@ -266,22 +264,6 @@ func serveGated(t *testing.T, path string) *gatedFile {
 
 func (g *gatedFile) url() string { return g.srv.URL + "/" + filepath.Base(vtestPath) }
 func (g *gatedFile) open()       { g.once.Do(func() { close(g.gate) }) }
-
-func countFrames(t *testing.T, path string) int {
-	t.Helper()
-	vc, err := gocv.OpenVideoCapture(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vc.Close()
-	m := gocv.NewMat()
-	defer m.Close()
-	n := 0
-	for vc.Read(&m) && !m.Empty() {
-		n++
-	}
-	return n
-}
 
 func requireTool(t *testing.T, name string) string {
 	t.Helper()

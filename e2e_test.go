@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/capture/capturetest"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/testutil"
 )
@@ -75,7 +76,7 @@ func (v *viewer) expectNoMore(t *testing.T, d time.Duration) {
 }
 
 func TestAllInOneStreamsEveryFrameToEveryViewer(t *testing.T) {
-	n := countFrames(t, vtestPath)
+	n := capturetest.CountFrames(t, vtestPath)
 	src := serveGated(t, vtestPath)
 	p := startStreamd(t, "all", `
 role: all
@@ -168,7 +169,7 @@ http:
 }
 
 func TestProducerAndConsumerProcesses(t *testing.T) {
-	n := countFrames(t, vtestPath)
+	n := capturetest.CountFrames(t, vtestPath)
 	b, err := broker.Start(broker.Options{})
 	if err != nil {
 		t.Fatal(err)

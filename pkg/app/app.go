@@ -298,19 +298,23 @@ func (a *App) startKafka(brokers []string) error {
 		a.mu.Unlock()
 		return client, nil
 	}
-	// A viewer node is a static member of its group, with an id stable
-	// across restarts: a restarted node takes its old place at once.
-	instanceID := ""
-	if cfg.NeedsConsumer() {
-		instanceID = DefaultGroup(a.web.Addr()) + "-member"
-	}
-	firstInstance := instanceID
+	var producerClient, consumerClient sarama.Client
+	var err error
 	if cfg.NeedsProducer() {
-		firstInstance = ""
+		if producerClient, err = dial(""); err != nil {
+			return err
+		}
 	}
-	client, err := dial(firstInstance)
-	if err != nil {
-		return err
+	if cfg.NeedsConsumer() {
+		// A viewer node is a static member of its group, with an id stable
+		// across restarts: a restarted node takes its old place at once.
+		if consumerClient, err = dial(DefaultGroup(a.web.Addr()) + "-member"); err != nil {
+			return err
+		}
+	}
+	client := producerClient
+	if client == nil {
+		client = consumerClient
 	}
 	// Retry topic creation too: a broker that just came up may not be
 	// ready to create topics.
@@ -336,16 +340,11 @@ func (a *App) startKafka(brokers []string) error {
 	a.setKafkaErr(nil)
 
 	if cfg.NeedsConsumer() {
-		if cfg.NeedsProducer() {
-			if client, err = dial(instanceID); err != nil {
-				return err
-			}
-		}
 		group := cfg.Kafka.Group
 		if group == "" {
 			group = DefaultGroup(a.web.Addr())
 		}
-		c, err := kafka.NewConsumer(client, group, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, a.hub.Publish, log.With("role", "consumer"))
+		c, err := kafka.NewConsumer(consumerClient, group, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, a.hub.Publish, log.With("role", "consumer"))
 		if err != nil {
 			return err
 		}
@@ -359,7 +358,7 @@ func (a *App) startKafka(brokers []string) error {
 		}()
 	}
 	if cfg.NeedsProducer() {
-		p, err := kafka.NewProducer(a.clients[0], cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, 0, log.With("role", "producer"))
+		p, err := kafka.NewProducer(producerClient, cfg.Kafka.Topic, cfg.Kafka.MaxMessageBytes, 0, log.With("role", "producer"))
 		if err != nil {
 			return err
 		}

@@ -106,10 +106,6 @@ func Start(o Options) (*Broker, error) {
 // Addr returns the host:port clients connect to.
 func (b *Broker) Addr() string { return b.addr }
 
-// ApplyRetention enforces retention on every topic now, instead of waiting
-// for the next periodic check.
-func (b *Broker) ApplyRetention() { b.cluster.ApplyRetention() }
-
 // Close stops the broker, flushing persisted state. It is idempotent.
 func (b *Broker) Close() {
 	b.closeOnce.Do(func() {

@@ -74,11 +74,10 @@ func (c *Camera) Stats() Stats {
 	return s
 }
 
+// setState records the camera's state and logs a change (not the first).
 func (c *Camera) setState(s string) {
-	if old := c.state.Swap(&s); old == nil || *old != s {
-		if old != nil {
-			c.log.Info("camera state", "state", s)
-		}
+	if old := c.state.Swap(&s); old != nil && *old != s {
+		c.log.Info("camera state", "state", s)
 	}
 }
 

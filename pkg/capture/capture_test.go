@@ -15,6 +15,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/streamd/streamd/pkg/capture/capturetest"
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/testutil"
@@ -116,7 +117,7 @@ func TestFileEndsWithEveryFrame(t *testing.T) {
 	s := &sink{}
 	cfg := config.CameraConfig{ID: "v", Source: vtest, FPS: 240, Quality: 60, Width: 384, Height: 288}
 	cam, logs := run(t, cfg, s, func(*Camera) bool { return false })
-	want := countFrames(t, vtest)
+	want := capturetest.CountFrames(t, vtest)
 	if s.count() != want {
 		t.Fatalf("published %d frames of %d", s.count(), want)
 	}
@@ -129,22 +130,6 @@ func TestFileEndsWithEveryFrame(t *testing.T) {
 	if !strings.Contains(logs.String(), "video ended") {
 		t.Fatalf("no end-of-video log:\n%s", logs)
 	}
-}
-
-func countFrames(t *testing.T, path string) int {
-	t.Helper()
-	vc, err := gocv.OpenVideoCapture(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vc.Close()
-	m := gocv.NewMat()
-	defer m.Close()
-	n := 0
-	for vc.Read(&m) && !m.Empty() {
-		n++
-	}
-	return n
 }
 
 func writeShortVideo(t *testing.T, frames int) string {
@@ -170,7 +155,7 @@ func writeShortVideo(t *testing.T, frames int) string {
 
 func TestFileLoops(t *testing.T) {
 	path := writeShortVideo(t, 6)
-	if n := countFrames(t, path); n != 6 {
+	if n := capturetest.CountFrames(t, path); n != 6 {
 		t.Fatalf("test video has %d frames", n)
 	}
 	s := &sink{}

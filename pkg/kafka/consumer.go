@@ -45,6 +45,7 @@ type Consumer struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	errsDone  chan struct{} // closed when the error-logging goroutine ends
 }
 
 // NewConsumer joins group on client (it does not start consuming; call Run).
@@ -55,26 +56,31 @@ func NewConsumer(client sarama.Client, groupID, topic string, maxBytes int, sink
 	if err != nil {
 		return nil, fmt.Errorf("start consumer group %q: %w", groupID, err)
 	}
-	return &Consumer{
+	c := &Consumer{
 		client: client, group: g, topic: topic, sink: sink, log: log.With("group", groupID), maxBytes: maxBytes,
 		invalidLog: lograte.New(time.Second), errsLog: lograte.New(time.Second),
-		done: make(chan struct{}),
-	}, nil
+		done: make(chan struct{}), errsDone: make(chan struct{}),
+	}
+	go c.logErrors()
+	return c, nil
+}
+
+// logErrors counts and logs the group's errors until Close ends the group.
+func (c *Consumer) logErrors() {
+	defer close(c.errsDone)
+	for err := range c.group.Errors() {
+		c.errCount.Add(1)
+		c.setErr(err)
+		if ok, n := c.errsLog.Allow(); ok {
+			c.log.Warn("consumer error", "err", err, "similar_errors_suppressed", n)
+		}
+	}
 }
 
 // Run consumes until ctx ends, rejoining the group after errors with a
 // back-off. It returns nil when ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer close(c.done)
-	go func() {
-		for err := range c.group.Errors() {
-			c.errCount.Add(1)
-			c.setErr(err)
-			if ok, n := c.errsLog.Allow(); ok {
-				c.log.Warn("consumer error", "err", err, "similar_errors_suppressed", n)
-			}
-		}
-	}()
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -131,11 +137,13 @@ func truncateKey(k []byte) string {
 	return string(k)
 }
 
-// Close leaves the group, committing marked offsets. It is idempotent.
+// Close leaves the group, committing marked offsets, and returns once
+// nothing more will be logged or counted. It is idempotent.
 func (c *Consumer) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		err = c.group.Close()
+		<-c.errsDone
 	})
 	if err != nil {
 		return fmt.Errorf("close consumer: %w", err)

@@ -90,9 +90,6 @@ func (m *Metrics) LatencyObserver(camera string) func(time.Duration) {
 	return func(d time.Duration) { o.Observe(d.Seconds()) }
 }
 
-// Forget drops a camera's latency series (when the camera is gone).
-func (m *Metrics) Forget(camera string) { m.latency.DeleteLabelValues(camera) }
-
 var (
 	descCaptured = prometheus.NewDesc("streamd_camera_frames_captured_total", "Frames read from the source and encoded.", []string{"camera"}, nil)
 	descProduced = prometheus.NewDesc("streamd_camera_frames_produced_total", "Frames handed to the Kafka producer.", []string{"camera"}, nil)

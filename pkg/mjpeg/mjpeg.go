@@ -304,12 +304,18 @@ func asciiEqualFold(b []byte, s string) bool {
 		return false
 	}
 	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if x|0x20 != y|0x20 {
+		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func truncate(b []byte) []byte {

@@ -98,6 +98,15 @@ func TestReaderRejectsMalformed(t *testing.T) {
 	}
 }
 
+func TestHeaderNamesFoldOnlyLetters(t *testing.T) {
+	if !asciiEqualFold([]byte("content-LENGTH"), "Content-Length") {
+		t.Fatal("case of letters must not matter")
+	}
+	if asciiEqualFold([]byte("Content\rLength"), "Content-Length") || asciiEqualFold([]byte("X@Sequence"), "X`Sequence") {
+		t.Fatal("non-letters must match exactly")
+	}
+}
+
 func TestTimestampFormat(t *testing.T) {
 	for _, tc := range []struct {
 		t    time.Time

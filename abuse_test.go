@@ -55,7 +55,20 @@ cameras:
     fps: 30
 `)
 	p.waitReady(t)
-	baseline := p.metric(t, "go_goroutines")
+	// Baseline in steady state: frames flowing (Kafka clients start some
+	// goroutines lazily) and no viewer, and the count no longer moving.
+	warm := watch(t, p.url("/stream/cam"))
+	warm.take(t, 30, 10*time.Second)
+	warm.cancel()
+	baseline := -1.0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		g := p.metric(t, "go_goroutines")
+		if g == baseline {
+			break
+		}
+		baseline = g
+	}
 
 	// 200 slowloris connections: headers a byte at a time, never finished.
 	var slowClosed atomic.Int32

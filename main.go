@@ -46,9 +46,10 @@ func (s setFlags) Set(v string) error {
 func run(args []string) int {
 	fs := flag.NewFlagSet("streamd", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML config file (default: built-in defaults)")
-	role := fs.String("role", "", "producer, consumer or all (overrides the config's role)")
+	role := fs.String("role", "", "the role: "+strings.Join(config.Roles(), ", ")+" (overrides the config's role)")
 	listen := fs.String("listen", "", "HTTP listen address (overrides http.listen)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	readyFile := fs.String("ready-file", "", "once serving, write this file with JSON {pid, role, http, broker} (for scripts and tests)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	sets := setFlags{}
 	fs.Var(sets, "set", "set a config key, such as --set kafka.topic=frames (repeatable)")
@@ -86,7 +87,7 @@ func run(args []string) int {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	if err := app.Run(ctx, cfg, log, version, hup, load); err != nil {
+	if err := app.Run(ctx, cfg, log, version, hup, load, app.WithReadyFile(*readyFile)); err != nil {
 		log.Error("streamd failed", "err", err)
 		return 1
 	}

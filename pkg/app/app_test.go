@@ -2,17 +2,23 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/config"
-	"github.com/streamd/streamd/pkg/testutil"
 )
 
 func freePort(t *testing.T) string {
@@ -46,7 +52,7 @@ func TestBecomesReadyWhenKafkaAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, slog.New(slog.DiscardHandler), "test")
+	a := newApp(t, cfg)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +94,49 @@ func TestBecomesReadyWhenKafkaAppears(t *testing.T) {
 	}
 }
 
+// newApp builds an app that logs nowhere.
+func newApp(t *testing.T, cfg *config.Config, opts ...Option) *App {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.DiscardHandler), "test", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// statusOf fetches /api/status.
+func statusOf(t *testing.T, base string) (st struct {
+	Ready      bool
+	Components []struct{ Name, Ready string }
+	Cameras    []struct {
+		ID        string
+		State     string
+		Published uint64
+	}
+	Warnings []string
+}) {
+	t.Helper()
+	code, body := status(t, base+"/api/status")
+	if code != 200 {
+		t.Fatalf("/api/status: %d %s", code, body)
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/api/status: %v: %s", err, body)
+	}
+	return st
+}
+
 func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 	cfg, err := config.Load(config.Sources{Overrides: map[string]string{"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: config.SourceTestPattern, Width: 160, Height: 120, FPS: 30, Quality: 80}}
-	a := New(cfg, slog.New(slog.DiscardHandler), "test")
+	a := newApp(t, cfg)
+	// A component that ignores its context: shutdown must still end
+	// when its deadline does, and say which component hung.
+	stuck := &fakeComponent{name: "stuck", ignoreCancel: true}
+	a.components = append([]Component{stuck}, a.components...)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -109,20 +151,100 @@ func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	if st := statusOf(t, base); len(st.Cameras) != 1 || st.Cameras[0].Published == 0 || st.Cameras[0].State != "streaming" {
+		t.Fatalf("camera status %+v", st.Cameras)
+	}
+	// A viewer is streaming while we shut down.
+	resp, err := http.Get(base + "/stream/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+
+	const bound = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	if err := a.Shutdown(ctx); err != nil {
-		t.Fatal(err)
+	start := time.Now()
+	err = a.Shutdown(ctx)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "stuck did not stop") {
+		t.Fatalf("shutdown with a hung component: %v", err)
 	}
-	if err := a.Shutdown(ctx); err != nil {
-		t.Fatal(err)
+	if took > bound+time.Second {
+		t.Fatalf("shutdown took %s, bound %s", took, bound)
 	}
-	if st := a.CameraStats(); len(st) != 1 || st[0].Published == 0 {
-		t.Fatalf("camera stats %+v", st)
+	// Everything else stopped in order despite the hung component: the
+	// stream ended and nothing serves.
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream ended with %v", err)
+	}
+	if !stuck.closed.Load() {
+		t.Fatal("the hung component was not closed")
+	}
+	again := time.Now()
+	if err2 := a.Shutdown(context.Background()); err2 == nil || err2.Error() != err.Error() || time.Since(again) > 100*time.Millisecond {
+		t.Fatalf("second shutdown: %v after %s, want the first result at once", err2, time.Since(again))
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("still serving after shutdown")
 	}
+	stuck.release()
+}
+
+func TestComponentFailureStopsTheProcess(t *testing.T) {
+	cfg, err := config.Load(config.Sources{Overrides: map[string]string{"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t, cfg)
+	boom := &fakeComponent{name: "boom", runErr: errors.New("cannot go on")}
+	a.components = append(a.components, boom)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(context.Background(), nil, nil) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "boom: cannot go on") {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed component did not stop the app")
+	}
+	if !boom.closed.Load() {
+		t.Fatal("components were not closed")
+	}
+}
+
+// fakeComponent is a component for lifecycle tests.
+type fakeComponent struct {
+	name         string
+	runErr       error // returned by Run at once
+	ignoreCancel bool  // Run waits for release, not for ctx
+	once         sync.Once
+	unblock      chan struct{}
+	closed       atomic.Bool
+}
+
+func (f *fakeComponent) Name() string { return f.name }
+func (f *fakeComponent) Start() error {
+	f.once.Do(func() { f.unblock = make(chan struct{}) })
+	return nil
+}
+func (f *fakeComponent) Ready() error { return nil }
+func (f *fakeComponent) Close() error { f.closed.Store(true); return nil }
+func (f *fakeComponent) release()     { close(f.unblock) }
+func (f *fakeComponent) Run(ctx context.Context) error {
+	if f.runErr != nil {
+		return f.runErr
+	}
+	if f.ignoreCancel {
+		<-f.unblock
+		return nil
+	}
+	<-ctx.Done()
+	return nil
 }
 
 func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
@@ -135,7 +257,7 @@ func TestStartFailsCleanlyOnBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(cfg, slog.New(slog.DiscardHandler), "test")
+	a := newApp(t, cfg)
 	err = a.Start()
 	if err == nil || !strings.Contains(err.Error(), "http listen on "+ln.Addr().String()) {
 		t.Fatalf("got %v", err)
@@ -174,17 +296,77 @@ func TestWarnsWhenOpenWithoutAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		const token = "0123456789abcdef0"
 		if tc.auth {
-			cfg.Auth.Tokens = []config.TokenConfig{{Name: "t", Token: "0123456789abcdef0"}}
+			cfg.Auth.Tokens = []config.TokenConfig{{Name: "t", Token: token}}
 		}
-		logs := &testutil.Buffer{}
-		a := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), "test")
+		a := newApp(t, cfg)
 		if err := a.Start(); err != nil {
 			t.Fatal(err)
 		}
-		_ = a.Shutdown(context.Background())
-		if got := strings.Contains(logs.String(), "HTTP IS OPEN TO THE NETWORK WITHOUT AUTHENTICATION"); got != tc.warn {
-			t.Errorf("listen %s auth %v: warned %v, want %v", tc.listen, tc.auth, got, tc.warn)
+		_, port, _ := net.SplitHostPort(a.HTTPAddr())
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/api/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		var st struct{ Warnings []string }
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		_ = a.Shutdown(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := len(st.Warnings) == 1 && strings.Contains(st.Warnings[0], "open to the network without authentication")
+		if got != tc.warn {
+			t.Errorf("listen %s auth %v: warnings %q, want a warning: %v", tc.listen, tc.auth, st.Warnings, tc.warn)
+		}
+	}
+}
+
+func TestReadyFileNamesTheAddresses(t *testing.T) {
+	cfg, err := config.Load(config.Sources{Overrides: map[string]string{"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ready.json")
+	a := newApp(t, cfg, WithReadyFile(path))
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf struct {
+		PID          int
+		Role         string
+		HTTP, Broker string
+	}
+	if err := json.Unmarshal(body, &rf); err != nil {
+		t.Fatal(err)
+	}
+	if rf.PID != os.Getpid() || rf.Role != "all" || rf.HTTP != a.HTTPAddr() || rf.Broker != a.BrokerAddr() || rf.Broker == "" {
+		t.Fatalf("ready file %s; app http %s broker %s", body, a.HTTPAddr(), a.BrokerAddr())
+	}
+	if code, _ := status(t, "http://"+rf.HTTP+"/healthz"); code != 200 {
+		t.Fatalf("healthz at the ready file's address: %d", code)
+	}
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("ready file left after shutdown: %v", err)
+	}
+}
+
+func TestChangedSections(t *testing.T) {
+	a, b := config.Default(), config.Default()
+	b.Hub.RingSize++
+	b.Auth.Tokens = []config.TokenConfig{{Name: "x"}}
+	b.Cameras = []config.CameraConfig{{ID: "new"}}
+	if got := changedSections(&a, &b); !slices.Equal(got, []string{"hub", "auth"}) {
+		t.Fatalf("changed %v, want [hub auth]", got)
 	}
 }

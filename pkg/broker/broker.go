@@ -16,6 +16,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// Defaults of Options, used for zero fields.
+const (
+	// DefaultSegmentBytes is small enough that retention, which deletes
+	// whole segments, keeps the disk near its bound (kfake's is 100 MiB).
+	DefaultSegmentBytes = 16 << 20
+	// DefaultRetentionCheck is how often retention runs (kfake's is 1 h).
+	DefaultRetentionCheck  = 30 * time.Second
+	DefaultMaxMessageBytes = 4 << 20
+)
+
 // Options configures the embedded broker. Zero fields take the documented
 // defaults.
 type Options struct {
@@ -41,13 +51,13 @@ func Start(o Options) (*Broker, error) {
 		o.Listen = "127.0.0.1:0"
 	}
 	if o.SegmentBytes == 0 {
-		o.SegmentBytes = 16 << 20
+		o.SegmentBytes = DefaultSegmentBytes
 	}
 	if o.RetentionCheck == 0 {
-		o.RetentionCheck = 30 * time.Second
+		o.RetentionCheck = DefaultRetentionCheck
 	}
 	if o.MaxMessageBytes == 0 {
-		o.MaxMessageBytes = 4 << 20
+		o.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

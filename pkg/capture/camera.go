@@ -12,9 +12,9 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/lograte"
+	"github.com/streamd/streamd/pkg/source"
 )
 
 // Publisher takes encoded frames, usually a Kafka producer. Publish must not
@@ -32,9 +32,37 @@ const (
 // fallbackFPS paces finite sources that do not report their rate.
 const fallbackFPS = 25
 
+// Options describe one camera. Zero fields take the defaults of package
+// source (quality 80; the test pattern 1280x720 at 30 fps).
+type Options struct {
+	ID      string  // camera id: the Kafka key
+	Source  string  // "testpattern", a file path, a device index ("0") or path, or a URL
+	Loop    bool    // files: start again at the end
+	FPS     float64 // 0: the source's own rate; otherwise pace (files, pattern) or cap (live feeds) at this rate
+	Width   int     // 0: the source's size; set Height too
+	Height  int     // 0: the source's size
+	Quality int     // JPEG quality 1-100
+}
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	if o.Quality == 0 {
+		o.Quality = source.DefaultQuality
+	}
+	if source.KindOf(o.Source) == source.Pattern {
+		if o.Width == 0 || o.Height == 0 {
+			o.Width, o.Height = source.DefaultPatternWidth, source.DefaultPatternHeight
+		}
+		if o.FPS == 0 {
+			o.FPS = source.DefaultPatternFPS
+		}
+	}
+	return o
+}
+
 // Camera captures one configured camera and publishes its frames.
 type Camera struct {
-	cfg config.CameraConfig
+	cfg Options
 	pub Publisher
 	log *slog.Logger
 
@@ -48,7 +76,8 @@ type Camera struct {
 }
 
 // NewCamera returns a camera that publishes to pub. Call Run to start it.
-func NewCamera(cfg config.CameraConfig, pub Publisher, log *slog.Logger) *Camera {
+func NewCamera(cfg Options, pub Publisher, log *slog.Logger) *Camera {
+	cfg = cfg.withDefaults()
 	c := &Camera{cfg: cfg, pub: pub, log: log.With("camera", cfg.ID, "source", cfg.Source), dropLog: lograte.New(time.Second)}
 	c.setState("starting")
 	return c
@@ -170,7 +199,7 @@ func (c *Camera) publishNoSignal(reason error) {
 }
 
 // stream reads, paces, encodes and publishes frames from an open source.
-func (c *Camera) stream(ctx context.Context, src source) error {
+func (c *Camera) stream(ctx context.Context, src reader) error {
 	img := gocv.NewMat()
 	defer img.Close()
 	resized := gocv.NewMat()
@@ -180,7 +209,7 @@ func (c *Camera) stream(ctx context.Context, src source) error {
 	// frame's slot on an absolute schedule, so there is no drift. Live
 	// feeds deliver at their own rate; a configured fps caps them by
 	// skipping frames.
-	paced := src.finite() || c.cfg.Kind() == config.SourcePattern
+	paced := src.finite() || source.KindOf(c.cfg.Source) == source.Pattern
 	rate := c.cfg.FPS
 	if rate == 0 {
 		rate = src.fps()

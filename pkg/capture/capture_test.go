@@ -16,8 +16,8 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/streamd/streamd/pkg/capture/capturetest"
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/testutil"
 )
 
@@ -49,7 +49,7 @@ func (s *sink) count() int {
 }
 
 // run runs a camera for cfg until until(camera) holds or it stops by itself.
-func run(t *testing.T, cfg config.CameraConfig, s *sink, until func(*Camera) bool) (*Camera, *testutil.Buffer) {
+func run(t *testing.T, cfg Options, s *sink, until func(*Camera) bool) (*Camera, *testutil.Buffer) {
 	t.Helper()
 	logs := &testutil.Buffer{}
 	cam := NewCamera(cfg, s, slog.New(slog.NewTextHandler(logs, nil)))
@@ -80,7 +80,7 @@ func requireVtest(t *testing.T) {
 
 func TestPatternIsPacedAndEncoded(t *testing.T) {
 	s := &sink{}
-	cfg := config.CameraConfig{ID: "p", Source: config.SourceTestPattern, Width: 320, Height: 240, FPS: 20, Quality: 70}
+	cfg := Options{ID: "p", Source: source.TestPattern, Width: 320, Height: 240, FPS: 20, Quality: 70}
 	start := time.Now()
 	cam, _ := run(t, cfg, s, func(*Camera) bool { return s.count() >= 10 })
 	elapsed := time.Since(start)
@@ -115,7 +115,7 @@ func TestPatternIsPacedAndEncoded(t *testing.T) {
 func TestFileEndsWithEveryFrame(t *testing.T) {
 	requireVtest(t)
 	s := &sink{}
-	cfg := config.CameraConfig{ID: "v", Source: vtest, FPS: 240, Quality: 60, Width: 384, Height: 288}
+	cfg := Options{ID: "v", Source: vtest, FPS: 240, Quality: 60, Width: 384, Height: 288}
 	cam, logs := run(t, cfg, s, func(*Camera) bool { return false })
 	want := capturetest.CountFrames(t, vtest)
 	if s.count() != want {
@@ -159,7 +159,7 @@ func TestFileLoops(t *testing.T) {
 		t.Fatalf("test video has %d frames", n)
 	}
 	s := &sink{}
-	cam, _ := run(t, config.CameraConfig{ID: "loop", Source: path, Loop: true, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 20 })
+	cam, _ := run(t, Options{ID: "loop", Source: path, Loop: true, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 20 })
 	for i, f := range s.frames[:20] {
 		if f.Seq != uint64(i) {
 			t.Fatalf("seq %d at %d: sequence must continue across loops", f.Seq, i)
@@ -171,7 +171,7 @@ func TestFileLoops(t *testing.T) {
 }
 
 func TestMissingDeviceRetriesWithClearError(t *testing.T) {
-	_, logs := run(t, config.CameraConfig{ID: "door", Source: "/dev/video97", Quality: 80}, &sink{}, func(c *Camera) bool {
+	_, logs := run(t, Options{ID: "door", Source: "/dev/video97", Quality: 80}, &sink{}, func(c *Camera) bool {
 		return strings.HasPrefix(c.Stats().State, "retrying")
 	})
 	out := logs.String()
@@ -182,7 +182,7 @@ func TestMissingDeviceRetriesWithClearError(t *testing.T) {
 
 func TestLostSourceShowsNoSignal(t *testing.T) {
 	s := &sink{}
-	_, _ = run(t, config.CameraConfig{ID: "door", Source: "/dev/video97", Quality: 80, Width: 320, Height: 240}, s, func(*Camera) bool { return s.count() >= 2 })
+	_, _ = run(t, Options{ID: "door", Source: "/dev/video97", Quality: 80, Width: 320, Height: 240}, s, func(*Camera) bool { return s.count() >= 2 })
 	for i, f := range s.frames[:2] {
 		if !f.NoSignal || f.Camera != "door" || f.Seq != uint64(i) || f.Width != 320 {
 			t.Fatalf("frame %d: %+v", i, f)
@@ -203,7 +203,7 @@ func TestUndecodableFileRetries(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cam := NewCamera(config.CameraConfig{ID: "g", Source: path, Quality: 80}, &sink{}, slog.New(slog.DiscardHandler))
+	cam := NewCamera(Options{ID: "g", Source: path, Quality: 80}, &sink{}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	go cam.Run(ctx)
@@ -225,7 +225,7 @@ func TestRefusedFramesAreCountedAndCaptureGoesOn(t *testing.T) {
 		}
 		return nil
 	}}
-	cam, _ := run(t, config.CameraConfig{ID: "p", Source: config.SourceTestPattern, Width: 64, Height: 48, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 5 })
+	cam, _ := run(t, Options{ID: "p", Source: source.TestPattern, Width: 64, Height: 48, FPS: 200, Quality: 80}, s, func(*Camera) bool { return s.count() >= 5 })
 	if st := cam.Stats(); st.Dropped < 5 || st.Published < 5 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -10,19 +10,20 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"os"
 	"strconv"
 	"time"
 
 	"gocv.io/x/gocv"
 
-	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/source"
 )
 
 // errEnd is returned by a source's read at the end of a finite video.
 var errEnd = errors.New("end of video")
 
-// source is something frames are read from into a reused Mat.
-type source interface {
+// reader is something frames are read from into a reused Mat.
+type reader interface {
 	read(dst *gocv.Mat) error // errEnd at the end of a finite video
 	fps() float64             // native frame rate, 0 when unknown
 	finite() bool             // a file (local or remote) rather than a live feed
@@ -30,11 +31,12 @@ type source interface {
 }
 
 // open opens the source a camera names.
-func open(cam config.CameraConfig) (source, error) {
-	switch cam.Kind() {
-	case config.SourcePattern:
+func open(cam Options) (reader, error) {
+	kind := source.KindOf(cam.Source)
+	switch kind {
+	case source.Pattern:
 		return newPattern(cam.ID, cam.Width, cam.Height), nil
-	case config.SourceDevice:
+	case source.Device:
 		var vc *gocv.VideoCapture
 		var err error
 		if idx, aerr := strconv.Atoi(cam.Source); aerr == nil {
@@ -56,14 +58,14 @@ func open(cam config.CameraConfig) (source, error) {
 				vc.Close()
 			}
 			what := "video file"
-			if cam.Kind() == config.SourceURL {
+			if kind == source.URL {
 				what = "stream"
 			}
 			return nil, fmt.Errorf("open %s %s: cannot open or decode it", what, cam.Source)
 		}
 		// A positive frame count means a finite video (a file, even one
 		// served over HTTP); live feeds report 0 or less.
-		isFinite := cam.Kind() == config.SourceFile || vc.Get(gocv.VideoCaptureFrameCount) > 0
+		isFinite := kind == source.File || vc.Get(gocv.VideoCaptureFrameCount) > 0
 		return &videoSource{vc: vc, isFinite: isFinite}, nil
 	}
 }
@@ -172,4 +174,15 @@ func renderNoSignal(id string, w, h int, at time.Time, reason string, quality in
 	}
 	defer buf.Close()
 	return bytes.Clone(buf.GetBytes()), nil
+}
+
+// QuietOpenCV keeps OpenCV's own log lines and its GStreamer backend's
+// warnings off stderr, unless the environment already sets them: streamd's
+// logs say what failed, once. Call it before the first camera opens.
+func QuietOpenCV() {
+	for k, v := range map[string]string{"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_VIDEOIO_PRIORITY_GSTREAMER": "0"} {
+		if _, ok := os.LookupEnv(k); !ok {
+			_ = os.Setenv(k, v)
+		}
+	}
 }

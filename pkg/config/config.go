@@ -5,7 +5,15 @@
 package config
 
 import (
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/hub"
+	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/web"
 )
 
 // Roles a streamd process can take.
@@ -143,52 +151,86 @@ type CameraConfig struct {
 }
 
 // Default returns the configuration used when nothing else is said: the
-// all-in-one role with an in-memory embedded broker and no cameras.
+// all-in-one role with an in-memory embedded broker and no cameras. Each
+// value is the owning component's documented default.
 func Default() Config {
 	return Config{
 		Role: RoleAll,
 		Log:  LogConfig{Level: "info", Format: "text"},
 		Kafka: KafkaConfig{
-			Topic:             "streamd.frames",
-			ClientID:          "streamd",
-			Version:           "2.8.0",
-			Partitions:        8,
-			ReplicationFactor: 1,
-			Retention:         time.Hour,
-			RetentionBytes:    256 << 20,
-			MaxMessageBytes:   4 << 20,
-			FetchMaxWait:      50 * time.Millisecond,
-			Compression:       "none",
-			DialTimeout:       5 * time.Second,
+			Topic:             kafka.DefaultTopic,
+			ClientID:          kafka.DefaultClientID,
+			Version:           kafka.DefaultVersion,
+			Partitions:        kafka.DefaultPartitions,
+			ReplicationFactor: kafka.DefaultReplicationFactor,
+			Retention:         kafka.DefaultRetention,
+			RetentionBytes:    kafka.DefaultRetentionBytes,
+			MaxMessageBytes:   kafka.DefaultMaxMessageBytes,
+			FetchMaxWait:      kafka.DefaultFetchMaxWait,
+			Compression:       kafka.DefaultCompression,
+			DialTimeout:       kafka.DefaultDialTimeout,
 		},
 		Embedded: EmbeddedConfig{
 			Enabled:        true,
 			Listen:         "127.0.0.1:9092",
-			SegmentBytes:   16 << 20,
-			RetentionCheck: 30 * time.Second,
+			SegmentBytes:   broker.DefaultSegmentBytes,
+			RetentionCheck: broker.DefaultRetentionCheck,
 		},
 		HTTP: HTTPConfig{
-			Listen: "127.0.0.1:8080", WriteTimeout: 10 * time.Second, UnsentLimit: 64 << 10,
-			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			MaxViewers: 5000, MaxViewersPerIP: 50, TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
+			Listen:            "127.0.0.1:8080",
+			WriteTimeout:      web.DefaultWriteTimeout,
+			UnsentLimit:       web.DefaultUnsentLimit,
+			ReadHeaderTimeout: web.DefaultReadHeaderTimeout,
+			IdleTimeout:       web.DefaultIdleTimeout,
+			MaxViewers:        web.DefaultMaxViewers,
+			MaxViewersPerIP:   web.DefaultMaxViewersPerIP,
+			TrustedProxies:    []string{"127.0.0.1/32", "::1/128"},
 		},
-		Hub: HubConfig{RingSize: 32, MaxDelay: 250 * time.Millisecond},
+		Hub: HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
 	}
 }
 
-// Camera defaults applied to zero fields.
+// SourceTestPattern is the Source of the built-in moving test pattern.
+const SourceTestPattern = source.TestPattern
+
+// Part is one kind of work a role does; app builds a component for each.
+type Part string
+
+// The parts roles are made of.
 const (
-	DefaultQuality       = 80
-	DefaultPatternWidth  = 1280
-	DefaultPatternHeight = 720
-	DefaultPatternFPS    = 30
+	PartCapture Part = "capture" // read cameras and publish their frames to Kafka
+	PartView    Part = "view"    // consume frames and serve them to viewers
 )
 
-// SourceTestPattern is the Source of the built-in moving test pattern.
-const SourceTestPattern = "testpattern"
+// needsOpenCV reports whether the part cannot run in a binary built with
+// the nocv tag.
+func (p Part) needsOpenCV() bool { return p == PartCapture }
 
-// NeedsProducer reports whether the role captures and publishes frames.
-func (c *Config) NeedsProducer() bool { return c.Role == RoleProducer || c.Role == RoleAll }
+// partsOf lists a role's parts, in start order; ok is false for an unknown
+// role. Adding a role is one case here (and its components in package app).
+func partsOf(role string) (parts []Part, ok bool) {
+	switch role {
+	case RoleProducer:
+		return []Part{PartCapture}, true
+	case RoleConsumer:
+		return []Part{PartView}, true
+	case RoleAll:
+		return []Part{PartView, PartCapture}, true
+	}
+	return nil, false
+}
 
-// NeedsConsumer reports whether the role consumes frames and serves viewers.
-func (c *Config) NeedsConsumer() bool { return c.Role == RoleConsumer || c.Role == RoleAll }
+// Roles returns the role names, in the order the documentation lists them.
+func Roles() []string { return []string{RoleProducer, RoleConsumer, RoleAll} }
+
+// rolesText is the roles as a sentence: "producer, consumer or all".
+func rolesText() string {
+	r := Roles()
+	return strings.Join(r[:len(r)-1], ", ") + " or " + r[len(r)-1]
+}
+
+// Parts returns the parts the configured role runs, in start order.
+func (c *Config) Parts() []Part { p, _ := partsOf(c.Role); return p }
+
+// Runs reports whether the configured role runs part p.
+func (c *Config) Runs(p Part) bool { return slices.Contains(c.Parts(), p) }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -12,66 +13,25 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/source"
 )
-
-// SourceKind classifies a camera's Source.
-type SourceKind int
-
-// Kinds of sources.
-const (
-	SourcePattern SourceKind = iota + 1 // the built-in test pattern
-	SourceFile                          // a video file on disk
-	SourceDevice                        // a camera: index or /dev/videoN
-	SourceURL                           // a network stream: rtsp://, http://, ...
-)
-
-func (k SourceKind) String() string {
-	switch k {
-	case SourcePattern:
-		return "testpattern"
-	case SourceFile:
-		return "file"
-	case SourceDevice:
-		return "device"
-	case SourceURL:
-		return "url"
-	}
-	return "unknown"
-}
-
-// Kind returns the kind of the camera's Source.
-func (c CameraConfig) Kind() SourceKind {
-	s := c.Source
-	switch {
-	case s == SourceTestPattern:
-		return SourcePattern
-	case strings.Contains(s, "://"):
-		return SourceURL
-	case strings.HasPrefix(s, "/dev/video"):
-		return SourceDevice
-	}
-	if _, err := strconv.Atoi(s); err == nil {
-		return SourceDevice
-	}
-	return SourceFile
-}
 
 // applyDefaults fills zero camera fields.
 func (c *Config) applyDefaults() {
 	for i := range c.Cameras {
 		cam := &c.Cameras[i]
 		if cam.Quality == 0 {
-			cam.Quality = DefaultQuality
+			cam.Quality = source.DefaultQuality
 		}
-		if cam.Kind() == SourcePattern {
+		if source.KindOf(cam.Source) == source.Pattern {
 			if cam.Width == 0 {
-				cam.Width = DefaultPatternWidth
+				cam.Width = source.DefaultPatternWidth
 			}
 			if cam.Height == 0 {
-				cam.Height = DefaultPatternHeight
+				cam.Height = source.DefaultPatternHeight
 			}
 			if cam.FPS == 0 {
-				cam.FPS = DefaultPatternFPS
+				cam.FPS = source.DefaultPatternFPS
 			}
 		}
 	}
@@ -84,10 +44,15 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %q: %s", key, fmt.Sprintf(format, args...)))
 	}
-	switch c.Role {
-	case RoleProducer, RoleConsumer, RoleAll:
-	default:
-		bad("role", "must be producer, consumer or all, got %q", c.Role)
+	if parts, ok := partsOf(c.Role); !ok {
+		bad("role", "must be %s, got %q", rolesText(), c.Role)
+	} else if !OpenCV {
+		for _, p := range parts {
+			if p.needsOpenCV() {
+				bad("role", "role %q needs OpenCV (to %s), and this binary was built without OpenCV (-tags nocv); run the full streamd build", c.Role, p)
+				break
+			}
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -152,6 +117,8 @@ func (c *Config) Validate() error {
 			if f != "" {
 				if err := checkReadable(f); err != nil {
 					bad(key, "%v", strings.Replace(err.Error(), "video file", "file", 1))
+				} else if err := checkPEM(f, key == "kafka.tls.key_file"); err != nil {
+					bad(key, "%v", err)
 				}
 			}
 		}
@@ -252,7 +219,7 @@ func (c *Config) Validate() error {
 	}
 
 	if c.Role == RoleProducer && len(c.Cameras) == 0 {
-		bad("cameras", "role \"producer\" needs at least one camera")
+		bad("cameras", "role %q needs at least one camera", c.Role)
 	}
 	seen := map[string]int{}
 	for i, cam := range c.Cameras {
@@ -275,20 +242,44 @@ func (c *Config) Validate() error {
 		} else if (cam.Width == 0) != (cam.Height == 0) {
 			bad(key("width"), "set both width and height or neither, got %dx%d", cam.Width, cam.Height)
 		}
-		if !c.NeedsProducer() {
+		if !c.Runs(PartCapture) {
 			continue
 		}
 		if cam.Source == "" {
 			bad(key("source"), "role %q needs a source: testpattern, a file, a device index or a URL", c.Role)
 			continue
 		}
-		if cam.Kind() == SourceFile {
+		if source.KindOf(cam.Source) == source.File {
 			if err := checkReadable(cam.Source); err != nil {
 				bad(key("source"), "%v", err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkPEM makes sure a TLS file holds what it should: a certificate, or
+// for a key file a private key. A readable file that is not PEM would
+// otherwise only fail when the first connection is made.
+func checkPEM(path string, key bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read file: %w", err)
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if key == strings.Contains(b.Type, "PRIVATE KEY") {
+			return nil
+		}
+	}
+	if key {
+		return fmt.Errorf("%s holds no PEM private key", path)
+	}
+	return fmt.Errorf("%s holds no PEM certificate", path)
 }
 
 func checkCameraList(bad func(key, format string, args ...any), key string, ids []string) {

@@ -162,7 +162,7 @@ func (c *Consumer) handle(msg *sarama.ConsumerMessage) {
 	var f *frame.Frame
 	var err error
 	if c.maxBytes > 0 && len(msg.Value) > c.maxBytes {
-		err = fmt.Errorf("record of %d bytes for key %q: %w (kafka.max_message_bytes %d)", len(msg.Value), truncateKey(msg.Key), frame.ErrTooLarge, c.maxBytes)
+		err = fmt.Errorf("record of %d bytes for key %q: %w (limit %d bytes)", len(msg.Value), truncateKey(msg.Key), frame.ErrTooLarge, c.maxBytes)
 	} else {
 		f, err = frame.Decode(msg.Key, msg.Value, headers, msg.Timestamp, uint64(msg.Offset))
 	}

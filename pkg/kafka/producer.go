@@ -16,7 +16,7 @@ import (
 
 // Errors returned by Producer.Publish.
 var (
-	ErrTooLarge    = errors.New("frame larger than kafka.max_message_bytes")
+	ErrTooLarge    = errors.New("frame larger than the largest record allowed")
 	ErrBacklogFull = errors.New("producer backlog full (broker slow or unreachable)")
 	ErrClosed      = errors.New("producer closed")
 )

@@ -21,6 +21,18 @@ type Snapshot struct {
 	Consumer *Consumer // nil unless this process consumes
 }
 
+// Camera returns the counters of camera id, adding them if the snapshot
+// has none yet. Use the pointer at once: a later call may move it.
+func (s *Snapshot) Camera(id string) *Camera {
+	for i := range s.Cameras {
+		if s.Cameras[i].ID == id {
+			return &s.Cameras[i]
+		}
+	}
+	s.Cameras = append(s.Cameras, Camera{ID: id})
+	return &s.Cameras[len(s.Cameras)-1]
+}
+
 // Camera is one camera's counters. Producer-side fields are zero in a
 // consumer, consumer-side fields zero in a producer.
 type Camera struct {

@@ -39,7 +39,7 @@ func TestAuthEveryRoute(t *testing.T) {
 		h.Publish(f)
 	}
 	logs := &testutil.Buffer{}
-	s, err := Start(Options{Hub: h, Auth: a, Pprof: true, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	s, err := Start(Options{Live: HubLive(h), Auth: a, Pprof: true, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics") }),
 		Static:  fstest.MapFS{"index.html": {Data: []byte("page")}, "app.js": {Data: []byte("js")}}})
 	if err != nil {

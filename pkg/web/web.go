@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"golang.org/x/sys/unix"
 
 	"github.com/streamd/streamd/pkg/auth"
@@ -36,14 +37,78 @@ type Check struct {
 	Fn   func() error
 }
 
+// Defaults of Options, used for zero fields.
+const (
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultUnsentLimit keeps at most 64 KiB of a stream unsent in the
+	// kernel, so a slow viewer skips frames in the hub instead of
+	// watching seconds-old video queued in its socket.
+	DefaultUnsentLimit     = 64 << 10
+	DefaultMaxViewers      = 5000
+	DefaultMaxViewersPerIP = 50
+)
+
+// Reader is one viewer's sequence of frames: a live hub viewer, or (next)
+// a replay of what Kafka holds. The MJPEG loop is fed by either.
+type Reader interface {
+	// Next blocks for the next frame. part, if not nil, is the frame's
+	// whole MJPEG part, encoded once and shared by every viewer.
+	Next(ctx context.Context) (f *frame.Frame, part []byte, err error)
+	// Dropped counts the frames this reader skipped to stay current.
+	Dropped() uint64
+	// Close releases the reader.
+	Close()
+}
+
+// Live is what the server needs from the live fan-out; HubLive adapts a
+// *hub.Hub.
+type Live interface {
+	// Cameras returns every known camera's state.
+	Cameras() []hub.Stats
+	// Latest returns a camera's newest frame, nil before its first; ok
+	// is false for a camera nobody knows.
+	Latest(camera string) (f *frame.Frame, ok bool)
+	// Subscribe opens a reader of a camera's live frames; ok is false
+	// for a camera nobody knows.
+	Subscribe(camera string) (r Reader, ok bool)
+}
+
+// HubLive adapts the hub to Live.
+func HubLive(h *hub.Hub) Live { return hubLive{h} }
+
+type hubLive struct{ h *hub.Hub }
+
+func (l hubLive) Cameras() []hub.Stats { return l.h.Cameras() }
+
+func (l hubLive) Latest(id string) (*frame.Frame, bool) {
+	c, ok := l.h.Camera(id)
+	if !ok {
+		return nil, false
+	}
+	return c.Latest(), true
+}
+
+func (l hubLive) Subscribe(id string) (Reader, bool) {
+	c, ok := l.h.Camera(id)
+	if !ok {
+		return nil, false
+	}
+	return c.Subscribe(), true
+}
+
 // Options configures the server. Zero fields take the documented defaults.
 type Options struct {
 	Addr         string        // listen address; default 127.0.0.1:0
-	Hub          *hub.Hub      // nil: no viewer routes (producer role)
+	Live         Live          // nil: no viewer routes (producer role)
 	Static       fs.FS         // index.html, app.js, style.css
 	Checks       []Check       // for /readyz
-	WriteTimeout time.Duration // deadline for each streamed part; default 10s
+	WriteTimeout time.Duration // deadline for each streamed part; default DefaultWriteTimeout
 	Logger       *slog.Logger  // default: discard
+	// Status, if set, answers /api/status (JSON) for principals allowed
+	// every camera.
+	Status func() any
 	// Metrics, if set, is served at /metrics.
 	Metrics http.Handler
 	// UnsentLimit sets TCP_NOTSENT_LOWAT on stream connections (0: kernel
@@ -96,16 +161,16 @@ func Start(o Options) (*Server, error) {
 		o.Addr = "127.0.0.1:0"
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
+		o.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 2 * time.Minute
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -174,7 +239,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Router returns the HTTP routes.
 func (s *Server) Router() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, limitBody)
+	// HEAD is answered wherever GET is (uptime checkers use it); net/http
+	// sends the headers and drops the body.
+	r.Use(s.recoverer, limitBody, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such page: "+r.URL.Path)
 	})
@@ -195,6 +262,11 @@ func (s *Server) protected(r chi.Router) {
 	if s.o.Metrics != nil {
 		r.With(s.requireAllCameras).Method(http.MethodGet, "/metrics", s.o.Metrics)
 	}
+	if s.o.Status != nil {
+		r.With(s.requireAllCameras).Get("/api/status", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, s.o.Status())
+		})
+	}
 	if s.o.Pprof {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAllCameras)
@@ -205,7 +277,7 @@ func (s *Server) protected(r chi.Router) {
 			r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		})
 	}
-	if s.o.Hub != nil {
+	if s.o.Live != nil {
 		r.Get("/", s.index)
 		if s.o.Static != nil {
 			r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(s.o.Static)))
@@ -391,7 +463,7 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	all := s.o.Hub.Cameras()
+	all := s.o.Live.Cameras()
 	visible := all[:0]
 	for _, c := range all {
 		if p.Allowed(c.ID) {
@@ -401,25 +473,25 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, visible)
 }
 
-// camera finds the camera named in the path or writes the error response.
-func (s *Server) camera(w http.ResponseWriter, r *http.Request) (*hub.Camera, bool) {
-	id := chi.URLParam(r, "camera")
+// camera checks the camera named in the path (valid, allowed, known) or
+// writes the error response.
+func (s *Server) camera(w http.ResponseWriter, r *http.Request) (id string, ok bool) {
+	id = chi.URLParam(r, "camera")
 	if err := frame.ValidateID(id); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return nil, false
+		return "", false
 	}
 	// Checked before existence, so a limited principal learns nothing
 	// about other cameras.
 	if p := principal(r); !p.Allowed(id) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
-		return nil, false
+		return "", false
 	}
-	c, ok := s.o.Hub.Camera(id)
-	if !ok {
+	if _, known := s.o.Live.Latest(id); !known {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
-		return nil, false
+		return "", false
 	}
-	return c, true
+	return id, true
 }
 
 func noCache(h http.Header) {
@@ -429,14 +501,14 @@ func noCache(h http.Header) {
 }
 
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.camera(w, r)
+	id, ok := s.camera(w, r)
 	if !ok {
 		return
 	}
-	f := c.Latest()
+	f, _ := s.o.Live.Latest(id)
 	if f == nil {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("camera %q has no frame yet", c.ID()))
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("camera %q has no frame yet", id))
 		return
 	}
 	h := w.Header()
@@ -449,7 +521,7 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.camera(w, r)
+	id, ok := s.camera(w, r)
 	if !ok {
 		return
 	}
@@ -461,9 +533,26 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	v := c.Subscribe()
-	defer v.Close()
-	log := s.log.With("camera", c.ID(), "client", ip, "principal", principal(r).Name)
+	src, ok := s.o.Live.Subscribe(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
+		return
+	}
+	defer src.Close()
+	log := s.log.With("camera", id, "client", ip, "principal", principal(r).Name)
+	observe := func(time.Duration) {}
+	if s.o.Latency != nil {
+		observe = s.o.Latency(id)
+	}
+	log.Debug("viewer joined")
+	sent := s.serveMJPEG(w, r, src, observe, log)
+	log.Debug("viewer left", "frames", sent, "dropped", src.Dropped())
+}
+
+// serveMJPEG writes src's frames to w as an MJPEG stream until src ends,
+// the client leaves, or one write stalls past WriteTimeout. It is the one
+// streaming loop, whatever feeds it. It returns the frames written.
+func (s *Server) serveMJPEG(w http.ResponseWriter, r *http.Request, src Reader, observe func(time.Duration), log *slog.Logger) (sent uint64) {
 	h := w.Header()
 	noCache(h)
 	h.Set("Content-Type", mjpeg.ContentType)
@@ -471,6 +560,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	// No chunked encoding: the stream is the body until the connection
 	// closes, as MJPEG servers send it, so a part is one write.
 	h.Set("Transfer-Encoding", "identity")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return 0
+	}
 	if s.o.UnsentLimit > 0 {
 		if err := setUnsentLimit(r.Context(), s.o.UnsentLimit); err != nil {
 			log.Debug("cannot limit unsent bytes", "err", err)
@@ -480,32 +573,26 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
-		return
+		return 0
 	}
-	log.Debug("viewer joined")
 	ctx := r.Context()
-	observe := func(time.Duration) {}
-	if s.o.Latency != nil {
-		observe = s.o.Latency(c.ID())
-	}
 	// Parts come from the hub already encoded (see EncodePart): one write
 	// per part, shared bytes, nothing formatted per viewer. A frame without
 	// them (published before anyone watched, or a hub without an encoder)
 	// is written piece by piece, to the same bytes.
 	mw := mjpeg.NewWriter(w)
 	if _, err := w.Write(mjpeg.Opening); err != nil {
-		return
+		return 0
 	}
-	var sent uint64
 	for {
-		f, wire, err := v.Next(ctx)
+		f, wire, err := src.Next(ctx)
 		if err != nil {
-			break
+			return sent
 		}
 		// A fresh deadline per part: a stalled viewer is dropped after
 		// WriteTimeout without affecting anyone else.
 		if err := rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
-			break
+			return sent
 		}
 		if wire != nil {
 			_, err = w.Write(wire)
@@ -514,15 +601,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			log.Debug("viewer write failed", "err", err)
-			break
+			return sent
 		}
 		if err := rc.Flush(); err != nil {
-			break
+			return sent
 		}
 		observe(time.Since(f.CapturedAt))
 		sent++
 	}
-	log.Debug("viewer left", "frames", sent, "dropped", v.Dropped())
 }
 
 // EncodePart is the hub encoder for MJPEG streams: the whole part of a

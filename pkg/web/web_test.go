@@ -19,7 +19,7 @@ import (
 
 func start(t *testing.T, h *hub.Hub, checks ...Check) *Server {
 	t.Helper()
-	s, err := Start(Options{Hub: h, Checks: checks, WriteTimeout: 300 * time.Millisecond,
+	s, err := Start(Options{Live: HubLive(h), Checks: checks, WriteTimeout: 300 * time.Millisecond,
 		Static: fstest.MapFS{"index.html": {Data: []byte("<h1>streamd</h1>")}, "app.js": {Data: []byte("//js")}}})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestStalledViewerIsDroppedOthersContinue(t *testing.T) {
 func TestShutdownEndsStreams(t *testing.T) {
 	h := hub.New()
 	h.Register("cam")
-	s, err := Start(Options{Hub: h})
+	s, err := Start(Options{Live: HubLive(h)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestViewerLimits(t *testing.T) {
 	h := hub.New()
 	h.Register("cam")
 	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
-	s, err := Start(Options{Hub: h, MaxViewers: 3, MaxViewersPerIP: 2, TrustedProxies: []*net.IPNet{loopback}})
+	s, err := Start(Options{Live: HubLive(h), MaxViewers: 3, MaxViewersPerIP: 2, TrustedProxies: []*net.IPNet{loopback}})
 	if err != nil {
 		t.Fatal(err)
 	}

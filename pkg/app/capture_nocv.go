@@ -1,0 +1,17 @@
+//go:build nocv
+
+package app
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/streamd/streamd/pkg/config"
+)
+
+// newCapture refuses: capture needs OpenCV, and this binary was built
+// without it. Config validation refuses such a role first (exit 2); this is
+// the backstop.
+func newCapture(cfg *config.Config, _ *slog.Logger, _ *kafkaConns) (Component, error) {
+	return nil, fmt.Errorf("role %q needs OpenCV to capture, and this binary was built without OpenCV (-tags nocv)", cfg.Role)
+}

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,15 +17,26 @@ func mkFrame(cam string, seq uint64) *frame.Frame {
 	return &frame.Frame{Camera: cam, Seq: seq, CapturedAt: now, ReceivedAt: now, ContentType: frame.TypeJPEG, Data: []byte{0xff, 0xd8, 0xff, byte(seq)}}
 }
 
+// next returns v's next frame, failing the test after 5 s. It calls
+// t.Fatalf, so only the test's own goroutine may use it; other goroutines
+// use nextErr and report through a channel.
 func next(t *testing.T, v *Viewer) *frame.Frame {
 	t.Helper()
+	f, err := nextErr(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func nextErr(v *Viewer) (*frame.Frame, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	f, _, err := v.Next(ctx)
 	if err != nil {
-		t.Fatalf("next: %v", err)
+		return nil, fmt.Errorf("next: %w", err)
 	}
-	return f
+	return f, nil
 }
 
 func TestViewerGetsLatestThenLive(t *testing.T) {
@@ -83,25 +95,35 @@ func TestSlowViewerSkipsAndCounts(t *testing.T) {
 	slow, fast := c.Subscribe(), c.Subscribe()
 	defer slow.Close()
 	defer fast.Close()
-	got := make(chan uint64, 100)
+	// The fast viewer reads in its own goroutine and hands each frame (or
+	// its error) to the test, which publishes the next frame only once the
+	// previous one was read.
+	type read struct {
+		seq uint64
+		err error
+	}
+	got := make(chan read, 1)
 	go func() {
 		for range 20 {
-			f := next(t, fast)
-			got <- f.Seq
+			f, err := nextErr(fast)
+			if err != nil {
+				got <- read{err: err}
+				return
+			}
+			got <- read{seq: f.Seq}
 		}
 	}()
 	for i := range uint64(20) {
 		h.Publish(mkFrame("a", i))
 		// Let the fast viewer keep up; the slow one reads nothing.
-		for len(got) < int(i+1) {
-			time.Sleep(time.Millisecond)
+		r := <-got
+		if r.err != nil {
+			t.Fatalf("fast viewer, frame %d: %v", i, r.err)
+		}
+		if r.seq != i {
+			t.Fatalf("fast viewer: seq %d, want %d", r.seq, i)
 		}
 		time.Sleep(2 * time.Millisecond) // 20 frames span more than MaxDelay
-	}
-	for want := uint64(0); want < 20; want++ {
-		if s := <-got; s != want {
-			t.Fatalf("fast viewer: seq %d, want %d", s, want)
-		}
 	}
 	// The slow viewer's next frame is older than MaxDelay: it skips to the newest.
 	if f := next(t, slow); f.Seq != 19 {

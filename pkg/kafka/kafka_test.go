@@ -7,7 +7,10 @@ import (
 	"image"
 	"image/jpeg"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,11 +176,62 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	if st := cons.Stats(); st.Consumed != 20 || st.Invalid != 0 {
 		t.Fatalf("consumer stats %+v", st)
 	}
+}
 
-	// The record timestamp is the capture time, so offsets can be found by time.
-	off, err := client.GetOffset("frames", 0, captured.Add(5*time.Millisecond).UnixMilli())
-	if err != nil || off < 0 {
-		t.Fatalf("offset by time: %d %v", off, err)
+// The producer stamps each record with the frame's capture time, so a
+// moment of video can be found by time: the broker answers the offset of the
+// first record captured at or after it.
+func TestOffsetByCaptureTime(t *testing.T) {
+	addr := startBroker(t)
+	client := dial(t, addr)
+	// One partition: every record of the camera is in it, in publish order.
+	if err := EnsureTopic(client, "bytime", TopicOptions{Partitions: 1, ReplicationFactor: 1, MaxMessageBytes: 1 << 20}, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := NewProducer(client, "bytime", 1<<20, 0, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := jpegBytes(t, 8, 8)
+	// Frame i is captured at base + 10i ms and, alone in the partition,
+	// lands at offset i.
+	const n = 10
+	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * 10 * time.Millisecond) }
+	for i := range n {
+		if err := prod.Publish(&frame.Frame{Camera: "cam", Seq: uint64(i), CapturedAt: at(i), ContentType: frame.TypeJPEG, Data: img}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := prod.Stats(); st.Sent != n {
+		t.Fatalf("producer stats %+v, want %d sent", st, n)
+	}
+	newest, err := client.GetOffset("bytime", 0, sarama.OffsetNewest)
+	if err != nil || newest != n {
+		t.Fatalf("newest offset %d (%v), want %d", newest, err, n)
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want int64
+	}{
+		{"exactly the first frame", at(0), 0},
+		{"before the first frame", base.Add(-time.Hour), 0},
+		{"between frames 3 and 4", at(3).Add(5 * time.Millisecond), 4},
+		{"one millisecond after frame 3", at(3).Add(time.Millisecond), 4},
+		{"exactly frame 7", at(7), 7},
+		{"exactly the last frame", at(n - 1), n - 1},
+		// Nothing at or after it: Kafka answers -1, and a reader seeking
+		// to that time starts at the newest offset instead.
+		{"after the last frame", at(n - 1).Add(time.Millisecond), -1},
+	} {
+		off, err := client.GetOffset("bytime", 0, tc.at.UnixMilli())
+		if err != nil || off != tc.want {
+			t.Errorf("%s: offset %d (%v), want %d", tc.name, off, err, tc.want)
+		}
 	}
 }
 
@@ -271,6 +325,85 @@ func TestForeignAndInvalidRecords(t *testing.T) {
 	}
 	if st := cons.Stats(); st.Invalid != 4 {
 		t.Fatalf("invalid records counted: %+v", st)
+	}
+}
+
+// A producer or viewer node may start before Kafka: Dial keeps trying,
+// reports each failed attempt, and hands back a working client once the
+// broker is up.
+func TestDialRetriedUntilBrokerStarts(t *testing.T) {
+	// A free port with nothing listening on it yet.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	var failures atomic.Int32
+	firstFailure := make(chan error, 1)
+	onError := func(err error) { // called on Dial's goroutine
+		if failures.Add(1) == 1 {
+			firstFailure <- err
+		}
+	}
+	type dialed struct {
+		client sarama.Client
+		err    error
+	}
+	result := make(chan dialed, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		c, err := Dial(ctx, Options{Brokers: []string{addr}, DialTimeout: 500 * time.Millisecond, FetchMaxWait: 20 * time.Millisecond}, testLogger(t), onError)
+		result <- dialed{c, err}
+	}()
+
+	select {
+	case err := <-firstFailure:
+		if !strings.Contains(err.Error(), addr) {
+			t.Errorf("failed attempt reported as %q: does not name the broker %s", err, addr)
+		}
+	case r := <-result:
+		t.Fatalf("Dial returned with no broker running: client %v, err %v", r.client, r.err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no failed attempt reported while the broker was down")
+	}
+	b, err := broker.Start(broker.Options{Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+
+	var client sarama.Client
+	select {
+	case r := <-result:
+		if r.err != nil {
+			t.Fatalf("Dial after the broker started: %v (%d failed attempts reported)", r.err, failures.Load())
+		}
+		client = r.client
+		t.Cleanup(func() { _ = client.Close() })
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Dial did not connect to the broker started late (%d failed attempts reported)", failures.Load())
+	}
+	if n := failures.Load(); n < 1 {
+		t.Fatalf("%d failed attempts reported, want at least 1", n)
+	}
+
+	// The client from the retried dial works.
+	ensure(t, client, "late")
+	prod, err := NewProducer(client, "late", 1<<20, 0, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Publish(&frame.Frame{Camera: "cam", Seq: 0, CapturedAt: time.Now(), ContentType: frame.TypeJPEG, Data: jpegBytes(t, 8, 8)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := prod.Stats(); st.Sent != 1 || st.Failed != 0 {
+		t.Fatalf("producing through the retried client: %+v", st)
 	}
 }
 

@@ -15,7 +15,12 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: deps build run test bench soak vet clean install
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# NODEPS=1 skips installing Debian packages (for make install in tests and
+# packaging, where they are known to be there).
+DEPS     := $(if $(NODEPS),,deps)
+
+.PHONY: deps build build-nocv run test test-unit test-e2e bench soak vet clean install
 
 ## deps: install the Debian packages that are missing, and check Go
 deps:
@@ -31,20 +36,31 @@ deps:
 		echo "Go $$v is too old: streamd needs Go $(GO_MIN) or newer"; exit 1; fi
 
 ## build: compile bin/streamd
-build: deps
+build: $(DEPS)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+## build-nocv: compile bin/streamd-nocv without OpenCV or cgo (consumer role only)
+build-nocv:
+	CGO_ENABLED=0 $(GO) build -tags nocv -ldflags "-X main.version=$(VERSION)" -o bin/streamd-nocv .
 
 ## run: build and run the all-in-one default (embedded broker, test pattern, sample video)
 run: build
 	@echo "starting streamd with $(CONFIG); it prints the URL to open (Ctrl-C stops it)"
 	exec ./$(BIN) --config $(CONFIG)
 
-## test: install what is missing, then run every test (unit, Kafka, HTTP, processes, browser)
+## test: install what is missing, then every test: the hermetic unit tests, then the end-to-end ones
+test: deps vet test-unit test-e2e
+
+## test-unit: `go test ./...`: unit tests, the in-process broker, real servers on 127.0.0.1:0 (needs Go and OpenCV only)
+test-unit:
+	$(GO) test -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -race -timeout 10m ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events
+
+## test-e2e: processes, Kafka clients, browsers, nginx, systemd, install (the e2e module, tag e2e)
 # -p 1: one test binary at a time, so that the timing checks (latency,
 # recovery within seconds) do not compete with each other for the cores.
-test: deps vet
-	$(GO) test -p 1 -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -timeout 10m ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte
+test-e2e:
+	cd e2e && $(GO) test -tags e2e -p 1 -count=1 -timeout 30m ./...
 
 ## bench: Go benchmarks of the hot paths, with allocations
 bench: deps
@@ -52,10 +68,15 @@ bench: deps
 
 ## soak: 10 minutes all-in-one at 720p30 with 50 viewers joining and leaving (SOAK_DURATION=… to change)
 soak: deps
-	$(GO) test -tags soak -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|soak_test'
+	cd e2e && $(GO) test -tags "e2e soak" -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|soak_test'
 
+## vet: go vet, staticcheck and gofmt, on both modules
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags nocv ./...
+	cd e2e && $(GO) vet -tags e2e ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd e2e && $(GO) run $(STATICCHECK) -tags e2e ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,all}.yaml, kept if present),

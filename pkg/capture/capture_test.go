@@ -198,23 +198,93 @@ func TestLostSourceShowsNoSignal(t *testing.T) {
 	}
 }
 
-func TestUndecodableFileRetries(t *testing.T) {
+// A file that cannot be opened yet (missing, or not a video) is retried,
+// and once a good video is in its place the camera picks it up and
+// publishes every frame of it.
+func TestMissingFileIsRetriedUntilItAppears(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.avi")
+	retriedUntilFixed(t, path, func() { replaceWithVideo(t, path) })
+}
+
+func TestUndecodableFileIsRetriedUntilReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "garbage.avi")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a video "), 100), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cam := NewCamera(Options{ID: "g", Source: path, Quality: 80}, &sink{}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	go cam.Run(ctx)
+	retriedUntilFixed(t, path, func() { replaceWithVideo(t, path) })
+}
+
+// replaceWithVideo puts a 6-frame 160x120 video at path in one step, so the
+// camera never opens half a file.
+func replaceWithVideo(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Rename(writeShortVideo(t, 6), path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// retriedUntilFixed runs a camera on path, which must fail to open; once the
+// camera reports it is retrying, fix puts a 6-frame video there, and the
+// camera must then stream the whole video and finish.
+func retriedUntilFixed(t *testing.T, path string, fix func()) {
+	t.Helper()
+	s := &sink{}
+	logs := &testutil.Buffer{}
+	cam := NewCamera(Options{ID: "late", Source: path, FPS: 200, Quality: 80}, s, slog.New(slog.NewTextHandler(logs, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); cam.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
 	for !strings.HasPrefix(cam.Stats().State, "retrying") {
-		if ctx.Err() != nil {
-			t.Fatalf("state %q", cam.Stats().State)
+		select {
+		case <-done:
+			t.Fatalf("camera stopped before retrying: state %q\n%s", cam.Stats().State, logs)
+		case <-ctx.Done():
+			t.Fatalf("camera never retrying: state %q\n%s", cam.Stats().State, logs)
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	if st := cam.Stats().State; !strings.Contains(st, "open video file "+path+": cannot open or decode it") {
-		t.Fatalf("state %q", st)
+		t.Fatalf("state %q does not say why", st)
+	}
+	fix()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("the fixed file was not picked up: state %q\n%s", cam.Stats().State, logs)
+	}
+
+	if st := cam.Stats(); st.State != "finished" || st.Captured != 6 || st.Published != 6 {
+		t.Fatalf("after the fix: %+v, want finished with 6 frames captured and published\n%s", st, logs)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// While down: no-signal frames. Then the video's 6 frames, the
+	// sequence going on.
+	video := 0
+	for i, f := range s.frames {
+		if f.Seq != uint64(i) {
+			t.Fatalf("frame %d has seq %d", i, f.Seq)
+		}
+		if f.NoSignal {
+			if video > 0 {
+				t.Fatalf("no-signal frame %d after the video started", i)
+			}
+			continue
+		}
+		video++
+		if f.Width != 160 || f.Height != 120 {
+			t.Fatalf("video frame %d is %dx%d, want 160x120", i, f.Width, f.Height)
+		}
+	}
+	if video != 6 || !s.frames[0].NoSignal {
+		t.Fatalf("%d frames: want no-signal frames while the file was bad, then 6 video frames, got %d", len(s.frames), video)
+	}
+	out := logs.String()
+	failed, streaming := strings.Index(out, "camera source failed, retrying"), strings.Index(out, "state=streaming")
+	if failed < 0 || streaming < failed || !strings.Contains(out, "video ended") {
+		t.Fatalf("log must show the failure, then streaming, then the end:\n%s", out)
 	}
 }
 

@@ -1,18 +1,23 @@
-package main
+//go:build e2e
+
+package e2e
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,14 +95,17 @@ http:
 	v1 := watch(t, p.url("/stream/vtest"))
 	v2 := watch(t, p.url("/stream/vtest"))
 	src.open()
+	// Both viewers read at once, each in its own goroutine; errors come
+	// back here (a test may only fail itself from its own goroutine).
 	var wg sync.WaitGroup
 	var parts1, parts2 []received
+	var err1, err2 error
 	wg.Add(2)
-	go func() { defer wg.Done(); parts1 = v1.take(t, n, 60*time.Second) }()
-	go func() { defer wg.Done(); parts2 = v2.take(t, n, 60*time.Second) }()
+	go func() { defer wg.Done(); parts1, err1 = v1.takeErr(n, 60*time.Second) }()
+	go func() { defer wg.Done(); parts2, err2 = v2.takeErr(n, 60*time.Second) }()
 	wg.Wait()
-	if t.Failed() {
-		return
+	if err1 != nil || err2 != nil {
+		t.Fatalf("viewer 1: %v; viewer 2: %v", err1, err2)
 	}
 	checkEveryFrame(t, "viewer 1", parts1, n, true)
 	checkEveryFrame(t, "viewer 2", parts2, n, false)
@@ -184,10 +192,19 @@ func TestProducerAndConsumerProcesses(t *testing.T) {
 	src := serveGated(t, vtestPath)
 	producer := startStreamd(t, "producer", "role: producer\n"+common+fileCameraYAML(src.url()))
 	producer.waitReady(t)
-	// The producer serves only health endpoints.
+	// The producer serves only health endpoints and its status.
 	var e struct{ Error string }
 	if code := producer.getJSON(t, "/api/cameras", &e); code != 404 {
 		t.Fatalf("producer /api/cameras: %d", code)
+	}
+	if st := producer.status(t); st.Role != "producer" || !slices.Equal(st.cameraIDs(), []string{"vtest"}) {
+		t.Fatalf("producer /api/status: %s", st)
+	}
+	if st := consumer.status(t); st.Role != "consumer" || len(st.Cameras) != 0 {
+		t.Fatalf("consumer /api/status (it captures nothing): %s", st)
+	}
+	if producer.ready.Role != "producer" || producer.broker != "" || consumer.ready.Role != "consumer" || consumer.broker != "" {
+		t.Fatalf("ready files: producer %+v, consumer %+v", producer.ready, consumer.ready)
 	}
 	src.open()
 	parts := v.take(t, n, 60*time.Second)
@@ -218,8 +235,6 @@ func TestProducerAndConsumerProcesses(t *testing.T) {
 	})
 }
 
-var regexpBroker = regexp.MustCompile(`msg="embedded broker started".* addr=(\S+)`)
-
 func TestPythonProducerPNGsAreStreamed(t *testing.T) {
 	python := "/usr/bin/python3"
 	if out, err := exec.Command(python, "-c", "import kafka").CombinedOutput(); err != nil {
@@ -227,11 +242,10 @@ func TestPythonProducerPNGsAreStreamed(t *testing.T) {
 	}
 	p := startStreamd(t, "all", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\n")
 	p.waitReady(t) // the topic exists once ready: kafka-python cannot create it
-	var brokerAddr string
-	if m := regexpBroker.FindStringSubmatch(p.logs.String()); m != nil {
-		brokerAddr = m[1]
-	} else {
-		t.Fatalf("no broker address in logs:\n%s", p.logs)
+	// The embedded broker's address, from the ready file.
+	brokerAddr := p.broker
+	if brokerAddr == "" || p.ready.Role != "all" {
+		t.Fatalf("all-in-one ready file names no embedded broker: %+v", p.ready)
 	}
 	dir := t.TempDir()
 	var pngs [][]byte
@@ -336,6 +350,23 @@ func TestBenchCommand(t *testing.T) {
 }
 
 func TestBadConfigExitsWithCode2(t *testing.T) {
+	// run runs streamd with args and a ready file, and requires exit code 2,
+	// an error quoting want, and that it never got as far as serving.
+	run := func(want string, args ...string) {
+		t.Helper()
+		ready := filepath.Join(t.TempDir(), "ready.json")
+		cmd := exec.Command(binary, append(args, "--ready-file", ready)...)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 {
+			t.Fatalf("exit code %v for %q: %v\n%s", cmd.ProcessState, want, err, out)
+		}
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("output does not say %q:\n%s", want, out)
+		}
+		if _, err := os.Stat(ready); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a bad configuration (%q) started serving: ready file: %v", want, err)
+		}
+	}
 	for _, tc := range []struct {
 		yaml, want string
 	}{
@@ -348,41 +379,89 @@ func TestBadConfigExitsWithCode2(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary, "--config", path)
-		out, err := cmd.CombinedOutput()
-		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 {
-			t.Fatalf("exit code %v for %q: %v\n%s", cmd.ProcessState, tc.want, err, out)
-		}
-		if !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "http listening") {
-			t.Fatalf("output does not say %q (or something started):\n%s", tc.want, out)
-		}
+		run(tc.want, "--config", path)
 	}
-	out, err := exec.Command(binary, "--config", "config/streamd.yaml", "--check").CombinedOutput()
+	out, err := exec.Command(binary, "--config", inRepo("config/streamd.yaml"), "--check").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration OK") {
 		t.Fatalf("shipped config --check: %v\n%s", err, out)
 	}
-	cmd := exec.Command(binary, "--role", "viewer")
-	out, _ = cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `"role": must be producer, consumer or all, got "viewer"`) {
-		t.Fatalf("--role viewer: %s", out)
-	}
+	run(`"role": must be producer, consumer or all, got "viewer"`, "--role", "viewer")
 }
 
+// TestMissingCameraIsReportedAndRetried: a camera whose source is not there
+// is reported in /api/status under its id with a reason naming the source,
+// and is retried: a source that appears later is picked up by itself.
 func TestMissingCameraIsReportedAndRetried(t *testing.T) {
 	b, err := broker.Start(broker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	p := startStreamd(t, "producer", fmt.Sprintf("role: producer\nembedded:\n  enabled: false\nkafka:\n  brokers: [%s]\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n  - id: door\n    source: /dev/video97\n", b.Addr()))
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(p.logs.String(), "open camera device /dev/video97: not available") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no clear error for the missing camera:\n%s", p.logs)
+	lateAddr := freeAddr(t)
+	p := startStreamd(t, "producer", fmt.Sprintf(`role: producer
+embedded:
+  enabled: false
+kafka:
+  brokers: [%s]
+http:
+  listen: 127.0.0.1:0
+cameras:
+  - id: door
+    source: /dev/video97
+  - id: late
+    source: http://%s/vtest.avi
+    loop: true
+    fps: 25
+`, b.Addr(), lateAddr))
+	retrying := func(id string) func(status) bool {
+		return func(s status) bool {
+			c, ok := s.camera(id)
+			return ok && strings.HasPrefix(c.State, "retrying: ")
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(p.logs.String(), "camera=door") {
-		t.Fatalf("error does not name the camera:\n%s", p.logs)
+	st := p.waitStatus(t, "camera door retrying", 20*time.Second, retrying("door"))
+	if !slices.Equal(st.cameraIDs(), []string{"door", "late"}) {
+		t.Fatalf("cameras in /api/status: %v, want door and late in config order", st.cameraIDs())
+	}
+	door, _ := st.camera("door")
+	if !strings.Contains(door.State, "open camera device /dev/video97: not available") {
+		t.Fatalf("camera door: state %q does not say which device is missing", door.State)
+	}
+	p.waitStatus(t, "camera late retrying", 20*time.Second, retrying("late"))
+	// Let a few attempts fail (back-off 0.5 s, 1 s, 2 s), then the source
+	// appears: the next attempt must pick it up.
+	time.Sleep(3 * time.Second)
+	st = p.status(t)
+	if late, _ := st.camera("late"); !strings.HasPrefix(late.State, "retrying: ") || !strings.Contains(late.State, lateAddr) {
+		t.Fatalf("camera late before its source exists: %+v", late)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, vtestPath) })}
+	ln, err := net.Listen("tcp", lateAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	appeared := time.Now()
+	st = p.waitStatus(t, "camera late streaming once its source appeared", 45*time.Second, func(s status) bool {
+		c, ok := s.camera("late")
+		return ok && c.State == "streaming" && c.Published >= 25
+	})
+	t.Logf("late source picked up %v after it appeared", time.Since(appeared).Round(100*time.Millisecond))
+	// The frames are real: in Kafka under the camera's key, 768x576.
+	var found bool
+	for _, r := range readTopic(t, b.Addr(), "streamd.frames") {
+		if r.Key == "late" && r.Headers["signal"] == "" && r.Headers["width"] == "768" && r.Headers["height"] == "576" {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatal("camera late is streaming but none of its video frames is in Kafka")
+	}
+	// The device is still missing, still reported, and still retried
+	// (a camera never gives up).
+	if door, _ := st.camera("door"); !strings.HasPrefix(door.State, "retrying: ") || !strings.Contains(door.State, "/dev/video97") {
+		t.Fatalf("camera door: state %q", door.State)
 	}
 }

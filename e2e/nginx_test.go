@@ -1,4 +1,6 @@
-package main
+//go:build e2e
+
+package e2e
 
 import (
 	"crypto/ecdsa"
@@ -27,7 +29,7 @@ import (
 func startNginx(t *testing.T, upstream string) string {
 	t.Helper()
 	exe := requireTool(t, "nginx")
-	site, err := os.ReadFile("nginx/streamd.conf")
+	site, err := os.ReadFile(inRepo("nginx/streamd.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestNginxInFront(t *testing.T) {
 
 func TestNginxTLSSiteValidates(t *testing.T) {
 	exe := requireTool(t, "nginx")
-	site, err := os.ReadFile("nginx/streamd-tls.conf")
+	site, err := os.ReadFile(inRepo("nginx/streamd-tls.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,12 @@
-package main
+//go:build e2e
+
+package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,31 +14,6 @@ import (
 
 	"github.com/streamd/streamd/pkg/broker"
 )
-
-// metric reads one unlabelled value from /metrics.
-func (p *proc) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(p.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", name)
-	return 0
-}
 
 // nextLive waits for a part captured after since, returning when it came.
 func (v *viewer) nextLive(t *testing.T, since time.Time, timeout time.Duration) time.Time {
@@ -133,6 +109,27 @@ func getStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b[:n])
 }
 
+// takeUntil receives parts until one satisfies stop, returning all of them,
+// that one included.
+func (v *viewer) takeUntil(t *testing.T, timeout time.Duration, what string, stop func(received) bool) []received {
+	t.Helper()
+	var out []received
+	deadline := time.After(timeout)
+	for {
+		select {
+		case r := <-v.parts:
+			out = append(out, r)
+			if stop(r) {
+				return out
+			}
+		case err := <-v.err:
+			t.Fatalf("viewer disconnected after %d parts while waiting for %s: %v", len(out), what, err)
+		case <-deadline:
+			t.Fatalf("%s: not within %v (%d parts received)", what, timeout, len(out))
+		}
+	}
+}
+
 func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
 	addr := freeAddr(t)
 	serve := func() *http.Server {
@@ -145,14 +142,27 @@ func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
 		return srv
 	}
 	srv := serve()
-	p := startStreamd(t, "all", fmt.Sprintf("embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n  - id: cam\n    source: http://%s/vtest.avi\n    loop: true\n    fps: 100\n", addr))
+	p := startStreamd(t, "all", fmt.Sprintf("embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n  - id: cam\n    source: http://%s/vtest.avi\n    loop: true\n    fps: 100\n    width: 384\n    height: 288\n", addr))
 	p.waitReady(t)
+	stateIs := func(pred func(string) bool) func(status) bool {
+		return func(s status) bool {
+			c, ok := s.camera("cam")
+			return ok && pred(c.State)
+		}
+	}
+	streaming := stateIs(func(s string) bool { return s == "streaming" })
+	retrying := stateIs(func(s string) bool { return strings.HasPrefix(s, "retrying: ") })
+	p.waitStatus(t, "camera streaming", 20*time.Second, streaming)
 	v := watch(t, p.url("/stream/cam"))
-	v.take(t, 20, 15*time.Second)
+	got := v.take(t, 20, 15*time.Second)
 
 	// The server goes away: the video ends at the next loop at the latest,
 	// then opening fails and no-signal frames follow.
 	_ = srv.Close()
+	st := p.waitStatus(t, "camera retrying after its source went away", 30*time.Second, retrying)
+	if c, _ := st.camera("cam"); !strings.Contains(c.State, addr) {
+		t.Fatalf("state %q does not name the lost source", c.State)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var cams []struct {
@@ -164,19 +174,21 @@ func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no no-signal frame after the source went away:\n%s", p.logs)
+			t.Fatalf("no no-signal frame after the source went away: %+v", cams)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The viewer is still connected and receives them.
+	// The viewer is still connected and receives them (one a second).
 	since := time.Now()
-	v.nextLive(t, since, 5*time.Second)
-	if n := strings.Count(p.logs.String(), `msg="camera source failed, retrying"`); n < 1 || n > 3 {
-		t.Fatalf("the loss should be logged once per change of error, got %d lines:\n%s", n, p.logs)
-	}
+	got = append(got, v.takeUntil(t, 5*time.Second, "a frame while the source is lost", func(r received) bool { return r.part.Timestamp.After(since) })...)
+	since = time.Now()
+	got = append(got, v.takeUntil(t, 5*time.Second, "a second frame while the source is lost", func(r received) bool { return r.part.Timestamp.After(since) })...)
+	// Still retrying, not given up.
+	p.waitStatus(t, "camera still retrying", time.Second, retrying)
 
 	srv = serve()
 	t.Cleanup(func() { _ = srv.Close() })
+	p.waitStatus(t, "camera streaming again once its source returned", 40*time.Second, streaming)
 	deadline = time.Now().Add(40 * time.Second)
 	for {
 		var cams []struct {
@@ -188,11 +200,41 @@ func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("source came back but frames did not:\n%s", p.logs)
+			t.Fatalf("source came back but frames did not: %+v", cams)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	v.take(t, 20, 10*time.Second)
+	got = append(got, v.take(t, 20, 10*time.Second)...)
+
+	// What the viewer saw, told apart by the records' signal header: video,
+	// then no-signal frames, then video again, nothing else.
+	lost := map[uint64]bool{}
+	for _, r := range readTopic(t, p.broker, "streamd.frames") {
+		if s := r.seq(); r.Key == "cam" && s >= 0 {
+			lost[uint64(s)] = r.Headers["signal"] == "lost"
+		}
+	}
+	var runs []string
+	var lengths []int
+	for _, r := range got {
+		kind, ok := "video", true
+		if l, known := lost[r.part.Seq]; !known {
+			ok = false
+		} else if l {
+			kind = "no signal"
+		}
+		if !ok {
+			t.Fatalf("the viewer got X-Sequence %d, which is not in Kafka", r.part.Seq)
+		}
+		if len(runs) == 0 || runs[len(runs)-1] != kind {
+			runs, lengths = append(runs, kind), append(lengths, 0)
+		}
+		lengths[len(lengths)-1]++
+	}
+	if !slices.Equal(runs, []string{"video", "no signal", "video"}) || lengths[1] < 2 || lengths[2] < 20 {
+		t.Fatalf("the viewer saw %v with %v parts each; want video, at least 2 no-signal frames, then at least 20 video frames", runs, lengths)
+	}
+	t.Logf("viewer: %d video frames, %d no-signal frames, %d video frames again", lengths[0], lengths[1], lengths[2])
 }
 
 func TestKilledConsumerRestartsLiveOthersUnaffected(t *testing.T) {

@@ -1,6 +1,6 @@
-//go:build soak
+//go:build e2e && soak
 
-package main
+package e2e
 
 import (
 	"context"

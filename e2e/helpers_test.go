@@ -1,18 +1,29 @@
-package main
+//go:build e2e
+
+// Package e2e tests streamd as users run it: the built binary as processes,
+// real Kafka clients, HTTP clients, Chromium, nginx, systemd's notification
+// protocol and make install. It is a module of its own, so that its test
+// dependencies (chromedp) stay out of streamd's go.mod, and every file needs
+// the e2e build tag:
+//
+//	cd e2e && go test -tags e2e -p 1 -count=1 -timeout 20m ./...
+package e2e
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,55 +35,101 @@ import (
 
 const vtestPath = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
-// binary is the streamd binary built once by TestMain.
-var binary string
+var (
+	// binary is the streamd binary built once by TestMain.
+	binary string
+	// repoRoot is the streamd repository: the parent of this module.
+	repoRoot string
+)
 
 func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if mod, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || !bytes.HasPrefix(mod, []byte("module github.com/streamd/streamd\n")) {
+		fmt.Fprintf(os.Stderr, "%s is not the streamd repository (run the tests from e2e/): %v\n", root, err)
+		return 1
+	}
+	repoRoot = root
 	dir, err := os.MkdirTemp("", "streamd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "streamd")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build streamd:", err)
-		os.Exit(1)
+	if out, err := buildStreamd(binary, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "build streamd: %v\n%s", err, out)
+		return 1
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
+}
+
+// buildStreamd runs `go build -o out .` in the repository root with extra
+// environment variables and flags.
+func buildStreamd(out string, env []string, flags ...string) ([]byte, error) {
+	args := append(append([]string{"build"}, flags...), "-o", out, ".")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
+}
+
+// inRepo returns the path of a file of the repository.
+func inRepo(rel string) string { return filepath.Join(repoRoot, filepath.FromSlash(rel)) }
+
+// readyInfo is what streamd writes to its --ready-file once it serves.
+type readyInfo struct {
+	PID    int    `json:"pid"`
+	Role   string `json:"role"`
+	HTTP   string `json:"http"`
+	Broker string `json:"broker"` // the embedded broker; "" without it
 }
 
 // proc is a running streamd process.
 type proc struct {
+	name   string
+	bin    string
 	cmd    *exec.Cmd
-	logs   *testutil.Buffer
+	logs   *testutil.Buffer // shown when the test fails; never asserted on
 	done   chan struct{}
-	http   string // the HTTP address it listens on
+	ready  readyInfo
+	http   string // the HTTP address it listens on, from its ready file
+	broker string // its embedded broker's address, or ""
 	config string // its config file
 }
 
-var httpAddrRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
-
 // startStreamd runs the binary with a config file holding yaml and waits
-// until it listens for HTTP. It is stopped with SIGTERM at cleanup, and must
-// exit cleanly.
+// until its ready file says it serves. It is stopped with SIGINT at cleanup,
+// and must exit cleanly.
 func startStreamd(t *testing.T, name, yaml string, extraArgs ...string) *proc {
 	t.Helper()
-	return startStreamdEnv(t, name, yaml, nil, extraArgs...)
+	return startBinary(t, binary, name, yaml, nil, extraArgs...)
 }
 
 // startStreamdEnv is startStreamd with extra environment variables.
 func startStreamdEnv(t *testing.T, name, yaml string, env []string, extraArgs ...string) *proc {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name+".yaml")
+	return startBinary(t, binary, name, yaml, env, extraArgs...)
+}
+
+// startBinary is startStreamd for a given streamd binary.
+func startBinary(t *testing.T, bin, name, yaml string, env []string, extraArgs ...string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{logs: &testutil.Buffer{}, done: make(chan struct{}), config: path}
-	p.cmd = exec.Command(binary, append([]string{"--config", path}, extraArgs...)...)
+	readyFile := filepath.Join(dir, name+".ready.json")
+	p := &proc{name: name, bin: bin, logs: &testutil.Buffer{}, done: make(chan struct{}), config: path}
+	p.cmd = exec.Command(bin, append([]string{"--config", path, "--ready-file", readyFile}, extraArgs...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -85,24 +142,74 @@ func startStreamdEnv(t *testing.T, name, yaml string, env []string, extraArgs ..
 			t.Logf("%s logs:\n%s", name, p.logs)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	p.ready = waitReadyFile(t, p, readyFile, 30*time.Second)
+	p.http, p.broker = p.ready.HTTP, p.ready.Broker
+	return p
+}
+
+// waitReadyFile polls for the ready file of p and checks what it says: the
+// process's pid, its role, and addresses that answer at once.
+func waitReadyFile(t *testing.T, p *proc, path string, timeout time.Duration) readyInfo {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		if m := httpAddrRE.FindStringSubmatch(p.logs.String()); m != nil {
-			p.http = m[1]
-			return p
+		b, err := os.ReadFile(path)
+		if err == nil {
+			var r readyInfo
+			// The file is written atomically: whatever is there is whole.
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("%s: ready file %s is not whole JSON (written in place, not renamed?): %v\n%s", p.name, path, err, b)
+			}
+			checkReadyInfo(t, p, r)
+			return r
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: read ready file: %v", p.name, err)
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited early: %v\n%s", name, p.cmd.ProcessState, p.logs)
+			t.Fatalf("%s exited before it was ready: %v", p.name, p.cmd.ProcessState)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened:\n%s", name, p.logs)
+			t.Fatalf("%s wrote no ready file within %v", p.name, timeout)
 		}
 	}
 }
 
-// stop sends SIGTERM and requires a clean exit within the shutdown bound.
+func checkReadyInfo(t *testing.T, p *proc, r readyInfo) {
+	t.Helper()
+	if r.PID != p.cmd.Process.Pid {
+		t.Fatalf("%s: ready file names pid %d, the process is %d", p.name, r.PID, p.cmd.Process.Pid)
+	}
+	switch r.Role {
+	case "producer", "consumer", "all":
+	default:
+		t.Fatalf("%s: ready file: role %q", p.name, r.Role)
+	}
+	if host, port, err := net.SplitHostPort(r.HTTP); err != nil || host == "" || port == "0" {
+		t.Fatalf("%s: ready file: http %q is not the address it listens on", p.name, r.HTTP)
+	}
+	// "Serving" means it: /healthz answers at once, the broker accepts.
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + r.HTTP + "/healthz")
+	if err != nil {
+		t.Fatalf("%s: ready file written but %s does not answer: %v", p.name, r.HTTP, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: ready file written but /healthz answers %s", p.name, resp.Status)
+	}
+	if r.Broker != "" {
+		conn, err := net.DialTimeout("tcp", r.Broker, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: ready file names broker %s, which does not accept: %v", p.name, r.Broker, err)
+		}
+		conn.Close()
+	}
+}
+
+// stop sends SIGINT and requires a clean exit within the shutdown bound.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
 	select {
@@ -114,11 +221,11 @@ func (p *proc) stop(t *testing.T) {
 	select {
 	case <-p.done:
 		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("streamd exited with %d after SIGINT", code)
+			t.Errorf("%s exited with %d after SIGINT", p.name, code)
 		}
 	case <-time.After(20 * time.Second):
 		_ = p.cmd.Process.Kill()
-		t.Errorf("streamd did not stop within 20s of SIGINT")
+		t.Errorf("%s did not stop within 20s of SIGINT", p.name)
 	}
 }
 
@@ -141,7 +248,7 @@ func (p *proc) waitReady(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("not ready after 30s: %s", last)
+	t.Fatalf("%s not ready after 30s: %s", p.name, last)
 }
 
 // getJSON fetches path and decodes the JSON answer into v.
@@ -223,6 +330,16 @@ func watch(t *testing.T, url string) *viewer {
 // take receives n parts, failing after timeout.
 func (v *viewer) take(t *testing.T, n int, timeout time.Duration) []received {
 	t.Helper()
+	out, err := v.takeErr(n, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// takeErr is take for goroutines other than the test's: it returns the
+// error instead of failing the test.
+func (v *viewer) takeErr(n int, timeout time.Duration) ([]received, error) {
 	out := make([]received, 0, n)
 	deadline := time.After(timeout)
 	for len(out) < n {
@@ -230,12 +347,12 @@ func (v *viewer) take(t *testing.T, n int, timeout time.Duration) []received {
 		case r := <-v.parts:
 			out = append(out, r)
 		case err := <-v.err:
-			t.Fatalf("stream ended after %d of %d parts: %v", len(out), n, err)
+			return out, fmt.Errorf("stream ended after %d of %d parts: %w", len(out), n, err)
 		case <-deadline:
-			t.Fatalf("received %d of %d parts in %v", len(out), n, timeout)
+			return out, fmt.Errorf("received %d of %d parts in %v", len(out), n, timeout)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // gatedFile serves a file over HTTP (with Range support, as OpenCV needs)

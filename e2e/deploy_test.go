@@ -1,6 +1,9 @@
-package main
+//go:build e2e
+
+package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +14,27 @@ import (
 func TestMakeInstall(t *testing.T) {
 	requireTool(t, "make")
 	dest := t.TempDir()
-	cmd := exec.Command("make", "-s", "install", "DESTDIR="+dest, "PREFIX=/opt/streamd")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	// NODEPS=1: the build skips `make deps`, so the test never runs apt-get
+	// or sudo (with a DESTDIR, install itself adds no user and runs no
+	// systemctl). Stand-ins for them, and for the dpkg-query that deps
+	// starts with, come first on PATH and record any call.
+	shims, called := t.TempDir(), filepath.Join(t.TempDir(), "called")
+	for _, name := range []string{"apt-get", "sudo", "dpkg-query", "useradd", "systemctl"} {
+		script := fmt.Sprintf("#!/bin/sh\necho %s \"$@\" >> %s\nexit 1\n", name, called)
+		if err := os.WriteFile(filepath.Join(shims, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install := func() ([]byte, error) {
+		cmd := exec.Command("make", "-s", "-C", repoRoot, "install", "NODEPS=1", "DESTDIR="+dest, "PREFIX=/opt/streamd")
+		cmd.Env = append(os.Environ(), "PATH="+shims+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if calls, _ := os.ReadFile(called); len(calls) > 0 {
+			t.Fatalf("make install NODEPS=1 ran the package/system tools it must leave alone:\n%s\nmake output:\n%s", calls, out)
+		}
+		return out, err
+	}
+	if out, err := install(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
 	for path, mode := range map[string]os.FileMode{
@@ -46,7 +68,7 @@ func TestMakeInstall(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dest, "etc/streamd/producer.yaml"), []byte("# edited\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("make", "-s", "install", "DESTDIR="+dest, "PREFIX=/opt/streamd").CombinedOutput(); err != nil {
+	if out, err := install(); err != nil {
 		t.Fatalf("second make install: %v\n%s", err, out)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dest, "etc/streamd/producer.yaml")); string(b) != "# edited\n" {
@@ -56,7 +78,7 @@ func TestMakeInstall(t *testing.T) {
 
 func TestComposeFileValidates(t *testing.T) {
 	compose := requireTool(t, "docker-compose")
-	out, err := exec.Command(compose, "-f", "docker-compose.yml", "config").CombinedOutput()
+	out, err := exec.Command(compose, "-f", inRepo("docker-compose.yml"), "config").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
@@ -69,7 +91,7 @@ func TestComposeFileValidates(t *testing.T) {
 	}
 	// The files the services use exist in the repository.
 	for _, f := range []string{"Dockerfile", "nginx/streamd.conf", "config/producer.yaml", "config/consumer.yaml"} {
-		if _, err := os.Stat(f); err != nil {
+		if _, err := os.Stat(inRepo(f)); err != nil {
 			t.Errorf("compose needs %s: %v", f, err)
 		}
 	}

@@ -107,7 +107,7 @@ func (c *cameras) Reload(next *config.Config) {
 	}
 	var kept, stopped []*runningCamera
 	for _, rc := range c.running {
-		if cc, ok := want[rc.cfg.ID]; ok && cc == rc.cfg {
+		if cc, ok := want[rc.cfg.ID]; ok && captureOptions(cc) == captureOptions(rc.cfg) {
 			kept = append(kept, rc)
 			continue
 		}

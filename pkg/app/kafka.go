@@ -34,6 +34,8 @@ type kafkaConns struct {
 	// wants lists the clients to dial, by name; the value is the
 	// static group member id ("" for none).
 	wants map[string]func() string
+	// topics are created if missing, in this order.
+	topics []topicSpec
 
 	ready chan struct{} // closed once every client is connected and the topic exists
 
@@ -42,9 +44,33 @@ type kafkaConns struct {
 	lastErr error
 }
 
+// topicSpec is a topic to create if missing.
+type topicSpec struct {
+	name string
+	opts kafka.TopicOptions
+}
+
 func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string, status func(string)) *kafkaConns {
-	return &kafkaConns{cfg: cfg, log: log.With("component", "kafka"), brokers: brokers, status: status,
+	k := &kafkaConns{cfg: cfg, log: log.With("component", "kafka"), brokers: brokers, status: status,
 		wants: map[string]func() string{}, ready: make(chan struct{}), clients: map[string]sarama.Client{}}
+	k.ensure(cfg.Kafka.Topic, kafka.TopicOptions{
+		Partitions:        cfg.Kafka.Partitions,
+		ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Retention:         cfg.Kafka.Retention,
+		RetentionBytes:    cfg.Kafka.RetentionBytes,
+		MaxMessageBytes:   cfg.Kafka.MaxMessageBytes,
+	})
+	return k
+}
+
+// ensure asks for topic to be created (once) if it does not exist.
+func (k *kafkaConns) ensure(topic string, o kafka.TopicOptions) {
+	for _, t := range k.topics {
+		if t.name == topic {
+			return
+		}
+	}
+	k.topics = append(k.topics, topicSpec{topic, o})
 }
 
 // want asks for a client named name; instanceID, if not nil, gives the
@@ -106,23 +132,19 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 	}
 	// Retry topic creation too: a broker that just came up may not be
 	// ready to create topics.
-	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
-		err := kafka.EnsureTopic(first, cfg.Kafka.Topic, kafka.TopicOptions{
-			Partitions:        cfg.Kafka.Partitions,
-			ReplicationFactor: cfg.Kafka.ReplicationFactor,
-			Retention:         cfg.Kafka.Retention,
-			RetentionBytes:    cfg.Kafka.RetentionBytes,
-			MaxMessageBytes:   cfg.Kafka.MaxMessageBytes,
-		}, k.log)
-		if err == nil {
-			break
-		}
-		k.setErr(err)
-		k.log.Warn("cannot ensure topic, retrying", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
+	for _, t := range k.topics {
+		for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
+			err := kafka.EnsureTopic(first, t.name, t.opts, k.log)
+			if err == nil {
+				break
+			}
+			k.setErr(err)
+			k.log.Warn("cannot ensure topic, retrying", "topic", t.name, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
 		}
 	}
 	k.setErr(nil)

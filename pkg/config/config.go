@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/source"
@@ -21,6 +22,7 @@ const (
 	RoleProducer = "producer"
 	RoleConsumer = "consumer"
 	RoleAll      = "all"
+	RoleAnalyzer = "analyzer"
 )
 
 // Config is the whole configuration of one streamd process.
@@ -31,8 +33,52 @@ type Config struct {
 	Embedded EmbeddedConfig `koanf:"embedded"`
 	HTTP     HTTPConfig     `koanf:"http"`
 	Hub      HubConfig      `koanf:"hub"`
+	Analyzer AnalyzerConfig `koanf:"analyzer"`
+	Events   EventsConfig   `koanf:"events"`
 	Auth     AuthConfig     `koanf:"auth"`
 	Cameras  []CameraConfig `koanf:"cameras"`
+}
+
+// AnalyzerConfig is the security-camera analysis: motion and face
+// detection on frames read with one consumer group shared by every
+// analyzer, events and snapshots published back to Kafka.
+type AnalyzerConfig struct {
+	Enabled bool `koanf:"enabled"` // role all: analyze too (role analyzer always does)
+	// Group is shared by every analyzer process: the frames topic's
+	// partitions, and so the cameras, are split between them.
+	Group           string        `koanf:"group"`
+	EventsTopic     string        `koanf:"events_topic"`
+	SnapshotsTopic  string        `koanf:"snapshots_topic"`
+	EventsRetention time.Duration `koanf:"events_retention"` // retention.ms of both topics
+	MaxLag          time.Duration `koanf:"max_lag"`          // older frames are skipped, not analyzed late
+	FPS             float64       `koanf:"fps"`              // analysis rate cap per camera
+	SessionTimeout  time.Duration `koanf:"session_timeout"`  // a dead analyzer's cameras move after this
+	Motion          MotionConfig  `koanf:"motion"`
+	Faces           FacesConfig   `koanf:"faces"`
+	MinFrames       int           `koanf:"min_frames"` // consecutive motion frames that start an event
+	Gap             time.Duration `koanf:"gap"`        // an event ends after this long without motion
+}
+
+// MotionConfig tunes motion detection; cameras may override it.
+type MotionConfig struct {
+	Threshold      int     `koanf:"threshold"`       // per-pixel difference that counts as change, 1-255
+	MinArea        float64 `koanf:"min_area"`        // smallest moving region, as a fraction of the frame
+	GlobalFraction float64 `koanf:"global_fraction"` // more of the frame changing at once resets the background (lights, exposure)
+}
+
+// FacesConfig tunes face detection, run only while motion is active.
+type FacesConfig struct {
+	Enabled bool          `koanf:"enabled"`
+	Cascade string        `koanf:"cascade"` // OpenCV cascade XML (Haar or LBP)
+	FPS     float64       `koanf:"fps"`     // detections per second per camera, at most
+	Gap     time.Duration `koanf:"gap"`     // a face event ends after this long without a face
+}
+
+// EventsConfig is the web node's view of the events.
+type EventsConfig struct {
+	// History is read back from the events topic at start, so a restarted
+	// node still lists recent events; older events are forgotten.
+	History time.Duration `koanf:"history"`
 }
 
 // AuthConfig lists who may watch. With no tokens and no users, everyone who
@@ -148,7 +194,24 @@ type CameraConfig struct {
 	Width   int     `koanf:"width"`   // 0: the source's size (test pattern: 1280)
 	Height  int     `koanf:"height"`  // 0: the source's size (test pattern: 720)
 	Quality int     `koanf:"quality"` // JPEG quality 1-100; 0 means 80
+	// Analyze opts the camera out of analysis with false (default true).
+	Analyze *bool              `koanf:"analyze"`
+	Motion  CameraMotionConfig `koanf:"motion"`
 }
+
+// CameraMotionConfig overrides the analyzer's motion settings for one
+// camera; zero fields keep analyzer.motion's.
+type CameraMotionConfig struct {
+	Threshold int     `koanf:"threshold"`
+	MinArea   float64 `koanf:"min_area"`
+	FPS       float64 `koanf:"fps"` // analysis rate cap
+	// Masks are regions to ignore (a clock overlay, a tree in the wind):
+	// polygons of [x, y] points in 0..1 coordinates of the frame.
+	Masks [][][]float64 `koanf:"masks"`
+}
+
+// Analyzed reports whether the camera is analyzed (the default).
+func (c CameraConfig) Analyzed() bool { return c.Analyze == nil || *c.Analyze }
 
 // Default returns the configuration used when nothing else is said: the
 // all-in-one role with an in-memory embedded broker and no cameras. Each
@@ -187,6 +250,24 @@ func Default() Config {
 			TrustedProxies:    []string{"127.0.0.1/32", "::1/128"},
 		},
 		Hub: HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
+		Analyzer: AnalyzerConfig{
+			Group:           "streamd-analyzer",
+			EventsTopic:     events.DefaultTopic,
+			SnapshotsTopic:  "streamd.snapshots",
+			EventsRetention: 7 * 24 * time.Hour,
+			MaxLag:          time.Second,
+			FPS:             10,
+			SessionTimeout:  6 * time.Second,
+			Motion: MotionConfig{
+				Threshold:      25,    // TODO(vision): vision.DefaultThreshold
+				MinArea:        0.002, // TODO(vision): vision.DefaultMinArea
+				GlobalFraction: 0.6,   // TODO(vision): vision.DefaultGlobalFraction
+			},
+			Faces:     FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
+			MinFrames: events.DefaultMinFrames,
+			Gap:       events.DefaultGap,
+		},
+		Events: EventsConfig{History: events.DefaultHistory},
 	}
 }
 
@@ -200,28 +281,34 @@ type Part string
 const (
 	PartCapture Part = "capture" // read cameras and publish their frames to Kafka
 	PartView    Part = "view"    // consume frames and serve them to viewers
+	PartAnalyze Part = "analyze" // detect motion and faces, publish events
 )
 
 // needsOpenCV reports whether the part cannot run in a binary built with
 // the nocv tag.
-func (p Part) needsOpenCV() bool { return p == PartCapture }
+func (p Part) needsOpenCV() bool { return p == PartCapture || p == PartAnalyze }
 
 // partsOf lists a role's parts, in start order; ok is false for an unknown
 // role. Adding a role is one case here (and its components in package app).
-func partsOf(role string) (parts []Part, ok bool) {
+func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 	switch role {
 	case RoleProducer:
 		return []Part{PartCapture}, true
 	case RoleConsumer:
 		return []Part{PartView}, true
+	case RoleAnalyzer:
+		return []Part{PartAnalyze}, true
 	case RoleAll:
+		if c.Analyzer.Enabled {
+			return []Part{PartView, PartAnalyze, PartCapture}, true
+		}
 		return []Part{PartView, PartCapture}, true
 	}
 	return nil, false
 }
 
 // Roles returns the role names, in the order the documentation lists them.
-func Roles() []string { return []string{RoleProducer, RoleConsumer, RoleAll} }
+func Roles() []string { return []string{RoleProducer, RoleConsumer, RoleAnalyzer, RoleAll} }
 
 // rolesText is the roles as a sentence: "producer, consumer or all".
 func rolesText() string {
@@ -230,7 +317,7 @@ func rolesText() string {
 }
 
 // Parts returns the parts the configured role runs, in start order.
-func (c *Config) Parts() []Part { p, _ := partsOf(c.Role); return p }
+func (c *Config) Parts() []Part { p, _ := c.partsOf(c.Role); return p }
 
 // Runs reports whether the configured role runs part p.
 func (c *Config) Runs(p Part) bool { return slices.Contains(c.Parts(), p) }

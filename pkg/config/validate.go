@@ -44,7 +44,7 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %q: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if parts, ok := partsOf(c.Role); !ok {
+	if parts, ok := c.partsOf(c.Role); !ok {
 		bad("role", "must be %s, got %q", rolesText(), c.Role)
 	} else if !OpenCV {
 		for _, p := range parts {
@@ -188,6 +188,13 @@ func (c *Config) Validate() error {
 		bad("hub.ring_size", "must be between 2 and 1024, got %d", c.Hub.RingSize)
 	}
 
+	if c.Runs(PartAnalyze) || c.Runs(PartView) {
+		c.validateAnalyzer(bad)
+	}
+	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {
+		bad("events.history", "must be between 0 and 720h, got %s", c.Events.History)
+	}
+
 	names := map[string]string{}
 	for i, tk := range c.Auth.Tokens {
 		key := func(f string) string { return fmt.Sprintf("auth.tokens[%d].%s", i, f) }
@@ -242,6 +249,7 @@ func (c *Config) Validate() error {
 		} else if (cam.Width == 0) != (cam.Height == 0) {
 			bad(key("width"), "set both width and height or neither, got %dx%d", cam.Width, cam.Height)
 		}
+		checkMotion(bad, key("motion"), cam.Motion)
 		if !c.Runs(PartCapture) {
 			continue
 		}
@@ -280,6 +288,92 @@ func checkPEM(path string, key bool) error {
 		return fmt.Errorf("%s holds no PEM private key", path)
 	}
 	return fmt.Errorf("%s holds no PEM certificate", path)
+}
+
+// validateAnalyzer checks the analyzer's keys, and the topics a viewer
+// reads events from.
+func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
+	a := c.Analyzer
+	for key, topic := range map[string]string{"analyzer.events_topic": a.EventsTopic, "analyzer.snapshots_topic": a.SnapshotsTopic} {
+		if err := checkTopic(topic); err != nil {
+			bad(key, "%v", err)
+		} else if topic == c.Kafka.Topic {
+			bad(key, "must differ from kafka.topic %q", c.Kafka.Topic)
+		}
+	}
+	if a.EventsTopic == a.SnapshotsTopic {
+		bad("analyzer.snapshots_topic", "must differ from analyzer.events_topic %q", a.EventsTopic)
+	}
+	if a.EventsRetention < time.Minute {
+		bad("analyzer.events_retention", "must be at least 1m, got %s", a.EventsRetention)
+	}
+	if !c.Runs(PartAnalyze) {
+		return
+	}
+	if a.Group == "" || len(a.Group) > 249 {
+		bad("analyzer.group", "must be 1 to 249 characters, got %q", a.Group)
+	}
+	if a.MaxLag < 50*time.Millisecond || a.MaxLag > time.Minute {
+		bad("analyzer.max_lag", "must be between 50ms and 1m, got %s", a.MaxLag)
+	}
+	if a.FPS <= 0 || a.FPS > 60 {
+		bad("analyzer.fps", "must be more than 0 and at most 60, got %g", a.FPS)
+	}
+	if a.SessionTimeout < 3*time.Second || a.SessionTimeout > 5*time.Minute {
+		bad("analyzer.session_timeout", "must be between 3s and 5m, got %s", a.SessionTimeout)
+	}
+	if a.MinFrames < 1 || a.MinFrames > 100 {
+		bad("analyzer.min_frames", "must be between 1 and 100, got %d", a.MinFrames)
+	}
+	if a.Gap < time.Second || a.Gap > time.Hour {
+		bad("analyzer.gap", "must be between 1s and 1h, got %s", a.Gap)
+	}
+	m := a.Motion
+	if m.Threshold < 1 || m.Threshold > 255 {
+		bad("analyzer.motion.threshold", "must be between 1 and 255, got %d", m.Threshold)
+	}
+	if m.MinArea <= 0 || m.MinArea >= 1 {
+		bad("analyzer.motion.min_area", "must be a fraction of the frame above 0 and below 1, got %g", m.MinArea)
+	}
+	if m.GlobalFraction <= 0 || m.GlobalFraction > 1 {
+		bad("analyzer.motion.global_fraction", "must be a fraction above 0 and at most 1, got %g", m.GlobalFraction)
+	}
+	if f := a.Faces; f.Enabled {
+		if err := checkReadable(f.Cascade); err != nil {
+			bad("analyzer.faces.cascade", "%v (Debian: apt-get install opencv-data)", strings.Replace(err.Error(), "video file", "cascade file", 1))
+		}
+		if f.FPS <= 0 || f.FPS > 30 {
+			bad("analyzer.faces.fps", "must be more than 0 and at most 30, got %g", f.FPS)
+		}
+		if f.Gap < time.Second || f.Gap > time.Hour {
+			bad("analyzer.faces.gap", "must be between 1s and 1h, got %s", f.Gap)
+		}
+	}
+}
+
+// checkMotion checks a camera's motion overrides (zero keeps the default).
+func checkMotion(bad func(key, format string, args ...any), key string, m CameraMotionConfig) {
+	if m.Threshold < 0 || m.Threshold > 255 {
+		bad(key+".threshold", "must be between 1 and 255 (0: analyzer.motion.threshold), got %d", m.Threshold)
+	}
+	if m.MinArea < 0 || m.MinArea >= 1 {
+		bad(key+".min_area", "must be a fraction of the frame below 1 (0: analyzer.motion.min_area), got %g", m.MinArea)
+	}
+	if m.FPS < 0 || m.FPS > 60 {
+		bad(key+".fps", "must be between 0 and 60 (0: analyzer.fps), got %g", m.FPS)
+	}
+	for i, poly := range m.Masks {
+		pk := fmt.Sprintf("%s.masks[%d]", key, i)
+		if len(poly) < 3 {
+			bad(pk, "a mask is a polygon of at least 3 [x, y] points, got %d", len(poly))
+			continue
+		}
+		for j, pt := range poly {
+			if len(pt) != 2 || pt[0] < 0 || pt[0] > 1 || pt[1] < 0 || pt[1] > 1 {
+				bad(fmt.Sprintf("%s[%d]", pk, j), "must be [x, y] with both between 0 and 1 (fractions of the frame), got %v", pt)
+			}
+		}
+	}
 }
 
 func checkCameraList(bad func(key, format string, args ...any), key string, ids []string) {

@@ -139,6 +139,12 @@ func (p *Producer) Publish(f *frame.Frame) error {
 		Headers:   headers,
 		Timestamp: f.CapturedAt,
 	}
+	return p.enqueue(msg, func() string { return fmt.Sprintf("publish camera %q frame %d", f.Camera, f.Seq) })
+}
+
+// enqueue queues msg without blocking; when the queue is full the oldest
+// waiting message is dropped for it. what names msg in errors.
+func (p *Producer) enqueue(msg *sarama.ProducerMessage, what func() string) error {
 	p.closeMu.RLock()
 	defer p.closeMu.RUnlock()
 	if p.closed {
@@ -159,12 +165,12 @@ func (p *Producer) Publish(f *frame.Frame) error {
 	select {
 	case p.queue <- msg:
 		if dropped != nil {
-			return fmt.Errorf("publish camera %q frame %d: %w: dropped an older waiting frame", f.Camera, f.Seq, ErrBacklogFull)
+			return fmt.Errorf("%s: %w: dropped an older waiting frame", what(), ErrBacklogFull)
 		}
 		return nil
 	default:
 		p.backlog.Add(1)
-		return fmt.Errorf("publish camera %q frame %d: %w", f.Camera, f.Seq, ErrBacklogFull)
+		return fmt.Errorf("%s: %w", what(), ErrBacklogFull)
 	}
 }
 

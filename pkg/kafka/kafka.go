@@ -307,10 +307,21 @@ func EnsureTopic(client sarama.Client, topic string, o TopicOptions, log *slog.L
 }
 
 func checkTopicLimit(admin sarama.ClusterAdmin, topic string, want int, log *slog.Logger) {
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"}})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"}}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		log.Warn("cannot read topic config", "topic", topic, "err", err)
 		return
+	}
+	var entries []sarama.ConfigEntry
+	for _, r := range results {
+		if r.Name != topic {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			log.Warn("cannot read topic config", "topic", topic, "err", r.ErrorCode, "detail", r.ErrorMsg)
+			return
+		}
+		entries = append(entries, r.Configs...)
 	}
 	for _, e := range entries {
 		if e.Name != "max.message.bytes" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/testutil"
 )
 
 func startBroker(t *testing.T) string {
@@ -404,6 +405,38 @@ func TestDialRetriedUntilBrokerStarts(t *testing.T) {
 	}
 	if st := prod.Stats(); st.Sent != 1 || st.Failed != 0 {
 		t.Fatalf("producing through the retried client: %+v", st)
+	}
+}
+
+// An existing topic whose max.message.bytes is smaller than the frames
+// streamd is configured for is left alone, with a warning: such frames
+// would be rejected.
+func TestExistingTopicTooSmallIsWarnedAbout(t *testing.T) {
+	client := dial(t, startBroker(t))
+	small := TopicOptions{Partitions: 1, ReplicationFactor: 1, MaxMessageBytes: 100 << 10}
+	if err := EnsureTopic(client, "small", small, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "max.message.bytes is smaller than the largest frame"
+	for _, tc := range []struct {
+		maxBytes int
+		warn     bool
+	}{
+		{100 << 10, false}, // as created
+		{1 << 20, true},    // larger frames than the topic takes
+	} {
+		logs := &testutil.Buffer{}
+		o := small
+		o.MaxMessageBytes = tc.maxBytes
+		if err := EnsureTopic(client, "small", o, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), warning); got != tc.warn {
+			t.Errorf("existing topic, max_message_bytes %d: warned %v, want %v; logs:\n%s", tc.maxBytes, got, tc.warn, logs)
+		}
+		if strings.Contains(logs.String(), "cannot read topic config") {
+			t.Errorf("topic config not read:\n%s", logs)
+		}
 	}
 }
 

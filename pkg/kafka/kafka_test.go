@@ -215,23 +215,28 @@ func TestOffsetByCaptureTime(t *testing.T) {
 		t.Fatalf("newest offset %d (%v), want %d", newest, err, n)
 	}
 	for _, tc := range []struct {
-		name string
-		at   time.Time
-		want int64
+		name  string
+		at    time.Time
+		kafka int64 // what the broker answers
+		want  int64 // what OffsetAt returns
 	}{
-		{"exactly the first frame", at(0), 0},
-		{"before the first frame", base.Add(-time.Hour), 0},
-		{"between frames 3 and 4", at(3).Add(5 * time.Millisecond), 4},
-		{"one millisecond after frame 3", at(3).Add(time.Millisecond), 4},
-		{"exactly frame 7", at(7), 7},
-		{"exactly the last frame", at(n - 1), n - 1},
-		// Nothing at or after it: Kafka answers -1, and a reader seeking
-		// to that time starts at the newest offset instead.
-		{"after the last frame", at(n - 1).Add(time.Millisecond), -1},
+		{"exactly the first frame", at(0), 0, 0},
+		{"before the first frame", base.Add(-time.Hour), 0, 0},
+		{"between frames 3 and 4", at(3).Add(5 * time.Millisecond), 4, 4},
+		{"one millisecond after frame 3", at(3).Add(time.Millisecond), 4, 4},
+		{"exactly frame 7", at(7), 7, 7},
+		{"exactly the last frame", at(n - 1), n - 1, n - 1},
+		// Nothing at or after it: Kafka answers -1, and OffsetAt the
+		// next offset to be written, where a reader waits for new frames.
+		{"after the last frame", at(n - 1).Add(time.Millisecond), -1, n},
 	} {
 		off, err := client.GetOffset("bytime", 0, tc.at.UnixMilli())
+		if err != nil || off != tc.kafka {
+			t.Errorf("%s: broker answers offset %d (%v), want %d", tc.name, off, err, tc.kafka)
+		}
+		off, err = OffsetAt(client, "bytime", 0, tc.at)
 		if err != nil || off != tc.want {
-			t.Errorf("%s: offset %d (%v), want %d", tc.name, off, err, tc.want)
+			t.Errorf("%s: OffsetAt %d (%v), want %d", tc.name, off, err, tc.want)
 		}
 	}
 }

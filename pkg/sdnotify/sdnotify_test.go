@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -75,5 +76,54 @@ func TestWatchdog(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", "1")
 	if WatchdogInterval() != 0 {
 		t.Fatal("watchdog meant for another process")
+	}
+}
+
+// readWithin returns the next datagram, or ok false if none came within d.
+func readWithin(t *testing.T, c *net.UnixConn, d time.Duration) (msg string, ok bool) {
+	t.Helper()
+	buf := make([]byte, 4096)
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	n, err := c.Read(buf)
+	if err != nil {
+		if ne, isNet := err.(net.Error); isNet && ne.Timeout() {
+			return "", false
+		}
+		t.Fatal(err)
+	}
+	return string(buf[:n]), true
+}
+
+// A process whose alive check fails stops feeding the watchdog (so systemd
+// restarts it), and feeds it again once the check passes.
+func TestWatchdogStopsWhileNotAlive(t *testing.T) {
+	c, path := listen(t)
+	t.Setenv("NOTIFY_SOCKET", path)
+	const iv = 20 * time.Millisecond
+	var alive atomic.Bool
+	alive.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); FromEnv().Watchdog(ctx, iv, alive.Load) }()
+	defer func() { cancel(); <-done }()
+
+	if got := read(t, c); got != "WATCHDOG=1" {
+		t.Fatalf("got %q", got)
+	}
+	alive.Store(false)
+	// One ping may already be on its way (bounded, so that a watchdog
+	// that ignores the check fails below instead of looping here); after
+	// that, silence.
+	for range 2 {
+		if _, ok := readWithin(t, c, 3*iv); !ok {
+			break
+		}
+	}
+	if msg, ok := readWithin(t, c, 10*iv); ok {
+		t.Fatalf("sent %q while not alive", msg)
+	}
+	alive.Store(true)
+	if got := read(t, c); got != "WATCHDOG=1" {
+		t.Fatalf("after recovering: got %q", got)
 	}
 }

@@ -67,7 +67,8 @@ type App struct {
 	components []Component
 	broker     *embeddedBroker // nil without the embedded broker
 	kafka      *kafkaConns
-	view       *view // nil unless the role views
+	view       *view       // nil unless the role views
+	events     *eventsFeed // with view
 	http       *httpServer
 
 	runs  []runState
@@ -121,7 +122,8 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		switch part {
 		case config.PartView:
 			a.view = newView(cfg, log, a.kafka, httpAddr)
-			a.components = append(a.components, a.view)
+			a.events = newEventsFeed(cfg, log, a.kafka)
+			a.components = append(a.components, a.view, a.events)
 		case config.PartCapture:
 			c, err := newCapture(cfg, log, a.kafka)
 			if err != nil {
@@ -135,6 +137,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	wo := web.Options{Static: static.FS, Metrics: a.metrics.Handler(), Latency: a.metrics.LatencyObserver, Status: a.status}
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
+		wo.Events = a.events
 	}
 	for _, c := range a.components {
 		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: c.Ready})

@@ -253,7 +253,7 @@ func Default() Config {
 		Analyzer: AnalyzerConfig{
 			Group:           "streamd-analyzer",
 			EventsTopic:     events.DefaultTopic,
-			SnapshotsTopic:  "streamd.snapshots",
+			SnapshotsTopic:  events.DefaultSnapshotsTopic,
 			EventsRetention: 7 * 24 * time.Hour,
 			MaxLag:          time.Second,
 			FPS:             10,

@@ -48,6 +48,10 @@ import (
 // one partition) and the value is Marshal's JSON.
 const DefaultTopic = "streamd.events"
 
+// DefaultSnapshotsTopic holds one JPEG per event, the frame with its boxes
+// drawn; the record key is the event id.
+const DefaultSnapshotsTopic = "streamd.snapshots"
+
 // Limits that Validate enforces, and so Marshal and Unmarshal.
 const (
 	// MaxBoxes is the most boxes an event carries. The Tracker keeps the

@@ -19,6 +19,19 @@ type Snapshot struct {
 	Cameras  []Camera
 	Producer *Producer // nil unless this process produces
 	Consumer *Consumer // nil unless this process consumes
+	Analyzer *Analyzer // nil unless this process analyzes
+	Events   *Events   // nil unless this process serves events
+}
+
+// Analyzer is the analyzer's process-wide counters.
+type Analyzer struct {
+	Invalid uint64 // records skipped: not a decodable image
+}
+
+// Events is a viewer node's store of events.
+type Events struct {
+	Held, Active uint64
+	Invalid      uint64 // records of the events topic that are not events
 }
 
 // Camera returns the counters of camera id, adding them if the snapshot
@@ -47,6 +60,16 @@ type Camera struct {
 	ConsumedBytes     uint64
 	SlowViewerDropped uint64 // frames skipped by slow viewers (summed over viewers)
 	Viewers           int64
+	// analyzer side
+	Analyzed        uint64
+	AnalysisSkipped uint64  // skipped to stay live: over the rate cap or older than max_lag
+	DecodeSeconds   float64 // total time decoding for analysis
+	MotionSeconds   float64 // total time detecting motion
+	FaceSeconds     float64 // total time detecting faces
+	AnalysisLag     float64 // now − capture time of the last analyzed frame, seconds
+	MotionEvents    uint64  // events started
+	FaceEvents      uint64
+	FaceDetections  uint64 // faces found (summed over frames)
 }
 
 // Producer is the Kafka producer's counters.
@@ -117,7 +140,16 @@ var (
 	descConsBad  = prometheus.NewDesc("streamd_kafka_consume_invalid_total", "Records skipped: not an image or a bad key.", nil, nil)
 	descConsErr  = prometheus.NewDesc("streamd_kafka_consume_errors_total", "Consumer group errors.", nil, nil)
 	descCamLimit = prometheus.NewDesc("streamd_hub_camera_limit_dropped_total", "Frames of new cameras dropped because the camera limit was reached.", nil, nil)
-	allCollected = []*prometheus.Desc{descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	descAnalyzed = prometheus.NewDesc("streamd_camera_frames_analyzed_total", "Frames the analyzer looked at.", []string{"camera"}, nil)
+	descAnSkip   = prometheus.NewDesc("streamd_camera_frames_analysis_skipped_total", "Frames the analyzer skipped to stay live (over its rate cap, or older than analyzer.max_lag).", []string{"camera"}, nil)
+	descAnSecs   = prometheus.NewDesc("streamd_camera_analysis_seconds_total", "Time spent analyzing, by stage: decode, motion, faces.", []string{"camera", "stage"}, nil)
+	descAnLag    = prometheus.NewDesc("streamd_camera_analysis_lag_seconds", "Now minus the capture time of the last analyzed frame.", []string{"camera"}, nil)
+	descEvents   = prometheus.NewDesc("streamd_camera_events_total", "Events started, by type.", []string{"camera", "type"}, nil)
+	descFaces    = prometheus.NewDesc("streamd_camera_face_detections_total", "Faces detected, summed over analyzed frames.", []string{"camera"}, nil)
+	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
+	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
+	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
+	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -143,6 +175,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(cam.SlowViewerDropped), cam.ID, "slow_viewer")
 			ch <- prometheus.MustNewConstMetric(descViewers, prometheus.GaugeValue, float64(cam.Viewers), cam.ID)
 		}
+	}
+	if s.Analyzer != nil {
+		for _, cam := range s.Cameras {
+			ch <- prometheus.MustNewConstMetric(descAnalyzed, prometheus.CounterValue, float64(cam.Analyzed), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descAnSkip, prometheus.CounterValue, float64(cam.AnalysisSkipped), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descAnSecs, prometheus.CounterValue, cam.DecodeSeconds, cam.ID, "decode")
+			ch <- prometheus.MustNewConstMetric(descAnSecs, prometheus.CounterValue, cam.MotionSeconds, cam.ID, "motion")
+			ch <- prometheus.MustNewConstMetric(descAnSecs, prometheus.CounterValue, cam.FaceSeconds, cam.ID, "faces")
+			ch <- prometheus.MustNewConstMetric(descAnLag, prometheus.GaugeValue, cam.AnalysisLag, cam.ID)
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.MotionEvents), cam.ID, "motion")
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.FaceEvents), cam.ID, "face")
+			ch <- prometheus.MustNewConstMetric(descFaces, prometheus.CounterValue, float64(cam.FaceDetections), cam.ID)
+		}
+		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))
+	}
+	if e := s.Events; e != nil {
+		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Active), "active")
+		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Held-e.Active), "ended")
+		ch <- prometheus.MustNewConstMetric(descEvBad, prometheus.CounterValue, float64(e.Invalid))
 	}
 	if p := s.Producer; p != nil {
 		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(p.Sent))

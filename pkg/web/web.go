@@ -109,6 +109,9 @@ type Options struct {
 	// Status, if set, answers /api/status (JSON) for principals allowed
 	// every camera.
 	Status func() any
+	// Events, if set, serves the analyzer's events: /api/events, its live
+	// stream and snapshots.
+	Events Events
 	// Metrics, if set, is served at /metrics.
 	Metrics http.Handler
 	// UnsentLimit sets TCP_NOTSENT_LOWAT on stream connections (0: kernel
@@ -285,6 +288,9 @@ func (s *Server) protected(r chi.Router) {
 		r.Get("/api/cameras", s.cameras)
 		r.Get("/stream/{camera}", s.stream)
 		r.Get("/snapshot/{camera}", s.snapshot)
+	}
+	if s.o.Events != nil {
+		s.routeEvents(r)
 	}
 }
 

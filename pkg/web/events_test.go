@@ -184,7 +184,7 @@ func TestLiveEventsAndResume(t *testing.T) {
 	base := startEvents(t, storeEvents{st, nil}, nil)
 	live := openSSE(t, base+"/api/events/live?camera=lobby", "")
 	now := time.Now()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	time.Sleep(100 * time.Millisecond)                                              // subscribed
 	st.Apply(testEvent("y1", "yard", events.TypeMotion, events.PhaseStart, now, 0)) // filtered out
 	st.Apply(testEvent("l1", "lobby", events.TypeMotion, events.PhaseStart, now, 0))
 	st.Apply(testEvent("l1", "lobby", events.TypeMotion, events.PhaseEnd, now, 12*time.Second))

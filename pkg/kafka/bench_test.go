@@ -65,17 +65,22 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go func() { _ = cons.Run(ctx) }()
-			for cons.Ready() != nil {
-				time.Sleep(10 * time.Millisecond)
+			ran := make(chan struct{})
+			go func() { defer close(ran); _ = cons.Run(ctx) }()
+			defer func() { cancel(); <-ran; _ = cons.Close() }()
+			for deadline := time.Now().Add(20 * time.Second); cons.Ready() != nil; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("consumer never ready: %v", cons.Ready())
+				}
 			}
 			prod, err := NewProducer(pc, "t", 4<<20, 0, log)
 			if err != nil {
 				b.Fatal(err)
 			}
-			data := make([]byte, 76000)
-			copy(data, []byte{0xff, 0xd8, 0xff})
+			// A whole JPEG, zero-padded to a typical frame's size: the
+			// consumer drops records that are not a complete image.
+			data := jpegBytes(b, 8, 8)
+			data = append(data, make([]byte, 76000-len(data))...)
 			tick := time.NewTicker(time.Second / 80)
 			defer tick.Stop()
 			b.ResetTimer()
@@ -99,7 +104,6 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 			b.ReportMetric(q(0.99), "p99-ms")
 			b.ReportMetric(q(1), "max-ms")
 			mu.Unlock()
-			_ = cons.Close()
 		})
 	}
 }

@@ -55,7 +55,7 @@ func dial(t *testing.T, addr string) sarama.Client {
 	return c
 }
 
-func jpegBytes(t *testing.T, w, h int) []byte {
+func jpegBytes(t testing.TB, w, h int) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, w, h)), nil); err != nil {

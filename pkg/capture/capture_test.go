@@ -170,7 +170,11 @@ func TestFileLoops(t *testing.T) {
 	}
 }
 
-func TestMissingDeviceRetriesWithClearError(t *testing.T) {
+// A missing device is reported with the camera and the device named, and
+// the camera goes on to retry. (That a retry then succeeds is what
+// TestMissingFileIsRetriedUntilItAppears shows: a device cannot be made to
+// appear in a test, and retrying does not depend on the kind of source.)
+func TestMissingDeviceIsAClearError(t *testing.T) {
 	_, logs := run(t, Options{ID: "door", Source: "/dev/video97", Quality: 80}, &sink{}, func(c *Camera) bool {
 		return strings.HasPrefix(c.Stats().State, "retrying")
 	})

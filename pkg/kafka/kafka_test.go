@@ -359,11 +359,14 @@ func TestDialRetriedUntilBrokerStarts(t *testing.T) {
 	}
 	result := make(chan dialed, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		c, err := Dial(ctx, Options{Brokers: []string{addr}, DialTimeout: 500 * time.Millisecond, FetchMaxWait: 20 * time.Millisecond}, testLogger(t), onError)
 		result <- dialed{c, err}
 	}()
+	// However the test ends, Dial (which logs to t) has returned by then.
+	defer func() { cancel(); <-exited }()
 
 	select {
 	case err := <-firstFailure:

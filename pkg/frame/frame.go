@@ -49,6 +49,8 @@ type Frame struct {
 	ContentType string    // TypeJPEG or TypePNG
 	Data        []byte    // the encoded image, exactly the record value
 	NoSignal    bool      // a generated "no signal" image: the source is lost
+	Partition   int32     // where the consumer read it (zero on the producer side)
+	Offset      int64
 }
 
 // Header is one record header, independent of any Kafka client library.

@@ -174,6 +174,7 @@ func (c *Consumer) handle(msg *sarama.ConsumerMessage) {
 		return
 	}
 	f.ReceivedAt = time.Now()
+	f.Partition, f.Offset = msg.Partition, msg.Offset
 	c.consumed.Add(1)
 	c.sink(f)
 }

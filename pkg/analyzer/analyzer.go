@@ -1,0 +1,398 @@
+// Package analyzer watches cameras the way a security system does: it takes
+// the frames of the cameras assigned to this process, finds motion and
+// faces with injected detectors, turns them into events with hysteresis
+// (events.Tracker), and hands events and their snapshots to a sink (Kafka).
+//
+// It must stay live. Feed never blocks the consumer that calls it: each
+// camera has a one-frame slot that the newest frame overwrites, and a
+// goroutine per camera that analyzes whatever is newest when it is free, at
+// most FPS times a second. Frames overwritten in the slot, or captured more
+// than MaxLag ago when their turn comes, are skipped and counted: a system
+// that reports motion a minute late is broken, one that skips frames of a
+// still scene is not. Face detection, twenty times dearer than motion, runs
+// only on frames with motion, on the moving region, at most FacesFPS times
+// a second.
+//
+// The detectors are interfaces so that this package stays pure Go and is
+// tested with fakes; package vision implements them with OpenCV.
+package analyzer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamd/streamd/pkg/events"
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+// Defaults of Options.
+const (
+	// DefaultFPS caps analysis per camera: motion every 100 ms finds a
+	// person crossing a room in plenty of frames, at a third of the cost
+	// of every frame of a 30 fps camera.
+	DefaultFPS = 10
+	// DefaultFacesFPS caps face detection per camera (20-50 ms each).
+	DefaultFacesFPS = 5
+	// DefaultMaxLag: a frame older than this when its turn comes is
+	// skipped.
+	DefaultMaxLag = time.Second
+	// tickEvery is how often a camera's events are checked for their
+	// end when no frame arrives (a camera lost, or moved to another
+	// analyzer).
+	tickEvery = time.Second
+)
+
+// Motion is what a motion detector found on one frame.
+type Motion struct {
+	Boxes  []events.Box // moving regions, normalized to the frame
+	Area   float64      // fraction of the frame that changed
+	Global bool         // most of the frame changed at once: background reset, not motion
+}
+
+// Timing is how long one frame's analysis took, by stage.
+type Timing struct {
+	Decode, Motion time.Duration
+}
+
+// MotionDetector finds motion in one camera's frames; it keeps that
+// camera's background, so each camera has its own.
+type MotionDetector interface {
+	Detect(jpeg []byte) (Motion, Timing, error)
+	Close() error
+}
+
+// FaceDetector finds faces in a frame, optionally only inside region.
+type FaceDetector interface {
+	Detect(jpeg []byte, region *events.Box) ([]events.Box, error)
+	Close() error
+}
+
+// Sink receives what the analyzer publishes. Its methods must not block
+// for long (a Kafka producer's queue).
+type Sink interface {
+	PublishEvent(e events.Event) error
+	PublishSnapshot(e events.Event, jpeg []byte) error
+}
+
+// Camera is how one camera is analyzed.
+type Camera struct {
+	FPS    float64        // analysis rate cap; 0: Options.FPS
+	Motion MotionDetector // required
+	Faces  FaceDetector   // nil: no face detection
+}
+
+// Options configure an Analyzer. Zero fields take the defaults.
+type Options struct {
+	FPS      float64       // default DefaultFPS
+	FacesFPS float64       // default DefaultFacesFPS
+	MaxLag   time.Duration // default DefaultMaxLag
+	Tracker  events.TrackerOptions
+	// Camera returns how to analyze a camera, or ok false for a camera
+	// that is not analyzed (its frames are counted and dropped). It is
+	// called once per camera, on its first frame.
+	Camera func(id string) (c Camera, ok bool, err error)
+	// Annotate draws boxes on a frame for an event's snapshot; nil: the
+	// frame as it is.
+	Annotate func(jpeg []byte, motion, faces []events.Box) ([]byte, error)
+	Sink     Sink         // required
+	Logger   *slog.Logger // default: discard
+	Now      func() time.Time
+}
+
+// Analyzer analyzes the cameras whose frames it is fed.
+type Analyzer struct {
+	o      Options
+	ctx    context.Context // ends the camera workers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	cameras map[string]*cam
+	closed  bool
+
+	invalid atomic.Uint64 // frames a detector could not decode
+	ignored atomic.Uint64 // frames of cameras not analyzed
+}
+
+// New returns an analyzer; call Run before feeding it.
+func New(o Options) *Analyzer {
+	if o.FPS <= 0 {
+		o.FPS = DefaultFPS
+	}
+	if o.FacesFPS <= 0 {
+		o.FacesFPS = DefaultFacesFPS
+	}
+	if o.MaxLag <= 0 {
+		o.MaxLag = DefaultMaxLag
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Analyzer{o: o, cameras: map[string]*cam{}}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	return a
+}
+
+// cam is one camera's slot, worker state and counters.
+type cam struct {
+	id      string
+	cfg     Camera
+	skip    bool // not analyzed
+	tracker *events.Tracker
+	snaps   map[string]bool // ids of events whose snapshot was published
+
+	mu     sync.Mutex
+	latest *frame.Frame // the newest frame not yet taken
+	wake   chan struct{}
+
+	analyzed, skipped, faces, motionEvents, faceEvents atomic.Uint64
+	decodeNS, motionNS, faceNS                         atomic.Int64
+	lastAt                                             atomic.Int64 // capture time of the last analyzed frame, unix ns
+	lastFace                                           time.Time
+}
+
+// Run blocks until ctx ends; then it stops the camera workers, which end
+// every active event (publishing their ends) and free their detectors.
+// Frames fed after that are dropped.
+func (a *Analyzer) Run(ctx context.Context) error {
+	<-ctx.Done()
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.cancel()
+	a.wg.Wait()
+	return nil
+}
+
+// Feed hands a frame to its camera's worker without blocking. A frame not
+// yet taken when a newer one comes is skipped and counted.
+func (a *Analyzer) Feed(f *frame.Frame) {
+	c := a.camera(f.Camera)
+	if c == nil {
+		return
+	}
+	if c.skip {
+		a.ignored.Add(1)
+		return
+	}
+	c.mu.Lock()
+	if c.latest != nil {
+		c.skipped.Add(1)
+	}
+	c.latest = f
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// camera returns the camera's state, starting its worker on first use; nil
+// once the analyzer is closed.
+func (a *Analyzer) camera(id string) *cam {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	if c, ok := a.cameras[id]; ok {
+		return c
+	}
+	c := &cam{id: id, wake: make(chan struct{}, 1), snaps: map[string]bool{}}
+	a.cameras[id] = c
+	cfg, ok, err := a.o.Camera(id)
+	if err != nil {
+		a.o.Logger.Error("cannot analyze camera", "camera", id, "err", err)
+	}
+	if !ok || err != nil || cfg.Motion == nil {
+		c.skip = true
+		return c
+	}
+	if cfg.FPS <= 0 {
+		cfg.FPS = a.o.FPS
+	}
+	c.cfg = cfg
+	c.tracker = events.NewTracker(id, a.o.Tracker)
+	a.wg.Add(1)
+	go a.work(a.ctx, c)
+	return c
+}
+
+// work analyzes one camera's newest frames, at most cfg.FPS a second,
+// until ctx ends.
+func (a *Analyzer) work(ctx context.Context, c *cam) {
+	defer a.wg.Done()
+	defer func() {
+		a.publish(c, c.tracker.Flush(a.o.Now()), nil)
+		_ = c.cfg.Motion.Close()
+		if c.cfg.Faces != nil {
+			_ = c.cfg.Faces.Close()
+		}
+	}()
+	period := time.Duration(float64(time.Second) / c.cfg.FPS)
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	var next time.Time // earliest start of the next analysis
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			a.publish(c, c.tracker.Tick(a.o.Now()), nil)
+			continue
+		case <-c.wake:
+		}
+		if wait := time.Until(next); wait > 0 {
+			// Over the rate cap: wait for the slot; frames that
+			// arrive meanwhile replace the one waiting.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		c.mu.Lock()
+		f := c.latest
+		c.latest = nil
+		c.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		now := a.o.Now()
+		if now.Sub(f.CapturedAt) > a.o.MaxLag {
+			c.skipped.Add(1)
+			continue
+		}
+		next = now.Add(period)
+		a.analyze(c, f, now)
+	}
+}
+
+// analyze runs the detectors on one frame and feeds the tracker.
+func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
+	m, t, err := c.cfg.Motion.Detect(f.Data)
+	if err != nil {
+		if a.invalid.Add(1) == 1 {
+			a.o.Logger.Warn("cannot analyze a frame", "camera", c.id, "seq", f.Seq, "err", err)
+		}
+		return
+	}
+	c.analyzed.Add(1)
+	c.decodeNS.Add(int64(t.Decode))
+	c.motionNS.Add(int64(t.Motion))
+	c.lastAt.Store(f.CapturedAt.UnixNano())
+	d := events.Detection{At: f.CapturedAt, Motion: m.Boxes, Area: m.Area, FacesSkipped: true,
+		Frame: events.FrameRef{Partition: f.Partition, Offset: f.Offset, CapturedAt: f.CapturedAt, Seq: f.Seq}}
+	if m.Global {
+		d.Motion, d.Area = nil, 0
+	}
+	if c.cfg.Faces != nil && len(d.Motion) > 0 && now.Sub(c.lastFace) >= time.Duration(float64(time.Second)/a.o.FacesFPS) {
+		c.lastFace = now
+		region := union(d.Motion)
+		t0 := time.Now()
+		faces, err := c.cfg.Faces.Detect(f.Data, &region)
+		c.faceNS.Add(int64(time.Since(t0)))
+		if err == nil {
+			d.Faces, d.FacesSkipped = faces, false
+			c.faces.Add(uint64(len(faces)))
+		}
+	}
+	a.publish(c, c.tracker.Observe(d), f)
+}
+
+// publish hands the tracker's changes to the sink; a new event gets a
+// snapshot of the frame that started it, with its boxes drawn.
+func (a *Analyzer) publish(c *cam, changes []events.Event, f *frame.Frame) {
+	for _, e := range changes {
+		if e.Phase == events.PhaseStart {
+			if e.Type == events.TypeMotion {
+				c.motionEvents.Add(1)
+			} else {
+				c.faceEvents.Add(1)
+			}
+			if f != nil {
+				img := f.Data
+				if a.o.Annotate != nil {
+					var motion, faces []events.Box
+					if e.Type == events.TypeFace {
+						faces = e.Boxes
+					} else {
+						motion = e.Boxes
+					}
+					if out, err := a.o.Annotate(f.Data, motion, faces); err == nil {
+						img = out
+					}
+				}
+				e.Snapshot = true
+				if err := a.o.Sink.PublishSnapshot(e, img); err != nil {
+					e.Snapshot = false
+					a.o.Logger.Warn("snapshot not published", "camera", c.id, "event", e.ID, "err", err)
+				} else {
+					c.snaps[e.ID] = true
+				}
+			}
+		} else {
+			e.Snapshot = c.snaps[e.ID]
+		}
+		if e.Phase == events.PhaseEnd {
+			delete(c.snaps, e.ID)
+		}
+		if err := a.o.Sink.PublishEvent(e); err != nil {
+			a.o.Logger.Warn("event not published", "camera", c.id, "event", e.ID, "phase", e.Phase, "err", err)
+		}
+	}
+}
+
+// union is the smallest box holding every box (not empty).
+func union(boxes []events.Box) events.Box {
+	u := boxes[0]
+	for _, b := range boxes[1:] {
+		x1, y1 := min(u.X, b.X), min(u.Y, b.Y)
+		x2, y2 := max(u.X+u.W, b.X+b.W), max(u.Y+u.H, b.Y+b.H)
+		u = events.Box{X: x1, Y: y1, W: x2 - x1, H: y2 - y1}
+	}
+	return u
+}
+
+// Stats is one camera's analysis counters.
+type Stats struct {
+	Camera        string        `json:"camera"`
+	Analyzed      uint64        `json:"analyzed"`
+	Skipped       uint64        `json:"skipped"` // to stay live
+	MotionEvents  uint64        `json:"motion_events"`
+	FaceEvents    uint64        `json:"face_events"`
+	Faces         uint64        `json:"faces"`
+	Decode        time.Duration `json:"decode_ns"` // totals
+	Motion        time.Duration `json:"motion_ns"`
+	FaceDetection time.Duration `json:"faces_ns"`
+	LastCaptured  time.Time     `json:"last_captured,omitzero"` // capture time of the last analyzed frame
+}
+
+// Stats returns every analyzed camera's counters.
+func (a *Analyzer) Stats() []Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Stats, 0, len(a.cameras))
+	for _, c := range a.cameras {
+		if c.skip {
+			continue
+		}
+		s := Stats{Camera: c.id, Analyzed: c.analyzed.Load(), Skipped: c.skipped.Load(), MotionEvents: c.motionEvents.Load(),
+			FaceEvents: c.faceEvents.Load(), Faces: c.faces.Load(), Decode: time.Duration(c.decodeNS.Load()),
+			Motion: time.Duration(c.motionNS.Load()), FaceDetection: time.Duration(c.faceNS.Load())}
+		if ns := c.lastAt.Load(); ns != 0 {
+			s.LastCaptured = time.Unix(0, ns)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Invalid counts frames no detector could decode.
+func (a *Analyzer) Invalid() uint64 { return a.invalid.Load() }

@@ -1,0 +1,213 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/pkg/events"
+	"github.com/streamd/streamd/pkg/frame"
+)
+
+// fakeMotion reports motion on frames whose first byte is 1, and fails on
+// frames whose first byte is 0xee; it can be made slow.
+type fakeMotion struct {
+	delay  time.Duration
+	closed bool
+}
+
+func (m *fakeMotion) Detect(jpeg []byte) (Motion, Timing, error) {
+	time.Sleep(m.delay)
+	switch jpeg[0] {
+	case 0xee:
+		return Motion{}, Timing{}, errors.New("not a jpeg")
+	case 1:
+		return Motion{Boxes: []events.Box{{X: 0.2, Y: 0.2, W: 0.1, H: 0.3}}, Area: 0.03}, Timing{Decode: time.Millisecond, Motion: time.Millisecond}, nil
+	}
+	return Motion{}, Timing{Decode: time.Millisecond}, nil
+}
+func (m *fakeMotion) Close() error { m.closed = true; return nil }
+
+// fakeFaces finds one face inside the region.
+type fakeFaces struct{ calls int }
+
+func (f *fakeFaces) Detect(_ []byte, region *events.Box) ([]events.Box, error) {
+	f.calls++
+	return []events.Box{{X: region.X, Y: region.Y, W: region.W / 2, H: region.H / 2}}, nil
+}
+func (f *fakeFaces) Close() error { return nil }
+
+// sink records what the analyzer publishes.
+type sink struct {
+	mu     sync.Mutex
+	events []events.Event
+	snaps  map[string][]byte
+}
+
+func (s *sink) PublishEvent(e events.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, e)
+	return nil
+}
+
+func (s *sink) PublishSnapshot(e events.Event, jpeg []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snaps == nil {
+		s.snaps = map[string][]byte{}
+	}
+	s.snaps[e.ID] = jpeg
+	return nil
+}
+
+func (s *sink) phases(typ events.Type) (out []events.Phase) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if e.Type == typ {
+			out = append(out, e.Phase)
+		}
+	}
+	return out
+}
+
+func start(t *testing.T, o Options) (*Analyzer, context.CancelFunc) {
+	t.Helper()
+	a := New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return a, stop
+}
+
+func frameAt(camera string, seq uint64, at time.Time, motion byte) *frame.Frame {
+	return &frame.Frame{Camera: camera, Seq: seq, CapturedAt: at, Data: []byte{motion, 0xff, 0xd8}, Partition: 3, Offset: int64(100 + seq)}
+}
+
+// feed sends frames at fps for d, with motion while moving(i) says so.
+func feed(a *Analyzer, camera string, fps int, d time.Duration, moving func(i int) bool) {
+	n := int(d.Seconds() * float64(fps))
+	for i := range n {
+		var m byte
+		if moving(i) {
+			m = 1
+		}
+		a.Feed(frameAt(camera, uint64(i), time.Now(), m))
+		time.Sleep(time.Second / time.Duration(fps))
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// One crossing is one event with a snapshot: start, at most one update a
+// second, end after the gap; faces are looked for only on moving frames.
+func TestOneCrossingIsOneEvent(t *testing.T) {
+	s := &sink{}
+	faces := &fakeFaces{}
+	motion := &fakeMotion{}
+	a, stop := start(t, Options{FPS: 30, FacesFPS: 5, Sink: s,
+		Tracker: events.TrackerOptions{Gap: 500 * time.Millisecond, FaceGap: 500 * time.Millisecond},
+		Camera: func(id string) (Camera, bool, error) {
+			return Camera{Motion: motion, Faces: faces}, true, nil
+		},
+		Annotate: func(jpeg []byte, motion, faces []events.Box) ([]byte, error) {
+			return append([]byte("annotated:"), jpeg...), nil
+		}})
+	feed(a, "lobby", 30, 1500*time.Millisecond, func(i int) bool { return i >= 5 && i < 35 })
+	waitFor(t, "the motion event's end", func() bool {
+		p := s.phases(events.TypeMotion)
+		return len(p) > 0 && p[len(p)-1] == events.PhaseEnd
+	})
+	p := s.phases(events.TypeMotion)
+	if p[0] != events.PhaseStart || len(p) > 4 {
+		t.Fatalf("motion phases %v: want one start, at most two updates, one end", p)
+	}
+	s.mu.Lock()
+	first := s.events[0]
+	snap := s.snaps[first.ID]
+	s.mu.Unlock()
+	if !first.Snapshot || string(snap[:10]) != "annotated:" {
+		t.Fatalf("start %+v, snapshot %q", first, snap)
+	}
+	if first.Frame.Partition != 3 || first.Frame.Offset < 100 {
+		t.Fatalf("event refers to frame %+v", first.Frame)
+	}
+	if faces.calls == 0 || faces.calls > 10 {
+		t.Fatalf("faces detected %d times over 1 s of motion at a cap of 5/s", faces.calls)
+	}
+	if fp := s.phases(events.TypeFace); len(fp) == 0 || fp[0] != events.PhaseStart {
+		t.Fatalf("face phases %v", fp)
+	}
+	stop()
+	if !motion.closed {
+		t.Fatal("detector not closed")
+	}
+	st := a.Stats()
+	if len(st) != 1 || st[0].MotionEvents != 1 || st[0].Analyzed < 30 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A detector slower than the frame rate never makes the analyzer fall
+// behind: it analyzes the newest frame and counts the skipped ones.
+func TestSlowDetectorStaysLive(t *testing.T) {
+	s := &sink{}
+	a, _ := start(t, Options{FPS: 100, Sink: s, Camera: func(string) (Camera, bool, error) {
+		return Camera{Motion: &fakeMotion{delay: 40 * time.Millisecond}}, true, nil
+	}})
+	began := time.Now()
+	feed(a, "yard", 100, time.Second, func(int) bool { return false })
+	took := time.Since(began)
+	waitFor(t, "every frame accounted for", func() bool {
+		st := a.Stats()
+		return len(st) == 1 && st[0].Analyzed+st[0].Skipped == 100
+	})
+	st := a.Stats()[0]
+	// At 40 ms an analysis, at most took/40ms+2 frames can have been
+	// analyzed; the rest were skipped, none queued.
+	if most := uint64(took/(40*time.Millisecond)) + 2; st.Analyzed > most || st.Skipped == 0 {
+		t.Fatalf("analyzed %d (at most %d in %s), skipped %d of 100", st.Analyzed, most, took, st.Skipped)
+	}
+	if lag := time.Since(st.LastCaptured); lag > 500*time.Millisecond {
+		t.Fatalf("last analyzed frame is %s old", lag)
+	}
+}
+
+// Frames captured longer ago than MaxLag are skipped, not analyzed late;
+// undecodable frames are counted; cameras opted out are not analyzed.
+func TestLagBadFramesAndOptOut(t *testing.T) {
+	s := &sink{}
+	a, _ := start(t, Options{MaxLag: 200 * time.Millisecond, Sink: s, Camera: func(id string) (Camera, bool, error) {
+		if id == "private" {
+			return Camera{}, false, nil
+		}
+		return Camera{Motion: &fakeMotion{}}, true, nil
+	}})
+	a.Feed(frameAt("door", 0, time.Now().Add(-time.Minute), 1))
+	waitFor(t, "the old frame skipped", func() bool { st := a.Stats(); return len(st) == 1 && st[0].Skipped == 1 })
+	a.Feed(frameAt("door", 1, time.Now(), 0xee))
+	waitFor(t, "the bad frame counted", func() bool { return a.Invalid() == 1 })
+	a.Feed(frameAt("private", 0, time.Now(), 1))
+	a.Feed(frameAt("door", 2, time.Now(), 0))
+	waitFor(t, "a good frame analyzed", func() bool { return a.Stats()[0].Analyzed == 1 })
+	if st := a.Stats(); len(st) != 1 || st[0].Camera != "door" {
+		t.Fatalf("stats %+v: private must not be analyzed", st)
+	}
+	if a.ignored.Load() != 1 {
+		t.Fatalf("ignored %d", a.ignored.Load())
+	}
+}

@@ -20,7 +20,8 @@ import (
 //   - it never panics;
 //   - every error that is not a YAML syntax error names the key at fault,
 //     quoted, and that key is one the configuration has (or, for an unknown
-//     key, the one refused);
+//     key, the one refused), and a value of the wrong type is explained in
+//     words ("true or false"), not as a Go type ("ptr");
 //   - a configuration that loads round-trips: written back as YAML (what an
 //     operator would get by copying the effective settings into a file) it
 //     loads again to the same Config;
@@ -104,6 +105,10 @@ func writeFuzz(t *testing.T, dir string, body []byte) string {
 // quoted matches a double-quoted Go string (%q).
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
+// goKind matches a decode error that names a Go kind ("as ptr", "as slice")
+// where the operator should read what to write ("true or false", "a list").
+var goKind = regexp.MustCompile(`cannot use .* as (ptr|slice|array|map|struct|interface|func|chan|bool|complex\d*|float\d*|u?int\d*)(;|$)`)
+
 // checkErrorQuotesKey fails unless err is a YAML syntax error, or each of
 // its lines (Validate joins one line per problem) quotes a key of Config,
 // or refuses an unknown key by name.
@@ -116,6 +121,9 @@ func checkErrorQuotesKey(t *testing.T, path string, err error) {
 	for line := range strings.SplitSeq(msg, "\n") {
 		if !strings.HasPrefix(line, "config: ") && !strings.HasPrefix(line, "config "+path+": ") {
 			t.Fatalf("error line %q does not start with \"config: \" or \"config %s: \"", line, path)
+		}
+		if m := goKind.FindStringSubmatch(line); m != nil {
+			t.Fatalf("error line names the Go type %q instead of what to write: %q", m[1], line)
 		}
 		if strings.Contains(line, `unknown key "`) {
 			continue
@@ -134,10 +142,11 @@ func checkErrorQuotesKey(t *testing.T, path string, err error) {
 }
 
 // isKey reports whether key, dotted with [i] after list keys
-// ("cameras[0].fps", "kafka.brokers[1]"), names a field of t.
+// ("cameras[0].fps", "kafka.brokers[1]", "cameras[0].motion.masks[0][1]"),
+// names a field of t.
 func isKey(t reflect.Type, key string) bool {
 	for part := range strings.SplitSeq(key, ".") {
-		name, idx, indexed := strings.Cut(part, "[")
+		name, indexes, _ := strings.Cut(part, "[")
 		if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Duration]() {
 			return false
 		}
@@ -151,8 +160,12 @@ func isKey(t reflect.Type, key string) bool {
 			return false
 		}
 		t = field
-		if indexed {
-			if _, err := strconv.Atoi(strings.TrimSuffix(idx, "]")); err != nil || !strings.HasSuffix(idx, "]") || t.Kind() != reflect.Slice {
+		if indexes == "" {
+			continue
+		}
+		// "0][1]" after the first "[": one list level per index.
+		for idx := range strings.SplitSeq(strings.TrimSuffix(indexes, "]"), "][") {
+			if _, err := strconv.Atoi(idx); err != nil || t.Kind() != reflect.Slice {
 				return false
 			}
 			t = t.Elem()

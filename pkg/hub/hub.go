@@ -196,6 +196,12 @@ type Camera struct {
 
 	dropLog    *lograte.Limiter
 	dropLogged atomic.Uint64 // dropped as of the last log line
+
+	// partitions the camera's frames came from: usually one, but each
+	// producer's partitioner decides (kcat, kafka-python and sarama hash
+	// keys differently), and replay must read them all. Guarded by mu;
+	// a new partition is rare, so checking costs a read of a small slice.
+	partitions []int32
 }
 
 // DropLogInterval is how often at most a camera logs that viewers are too slow.
@@ -231,6 +237,9 @@ func (c *Camera) publish(f *frame.Frame) {
 	}
 	at := time.Since(c.hub.epoch)
 	c.mu.Lock()
+	if !slices.Contains(c.partitions, f.Partition) {
+		c.partitions = append(c.partitions, f.Partition)
+	}
 	c.ring[c.head%uint64(len(c.ring))] = slot{f, wire, at}
 	c.head++
 	ch := c.notify
@@ -262,6 +271,32 @@ func (c *Camera) Subscribe() *Viewer {
 	}
 	c.mu.RUnlock()
 	return &Viewer{c: c, next: next}
+}
+
+// SubscribeAfter adds a viewer whose first frame is the one right after the
+// frame with seq captured at capturedAt, if that frame is still in the
+// ring and a newer one follows it or may: a replay that reached the live
+// edge continues here with no gap and no duplicate. ok is false (and no
+// viewer added) when the frame is not in the ring.
+func (c *Camera) SubscribeAfter(seq uint64, capturedAt time.Time) (v *Viewer, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := uint64(len(c.ring))
+	for pos := c.head; pos > 0 && c.head-pos < n; pos-- {
+		f := c.ring[(pos-1)%n].f
+		if f.Seq == seq && f.CapturedAt.Equal(capturedAt) {
+			c.viewers.Add(1)
+			return &Viewer{c: c, next: pos}, true
+		}
+	}
+	return nil, false
+}
+
+// Partitions returns the Kafka partitions the camera's frames came from.
+func (c *Camera) Partitions() []int32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.partitions)
 }
 
 // Stats is a snapshot of a camera's state.

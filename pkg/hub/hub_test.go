@@ -315,3 +315,51 @@ func BenchmarkFanOut(b *testing.B) {
 		})
 	}
 }
+
+// A replay that reached the live edge continues from the ring right after
+// its last frame: no gap, no duplicate; a frame gone from the ring is
+// refused. The partitions frames came from are remembered.
+func TestSubscribeAfter(t *testing.T) {
+	h := New(WithRingSize(4))
+	base := time.Now()
+	pub := func(seq uint64, part int32) *frame.Frame {
+		f := &frame.Frame{Camera: "c", Seq: seq, CapturedAt: base.Add(time.Duration(seq) * time.Millisecond), ReceivedAt: time.Now(), Partition: part, Data: []byte{0xff, 0xd8}}
+		h.Publish(f)
+		return f
+	}
+	var frames []*frame.Frame
+	for seq := range uint64(6) {
+		frames = append(frames, pub(seq, int32(seq%2)))
+	}
+	c, _ := h.Camera("c")
+	if got := c.Partitions(); len(got) != 2 {
+		t.Fatalf("partitions %v", got)
+	}
+	if _, ok := c.SubscribeAfter(1, frames[1].CapturedAt); ok {
+		t.Fatal("frame 1 left the ring of 4, yet SubscribeAfter accepted it")
+	}
+	if _, ok := c.SubscribeAfter(3, frames[2].CapturedAt); ok {
+		t.Fatal("accepted a seq with another capture time")
+	}
+	v, ok := c.SubscribeAfter(3, frames[3].CapturedAt)
+	if !ok {
+		t.Fatal("frame 3 is in the ring")
+	}
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, want := range []uint64{4, 5} {
+		f, _, err := v.Next(ctx)
+		if err != nil || f.Seq != want {
+			t.Fatalf("got %v %v, want seq %d", f, err, want)
+		}
+	}
+	// At the newest frame: the next one published is delivered.
+	go pub(6, 0)
+	if f, _, err := v.Next(ctx); err != nil || f.Seq != 6 {
+		t.Fatalf("got %v %v, want seq 6", f, err)
+	}
+	if c.Stats().Viewers != 1 {
+		t.Fatalf("viewers %d", c.Stats().Viewers)
+	}
+}

@@ -35,6 +35,9 @@ const (
 	// DefaultCompression is none: JPEG does not compress further.
 	DefaultCompression = "none"
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultSessionTimeout is Kafka's group session timeout: a member
+	// silent this long loses its partitions.
+	DefaultSessionTimeout = 10 * time.Second
 )
 
 // Options is how to reach Kafka and how large frames may be. Zero fields
@@ -55,6 +58,15 @@ type Options struct {
 	// (group.instance.id): a restarted process with the same id takes its
 	// old place at once instead of waiting out the session timeout.
 	InstanceID string
+	// SessionTimeout is how long a consumer group member may be silent
+	// before the group moves its partitions to the others (default 10s);
+	// heartbeats go every third of it, at most 3s.
+	SessionTimeout time.Duration
+	// Buffered, if set, is how many records each partition consumer may
+	// buffer (default 64), and FetchDefault how many bytes a fetch asks
+	// for at first (default: MaxMessageBytes plus overhead); replay
+	// readers set both low to bound their memory.
+	Buffered, FetchDefault int
 }
 
 // SASL is SASL authentication: Mechanism PLAIN, SCRAM-SHA-256 or
@@ -128,6 +140,9 @@ func (o *Options) withDefaults() {
 	if o.DialTimeout == 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = DefaultSessionTimeout
+	}
 }
 
 // saramaConfig builds the one sarama configuration used by the producer, the
@@ -156,6 +171,9 @@ func (o Options) saramaConfig() (*sarama.Config, error) {
 	c.Producer.Retry.Backoff = 200 * time.Millisecond
 	c.Producer.Timeout = 10 * time.Second
 	c.ChannelBufferSize = 64
+	if o.Buffered > 0 {
+		c.ChannelBufferSize = o.Buffered
+	}
 	switch o.Compression {
 	case "none":
 		c.Producer.Compression = sarama.CompressionNone
@@ -173,13 +191,19 @@ func (o Options) saramaConfig() (*sarama.Config, error) {
 
 	c.Consumer.Fetch.Min = 1
 	c.Consumer.Fetch.Default = int32(o.MaxMessageBytes + recordOverhead)
+	if o.FetchDefault > 0 {
+		// Larger records still come through: sarama grows the fetch up
+		// to Fetch.Max for them.
+		c.Consumer.Fetch.Default = int32(o.FetchDefault)
+		c.Consumer.Fetch.Max = int32(o.MaxMessageBytes + recordOverhead)
+	}
 	c.Consumer.MaxWaitTime = o.FetchMaxWait
 	c.Consumer.Return.Errors = true
 	c.Consumer.Offsets.Initial = sarama.OffsetNewest
 	c.Consumer.Offsets.AutoCommit.Enable = true
 	c.Consumer.Offsets.AutoCommit.Interval = time.Second
-	c.Consumer.Group.Session.Timeout = 10 * time.Second
-	c.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	c.Consumer.Group.Session.Timeout = o.SessionTimeout
+	c.Consumer.Group.Heartbeat.Interval = min(o.SessionTimeout/3, 3*time.Second)
 	c.Consumer.Group.Rebalance.Retry.Max = 10
 	c.Consumer.Group.InstanceId = o.InstanceID
 	if o.TLS != nil {

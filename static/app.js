@@ -1,4 +1,6 @@
-// streamd UI: one live tile per camera, stats refreshed every second.
+// streamd UI: one live tile per camera with its stats (refreshed every
+// second), the analyzer's boxes and badge over each tile while an event is
+// active, and the event list, kept live through server-sent events.
 "use strict";
 const grid = document.getElementById("grid");
 const status = document.getElementById("status");
@@ -12,7 +14,7 @@ function tile(cam) {
   const el = document.createElement("section");
   el.className = "tile";
   el.dataset.camera = cam.id;
-  el.innerHTML = `<div class="view"><img alt=""><div class="nosignal">no signal</div></div>
+  el.innerHTML = `<div class="view"><img alt=""><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
     <div class="bar"><span class="name"><span class="dot"></span></span>
     <span class="fps"></span><span class="lat"></span><span class="viewers"></span></div>`;
   el.querySelector(".name").append(cam.id);
@@ -24,6 +26,9 @@ function tile(cam) {
     img.src = withToken(`/stream/${encodeURIComponent(cam.id)}?r=${Date.now()}`);
   }, 2000));
   grid.append(el);
+  const opt = document.createElement("option");
+  opt.value = opt.textContent = cam.id;
+  document.getElementById("ev-camera").append(opt);
   return el;
 }
 
@@ -37,6 +42,9 @@ async function refresh() {
       const el = tiles.get(cam.id) || tiles.set(cam.id, tile(cam)).get(cam.id);
       el.classList.toggle("live", cam.live);
       el.classList.toggle("stale", !cam.live);
+      // The view takes the camera's shape, so that boxes in 0..1 frame
+      // coordinates are percentages of the view.
+      if (cam.width && cam.height) el.querySelector(".view").style.aspectRatio = `${cam.width} / ${cam.height}`;
       el.querySelector(".fps").textContent = `${cam.fps.toFixed(1)} fps`;
       el.querySelector(".lat").textContent = `${cam.latency_ms.toFixed(1)} ms`;
       el.querySelector(".viewers").textContent = `${cam.viewers} viewer${cam.viewers === 1 ? "" : "s"}`;
@@ -44,6 +52,92 @@ async function refresh() {
   } catch (e) {
     status.textContent = `cannot load cameras: ${e.message}`;
   }
+  drawOverlays();
 }
+
+// ---- events ----
+const events = new Map(); // id → latest state
+const list = document.getElementById("ev-list");
+const filterCamera = document.getElementById("ev-camera");
+const filterType = document.getElementById("ev-type");
+
+const fmtTime = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+function renderList() {
+  const cam = filterCamera.value, type = filterType.value;
+  const shown = [...events.values()]
+    .filter((e) => (!cam || e.camera === cam) && (!type || e.type === type))
+    .sort((a, b) => new Date(b.start) - new Date(a.start))
+    .slice(0, 200);
+  list.replaceChildren(...shown.map((e) => {
+    const li = document.createElement("li");
+    li.className = `event ${e.type}${e.end ? "" : " active"}`;
+    li.dataset.id = e.id;
+    const thumb = e.snapshot ? `<img class="thumb" loading="lazy" alt="" src="${withToken(`/api/events/${encodeURIComponent(e.id)}/snapshot.jpg`)}">` : `<span class="thumb"></span>`;
+    const dur = e.end ? fmtDuration(new Date(e.end) - new Date(e.start)) : `${fmtDuration(Date.now() - new Date(e.start))}, active`;
+    li.innerHTML = `${thumb}<div><b class="type"></b> <span class="cam"></span><br><span class="muted">${fmtTime(e.start)} · ${dur}</span></div>`;
+    li.querySelector(".type").textContent = e.type;
+    li.querySelector(".cam").textContent = e.camera;
+    return li;
+  }));
+  document.getElementById("ev-empty").hidden = shown.length > 0;
+}
+
+// drawOverlays puts each active event's latest boxes over its camera's
+// tile, and a badge naming what is going on.
+function drawOverlays() {
+  for (const [id, el] of tiles) {
+    const active = [...events.values()].filter((e) => e.camera === id && !e.end);
+    const boxes = el.querySelector(".boxes");
+    boxes.replaceChildren(...active.flatMap((e) => e.boxes.map((b) => {
+      const d = document.createElement("div");
+      d.className = `box ${e.type}`;
+      Object.assign(d.style, { left: `${b.x * 100}%`, top: `${b.y * 100}%`, width: `${b.w * 100}%`, height: `${b.h * 100}%` });
+      return d;
+    })));
+    const badge = el.querySelector(".badge");
+    const types = [...new Set(active.map((e) => e.type))];
+    badge.textContent = types.join(" + ").toUpperCase();
+    el.classList.toggle("alert", types.length > 0);
+  }
+}
+
+function apply(e) {
+  const old = events.get(e.id);
+  if (old && new Date(old.updated) > new Date(e.updated)) return;
+  events.set(e.id, e);
+}
+
+async function loadEvents() {
+  try {
+    const res = await fetch(withToken("/api/events?limit=200"), { cache: "no-store" });
+    if (!res.ok) return;
+    for (const e of await res.json()) apply(e);
+    renderList();
+    drawOverlays();
+  } catch (_) { /* the live stream retries */ }
+}
+
+function followEvents() {
+  const es = new EventSource(withToken("/api/events/live"));
+  for (const phase of ["start", "update", "end"]) {
+    es.addEventListener(phase, (m) => {
+      apply(JSON.parse(m.data));
+      renderList();
+      drawOverlays();
+    });
+  }
+  // The server could not replay what we missed: reload the list.
+  es.addEventListener("reset", loadEvents);
+}
+
+filterCamera.addEventListener("change", renderList);
+filterType.addEventListener("change", renderList);
 refresh();
 setInterval(refresh, 1000);
+setInterval(renderList, 1000); // active events' durations
+loadEvents().then(followEvents);

@@ -124,6 +124,12 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 			a.view = newView(cfg, log, a.kafka, httpAddr)
 			a.events = newEventsFeed(cfg, log, a.kafka)
 			a.components = append(a.components, a.view, a.events)
+		case config.PartAnalyze:
+			an, err := newAnalyze(cfg, log, a.kafka)
+			if err != nil {
+				return nil, err
+			}
+			a.components = append(a.components, an)
 		case config.PartCapture:
 			c, err := newCapture(cfg, log, a.kafka)
 			if err != nil {
@@ -138,6 +144,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
 		wo.Events = a.events
+		wo.Replays = newReplays(cfg, a.kafka, a.view.hub)
 	}
 	for _, c := range a.components {
 		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: c.Ready})
@@ -298,6 +305,7 @@ func (a *App) status() any {
 		Ready      bool         `json:"ready"`
 		Components []comp       `json:"components"`
 		Cameras    any          `json:"cameras"`
+		Analysis   any          `json:"analysis,omitempty"`
 		Reload     reloadStatus `json:"reload"`
 		Warnings   []string     `json:"warnings"`
 	}{Role: a.cfg.Role, Version: a.version, Ready: true, Cameras: []any{}, Warnings: []string{}}
@@ -312,6 +320,9 @@ func (a *App) status() any {
 		out.Components = append(out.Components, comp{c.Name(), st})
 		if s, ok := c.(interface{ Status() any }); ok {
 			out.Cameras = s.Status()
+		}
+		if s, ok := c.(*analyze); ok {
+			out.Analysis = s.analysisStatus()
 		}
 	}
 	a.mu.Lock()

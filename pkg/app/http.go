@@ -36,6 +36,8 @@ func newHTTPServer(cfg *config.Config, log *slog.Logger, o web.Options) (*httpSe
 	o.IdleTimeout = cfg.HTTP.IdleTimeout
 	o.MaxViewers = cfg.HTTP.MaxViewers
 	o.MaxViewersPerIP = cfg.HTTP.MaxViewersPerIP
+	o.MaxReplays = cfg.HTTP.MaxReplays
+	o.MaxReplaysPerIP = cfg.HTTP.MaxReplaysPerIP
 	o.TrustedProxies = parseCIDRs(cfg.HTTP.TrustedProxies)
 	o.Logger = log.With("component", "http")
 	return &httpServer{opts: o, log: log}, nil

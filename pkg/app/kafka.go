@@ -31,9 +31,9 @@ type kafkaConns struct {
 	brokers func() []string // the embedded broker's address is known only once it started
 	status  func(string)    // systemd STATUS=
 
-	// wants lists the clients to dial, by name; the value is the
-	// static group member id ("" for none).
-	wants map[string]func() string
+	// wants lists the clients to dial, by name; the value tunes the
+	// client's options (a static group member id, a session timeout).
+	wants map[string]func(*kafka.Options)
 	// topics are created if missing, in this order.
 	topics []topicSpec
 
@@ -52,7 +52,7 @@ type topicSpec struct {
 
 func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string, status func(string)) *kafkaConns {
 	k := &kafkaConns{cfg: cfg, log: log.With("component", "kafka"), brokers: brokers, status: status,
-		wants: map[string]func() string{}, ready: make(chan struct{}), clients: map[string]sarama.Client{}}
+		wants: map[string]func(*kafka.Options){}, ready: make(chan struct{}), clients: map[string]sarama.Client{}}
 	k.ensure(cfg.Kafka.Topic, kafka.TopicOptions{
 		Partitions:        cfg.Kafka.Partitions,
 		ReplicationFactor: cfg.Kafka.ReplicationFactor,
@@ -73,13 +73,13 @@ func (k *kafkaConns) ensure(topic string, o kafka.TopicOptions) {
 	k.topics = append(k.topics, topicSpec{topic, o})
 }
 
-// want asks for a client named name; instanceID, if not nil, gives the
-// static consumer group member id when it dials.
-func (k *kafkaConns) want(name string, instanceID func() string) {
-	if instanceID == nil {
-		instanceID = func() string { return "" }
+// want asks for a client named name; tune, if not nil, adjusts its options
+// when it dials.
+func (k *kafkaConns) want(name string, tune func(*kafka.Options)) {
+	if tune == nil {
+		tune = func(*kafka.Options) {}
 	}
-	k.wants[name] = instanceID
+	k.wants[name] = tune
 }
 
 func (k *kafkaConns) Name() string { return "kafka" }
@@ -99,7 +99,7 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 	brokers := k.brokers()
 	var first sarama.Client
 	for _, name := range sortedKeys(k.wants) {
-		client, err := kafka.Dial(ctx, kafka.Options{
+		o := kafka.Options{
 			TLS:             tlsCfg,
 			SASL:            kafka.SASL{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: cfg.Kafka.SASL.Password},
 			Brokers:         brokers,
@@ -109,8 +109,9 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 			FetchMaxWait:    cfg.Kafka.FetchMaxWait,
 			Compression:     cfg.Kafka.Compression,
 			DialTimeout:     cfg.Kafka.DialTimeout,
-			InstanceID:      k.wants[name](),
-		}, k.log, k.setErr)
+		}
+		k.wants[name](&o)
+		client, err := kafka.Dial(ctx, o, k.log, k.setErr)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -47,7 +47,7 @@ func newView(cfg *config.Config, log *slog.Logger, k *kafkaConns, httpAddr func(
 	for _, c := range cfg.Cameras {
 		v.hub.Register(c.ID)
 	}
-	k.want(viewClient, func() string { return v.group() + "-member" })
+	k.want(viewClient, func(o *kafka.Options) { o.InstanceID = v.group() + "-member" })
 	return v
 }
 

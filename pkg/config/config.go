@@ -13,6 +13,7 @@ import (
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/web"
 )
@@ -33,10 +34,16 @@ type Config struct {
 	Embedded EmbeddedConfig `koanf:"embedded"`
 	HTTP     HTTPConfig     `koanf:"http"`
 	Hub      HubConfig      `koanf:"hub"`
+	Replay   ReplayConfig   `koanf:"replay"`
 	Analyzer AnalyzerConfig `koanf:"analyzer"`
 	Events   EventsConfig   `koanf:"events"`
 	Auth     AuthConfig     `koanf:"auth"`
 	Cameras  []CameraConfig `koanf:"cameras"`
+}
+
+// ReplayConfig tunes playback of what Kafka holds (/stream/{camera}?at=).
+type ReplayConfig struct {
+	MaxFPS float64 `koanf:"max_fps"` // output rate cap whatever the speed
 }
 
 // AnalyzerConfig is the security-camera analysis: motion and face
@@ -59,9 +66,10 @@ type AnalyzerConfig struct {
 	Gap             time.Duration `koanf:"gap"`        // an event ends after this long without motion
 }
 
-// MotionConfig tunes motion detection; cameras may override it.
+// MotionConfig tunes motion detection; cameras may override it. Zero
+// values take package vision's defaults (documented in the README).
 type MotionConfig struct {
-	Threshold      int     `koanf:"threshold"`       // per-pixel difference that counts as change, 1-255
+	Threshold      int     `koanf:"threshold"`       // per-pixel difference that counts as change, 1-254
 	MinArea        float64 `koanf:"min_area"`        // smallest moving region, as a fraction of the frame
 	GlobalFraction float64 `koanf:"global_fraction"` // more of the frame changing at once resets the background (lights, exposure)
 }
@@ -176,6 +184,10 @@ type HTTPConfig struct {
 	// TrustedProxies are the addresses (CIDRs) whose X-Real-IP or
 	// X-Forwarded-For header names the real client, e.g. nginx on this host.
 	TrustedProxies []string `koanf:"trusted_proxies"`
+	// MaxReplays and MaxReplaysPerIP bound replays open at once (each
+	// holds a Kafka partition reader); 0: unlimited.
+	MaxReplays      int `koanf:"max_replays"`
+	MaxReplaysPerIP int `koanf:"max_replays_per_ip"`
 }
 
 // HubConfig tunes the in-memory fan-out.
@@ -248,7 +260,10 @@ func Default() Config {
 			MaxViewers:        web.DefaultMaxViewers,
 			MaxViewersPerIP:   web.DefaultMaxViewersPerIP,
 			TrustedProxies:    []string{"127.0.0.1/32", "::1/128"},
+			MaxReplays:        web.DefaultMaxReplays,
+			MaxReplaysPerIP:   web.DefaultMaxReplaysPerIP,
 		},
+		Replay: ReplayConfig{MaxFPS: replay.DefaultMaxFPS},
 		Hub: HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
 		Analyzer: AnalyzerConfig{
 			Group:           "streamd-analyzer",
@@ -258,11 +273,7 @@ func Default() Config {
 			MaxLag:          time.Second,
 			FPS:             10,
 			SessionTimeout:  6 * time.Second,
-			Motion: MotionConfig{
-				Threshold:      25,    // TODO(vision): vision.DefaultThreshold
-				MinArea:        0.002, // TODO(vision): vision.DefaultMinArea
-				GlobalFraction: 0.6,   // TODO(vision): vision.DefaultGlobalFraction
-			},
+			// Motion's zero values take package vision's defaults.
 			Faces:     FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,

@@ -165,3 +165,46 @@ func FetchOne(client sarama.Client, topic string, partition int32, offset int64,
 		return Record{}, fmt.Errorf("fetch %s/%d@%d: no record within %s", topic, partition, offset, timeout)
 	}
 }
+
+// Scan reads the records of topic/partition from offset from, at most
+// limit of them and none past the newest written when it starts, calling
+// fn for each until it returns false. It waits at most timeout in all.
+func Scan(client sarama.Client, topic string, partition int32, from int64, limit int, timeout time.Duration, fn func(Record) bool) error {
+	oldest, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
+	if err != nil {
+		return fmt.Errorf("scan %s/%d: %w", topic, partition, err)
+	}
+	hwm, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("scan %s/%d: %w", topic, partition, err)
+	}
+	from = max(from, oldest)
+	end := min(hwm, from+int64(limit))
+	if from >= end {
+		return nil
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("scan %s/%d: %w", topic, partition, err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(topic, partition, from)
+	if err != nil {
+		return fmt.Errorf("scan %s/%d from %d: %w", topic, partition, from, err)
+	}
+	defer pc.AsyncClose()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case m := <-pc.Messages():
+			if !fn(fromSarama(m)) || m.Offset+1 >= end {
+				return nil
+			}
+		case perr := <-pc.Errors():
+			return fmt.Errorf("scan %s/%d: %w", topic, partition, perr.Err)
+		case <-deadline.C:
+			return fmt.Errorf("scan %s/%d: not done within %s", topic, partition, timeout)
+		}
+	}
+}

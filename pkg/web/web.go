@@ -48,6 +48,10 @@ const (
 	DefaultUnsentLimit     = 64 << 10
 	DefaultMaxViewers      = 5000
 	DefaultMaxViewersPerIP = 50
+	// Replays each hold a Kafka partition reader and its buffers (about
+	// 1 MB): fewer are allowed than live viewers, which share the hub.
+	DefaultMaxReplays      = 50
+	DefaultMaxReplaysPerIP = 10
 )
 
 // Reader is one viewer's sequence of frames: a live hub viewer, or (next)
@@ -112,6 +116,12 @@ type Options struct {
 	// Events, if set, serves the analyzer's events: /api/events, its live
 	// stream and snapshots.
 	Events Events
+	// Replays, if set, serves /stream/{camera}?at=, /snapshot/{camera}?at=
+	// and /api/cameras/{camera}/range.
+	Replays Replays
+	// MaxReplays and MaxReplaysPerIP bound replays open at once (0:
+	// unlimited); past them a replay request gets 429.
+	MaxReplays, MaxReplaysPerIP int
 	// Metrics, if set, is served at /metrics.
 	Metrics http.Handler
 	// UnsentLimit sets TCP_NOTSENT_LOWAT on stream connections (0: kernel
@@ -154,8 +164,10 @@ type Server struct {
 	page    *template.Template // index.html, nil without one
 
 	viewersMu sync.Mutex
-	viewers   int            // open streams
-	perIP     map[string]int // open streams per client address
+	viewers      int            // open streams
+	perIP        map[string]int // open streams per client address
+	replays      int            // open replays
+	replaysPerIP map[string]int
 }
 
 // Start opens the listener and serves in the background.
@@ -179,7 +191,7 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", o.Addr, err)
 	}
-	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{}), perIP: map[string]int{}, authLog: lograte.New(time.Second)}
+	s := &Server{o: o, ln: ln, log: o.Logger, done: make(chan struct{}), perIP: map[string]int{}, replaysPerIP: map[string]int{}, authLog: lograte.New(time.Second)}
 	if o.Static != nil {
 		if _, err := fs.Stat(o.Static, "index.html"); err == nil {
 			if s.page, err = template.ParseFS(o.Static, "index.html"); err != nil {
@@ -288,6 +300,9 @@ func (s *Server) protected(r chi.Router) {
 		r.Get("/api/cameras", s.cameras)
 		r.Get("/stream/{camera}", s.stream)
 		r.Get("/snapshot/{camera}", s.snapshot)
+		if s.o.Replays != nil {
+			r.Get("/api/cameras/{camera}/range", s.cameraRange)
+		}
 	}
 	if s.o.Events != nil {
 		s.routeEvents(r)
@@ -511,12 +526,21 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.URL.Query().Has("at") && s.o.Replays != nil {
+		s.snapshotAt(w, r, id)
+		return
+	}
 	f, _ := s.o.Live.Latest(id)
 	if f == nil {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("camera %q has no frame yet", id))
 		return
 	}
+	writeFrame(w, f)
+}
+
+// writeFrame answers with one frame's image and its capture time.
+func writeFrame(w http.ResponseWriter, f *frame.Frame) {
 	h := w.Header()
 	noCache(h)
 	h.Set("Content-Type", f.ContentType)
@@ -529,6 +553,10 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.camera(w, r)
 	if !ok {
+		return
+	}
+	if q := r.URL.Query(); (q.Has("at") || q.Has("speed")) && s.o.Replays != nil {
+		s.replayStream(w, r, id)
 		return
 	}
 	ip := s.clientIP(r)

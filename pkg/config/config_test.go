@@ -149,6 +149,26 @@ func TestBadConfig(t *testing.T) {
 		{name: "duplicate principal", yaml: "auth:\n  tokens:\n    - name: bob\n      token: 0123456789abcdef0\n  users:\n    - name: bob\n      password_bcrypt: $2a$04$veWKOf/mZihrvKOZGDvcSO1wrA/jx/ODQ.SH.pRLFk6lqYbO2Ob3e\n", want: `"auth.users[0].name": duplicate name "bob" (also auth.tokens[0])`},
 		{name: "bad allowed camera", yaml: "auth:\n  tokens:\n    - name: a\n      token: 0123456789abcdef0\n      cameras: [\"a b\"]\n", want: `"auth.tokens[0].cameras[0]": invalid camera id "a b": character ' ' not allowed (use A-Z a-z 0-9 _ . -)`},
 		{name: "unknown auth key", yaml: "auth:\n  tokens:\n    - name: a\n      secret: x\n", want: `unknown key "auth.tokens[0].secret"`},
+		{name: "nan camera fps", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: nan\n", want: `"cameras[0].fps": must be between 0 and 240, got NaN`},
+		{name: "yaml nan camera fps", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: .nan\n", want: `"cameras[0].fps": must be between 0 and 240, got NaN`},
+		{name: "infinite camera fps", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: .inf\n", want: `"cameras[0].fps": must be between 0 and 240, got +Inf`},
+		{name: "nan camera min_area", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion: {min_area: .nan}\n", want: `"cameras[0].motion.min_area": must be a fraction of the frame below 1 (0: analyzer.motion.min_area), got NaN`},
+		{name: "nan camera motion fps", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion: {fps: nan}\n", want: `"cameras[0].motion.fps": must be between 0 and 60 (0: analyzer.fps), got NaN`},
+		{name: "nan mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], [1, .nan], [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1]": must be [x, y] with both between 0 and 1 (fractions of the frame), got [1 NaN]`},
+		{name: "infinite mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], [-.inf, 1], [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1]": must be [x, y] with both between 0 and 1 (fractions of the frame), got [-Inf 1]`},
+		{name: "nan analyzer fps unused by the role", yaml: "analyzer:\n  fps: nan\n", want: `"analyzer.fps": must be a number, got NaN`},
+		{name: "infinite faces fps unused by the role", yaml: "role: consumer\nembedded: {enabled: false}\nkafka: {brokers: [k:9092]}\nanalyzer:\n  faces: {fps: .inf}\n", want: `"analyzer.faces.fps": must be a number, got +Inf`},
+		{name: "nan env analyzer fps", env: []string{"STREAMD_ANALYZER_MOTION_GLOBAL_FRACTION=NaN"}, want: `"analyzer.motion.global_fraction": must be a number, got NaN`},
+		{name: "bad pointer value", yaml: "cameras:\n  - id: a\n    source: testpattern\n    analyze: maybe\n", want: `"cameras[0].analyze": cannot use "maybe" as true or false`},
+		{name: "word in a mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], [1, x], [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1][1]": cannot use "x" as a number`},
+		{name: "list in a mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], [1, [2]], [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1][1]": cannot use a list as a number`},
+		{name: "mapping as a mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], {x: 1}, [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1]": cannot use a mapping as a list`},
+		{name: "errors in two cameras", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: fast\n  - id: b\n    source: testpattern\n    quality: best\n", want: `"cameras[0].fps": cannot use "fast" as a number; "cameras[1].quality": cannot use "best" as a whole number`},
+		{name: "duration without unit", yaml: "kafka:\n  dial_timeout: 5\n", want: `"kafka.dial_timeout": 5 has no unit; write a duration such as 500ms, 10s, 1h`},
+		{name: "fractional duration without unit", yaml: "kafka:\n  retention: 1.5\n", want: `"kafka.retention": 1.5 has no unit; write a duration such as 500ms, 10s, 1h`},
+		{name: "quoted duration without unit", yaml: "hub:\n  max_delay: \"250\"\n", want: `"hub.max_delay": 250 has no unit; write a duration such as 500ms, 10s, 1h`},
+		{name: "env duration without unit", env: []string{"STREAMD_KAFKA_DIAL_TIMEOUT=5"}, want: `"kafka.dial_timeout": 5 has no unit; write a duration such as 500ms, 10s, 1h`},
+		{name: "bool as duration", yaml: "kafka:\n  fetch_max_wait: true\n", want: `"kafka.fetch_max_wait": cannot use "true" as a duration (such as 500ms, 10s, 1h)`},
 		{name: "unknown env", env: []string{"STREAMD_KAFKA_BROKER=a:1"}, want: `environment variable STREAMD_KAFKA_BROKER: no such key`},
 		{name: "bad env value", env: []string{"STREAMD_KAFKA_PARTITIONS=eight"}, want: `"kafka.partitions": cannot use "eight" as a whole number`},
 		{name: "unknown flag key", overrides: map[string]string{"http.port": "1"}, want: `unknown key "http.port" on the command line`},
@@ -186,5 +206,49 @@ func TestUnreadableConfigFile(t *testing.T) {
 	_, err = Load(Sources{File: writeFile(t, "role: [unclosed\n")})
 	if err == nil || !strings.HasPrefix(err.Error(), "config: read ") {
 		t.Fatalf("bad yaml: %v", err)
+	}
+}
+
+// 0 is the one duration that needs no unit: it means "off" or "the
+// default" where the README says so.
+func TestZeroDurationNeedsNoUnit(t *testing.T) {
+	cfg, err := Load(Sources{
+		File: writeFile(t, "kafka:\n  retention: 0\n  fetch_max_wait: 0.0\nevents:\n  history: 0s\n"),
+		Env:  []string{"STREAMD_KAFKA_RETENTION=0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Retention != 0 || cfg.Kafka.FetchMaxWait != 0 || cfg.Events.History != 0 {
+		t.Fatalf("%+v %+v", cfg.Kafka, cfg.Events)
+	}
+}
+
+// Where the role checks the analyzer's ranges, NaN and infinities fail
+// those checks rather than slipping past them.
+func TestAnalyzerRefusesNonFinite(t *testing.T) {
+	if !OpenCV {
+		t.Skip("role analyzer needs OpenCV")
+	}
+	for _, tc := range []struct{ yaml, key, got string }{
+		{"fps: nan", "analyzer.fps", "NaN"},
+		{"fps: .inf", "analyzer.fps", "+Inf"},
+		{"motion: {min_area: nan}", "analyzer.motion.min_area", "NaN"},
+		{"motion: {min_area: -.inf}", "analyzer.motion.min_area", "-Inf"},
+		{"motion: {global_fraction: nan}", "analyzer.motion.global_fraction", "NaN"},
+		{"faces: {fps: .nan}", "analyzer.faces.fps", "NaN"},
+	} {
+		_, err := Load(Sources{File: writeFile(t, "role: analyzer\nanalyzer:\n  "+tc.yaml+"\n")})
+		found := false
+		if err != nil {
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				if strings.HasPrefix(line, `config: "`+tc.key+`": `) && strings.HasSuffix(line, "got "+tc.got) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: got %v, want a line quoting %q ending in got %s", tc.yaml, err, tc.key, tc.got)
+		}
 	}
 }

@@ -37,6 +37,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("auth:\n  users:\n    - name: bob\n      password_bcrypt: $2a$04$veWKOf/mZihrvKOZGDvcSO1wrA/jx/ODQ.SH.pRLFk6lqYbO2Ob3e\n"), "auth.users[0]")
 	f.Add([]byte("auth:\n  tokens:\n    - name: t\n      token: 0123456789abcdef\n      cameras: [a]\n"), "auth.tokens[0]")
 	f.Add([]byte("cameras:\n  - id: a\n    source: testpattern\n    fps: 1e400\n"), "")
+	f.Add([]byte("cameras:\n  - id: a\n    source: testpattern\n    fps: nan\n"), "")
 	f.Add([]byte("cameras:\n  - id: a\n    source: testpattern\n    fps: 29.97\n  - id: b\n    source: \"0\"\n    width: 640\n    height: 480\n"), "cameras[1]")
 	f.Add([]byte("kafka: {brokers: [[a]], partitions: -1}\n"), "")
 	f.Add([]byte("kafka:\n  retention: 90m\n  fetch_max_wait: 0s\n  sasl: {mechanism: PLAIN, username: u, password: p}\nhub:\n  max_delay: 1s\n"), "kafka.sasl")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +88,7 @@ func Load(s Sources) (*Config, error) {
 		Tag: "koanf",
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				mapstructure.StringToTimeDurationHookFunc(),
+				durationHook,
 				mapstructure.StringToSliceHookFunc(","),
 			),
 			WeaklyTypedInput: true,
@@ -242,21 +243,89 @@ func describe(v any) string {
 	return fmt.Sprintf("%q", fmt.Sprint(v))
 }
 
-// cleanDecodeError turns mapstructure's multi-line report into one clause per
-// key: `"kafka.partitions": cannot use "x" as a whole number`.
+// durationHook decodes a time.Duration key. A bare number is refused,
+// since YAML's 5 or an environment variable's "5" would otherwise be 5ns
+// (and 1.5 one nanosecond): only 0, which means "off" or "the default"
+// where documented, needs no unit.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != durationType || from == durationType {
+		return data, nil
+	}
+	v := reflect.ValueOf(data)
+	var n float64
+	switch {
+	case from.Kind() == reflect.String:
+		s := v.String()
+		if d, err := time.ParseDuration(s); err == nil {
+			return d, nil
+		} else if !bareNumber.MatchString(s) {
+			return nil, err
+		}
+		n, _ = strconv.ParseFloat(s, 64)
+	case from.Kind() >= reflect.Int && from.Kind() <= reflect.Int64:
+		n = float64(v.Int())
+	case from.Kind() >= reflect.Uint && from.Kind() <= reflect.Uintptr:
+		n = float64(v.Uint())
+	case from.Kind() == reflect.Float32 || from.Kind() == reflect.Float64:
+		n = v.Float()
+	case from.Kind() == reflect.Bool:
+		return nil, fmt.Errorf("cannot parse %v as a duration", data)
+	default:
+		return data, nil // a list or mapping: mapstructure refuses it
+	}
+	if n == 0 {
+		return time.Duration(0), nil
+	}
+	return nil, noUnitError{fmt.Sprint(data)}
+}
+
+// bareNumber matches a decimal number written without a unit.
+var bareNumber = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// noUnitError is a duration written as a bare number.
+type noUnitError struct{ value string }
+
+func (e noUnitError) Error() string {
+	return e.value + " has no unit; write a duration such as 500ms, 10s, 1h"
+}
+
+// cleanDecodeError turns mapstructure's report, errors joined in errors
+// joined per section and list, into one clause per key:
+// `"kafka.partitions": cannot use "x" as a whole number`.
 func cleanDecodeError(err error, k *koanf.Koanf, root reflect.Type) error {
-	var errs []string
+	all := []error{err}
 	var merr interface{ Unwrap() []error }
 	if errors.As(err, &merr) {
-		for _, e := range merr.Unwrap() {
-			errs = append(errs, cleanOne(e.Error(), k, root))
+		all = flatten(merr.(error))
+	}
+	var errs []string
+	for _, e := range all {
+		var de *mapstructure.DecodeError
+		var nu noUnitError
+		if errors.As(e, &de) && errors.As(e, &nu) {
+			errs = append(errs, fmt.Sprintf("%q: %v", de.Name(), nu))
+			continue
 		}
+		errs = append(errs, cleanOne(e.Error(), k, root))
 	}
 	if len(errs) == 0 {
 		return err
 	}
 	slices.Sort(errs)
 	return errors.New(strings.Join(errs, "; "))
+}
+
+// flatten lists the errors joined in err, recursively.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flatten(e)...)
+	}
+	return out
 }
 
 func cleanOne(s string, k *koanf.Koanf, root reflect.Type) string {
@@ -268,10 +337,13 @@ func cleanOne(s string, k *koanf.Koanf, root reflect.Type) string {
 	if end < 0 {
 		return s
 	}
-	key := s[1 : 1+end]
+	v, key := valueAt(k.Raw(), s[1:1+end])
 	t, ok := typeAt(root, key)
 	if !ok {
 		return s
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem() // an optional value (*bool): say what it points to
 	}
 	want := t.Kind().String()
 	switch {
@@ -279,51 +351,93 @@ func cleanOne(s string, k *koanf.Koanf, root reflect.Type) string {
 		want = "a duration (such as 500ms, 10s, 1h)"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
 		want = "a whole number"
-	case t.Kind() == reflect.Float64:
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
 		want = "a number"
 	case t.Kind() == reflect.Bool:
 		want = "true or false"
-	case t.Kind() == reflect.Slice:
+	case t.Kind() == reflect.String:
+		want = "text"
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
 		want = "a list"
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Map:
+		want = "a mapping of keys"
 	}
-	return fmt.Sprintf("%q: cannot use %s as %s", key, describe(valueAt(k.Raw(), key)), want)
+	return fmt.Sprintf("%q: cannot use %s as %s", key, describe(v), want)
 }
 
-// typeAt returns the type of the field at a dotted key (list items as key[i]).
+// splitKey splits one segment of a dotted key into its name and list
+// indexes: "masks[0][1]" is "masks", [0 1].
+func splitKey(part string) (name string, indexes []int, ok bool) {
+	name, rest, indexed := strings.Cut(part, "[")
+	if !indexed {
+		return name, nil, true
+	}
+	if !strings.HasSuffix(rest, "]") {
+		return "", nil, false
+	}
+	for idx := range strings.SplitSeq(strings.TrimSuffix(rest, "]"), "][") {
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 0 {
+			return "", nil, false
+		}
+		indexes = append(indexes, i)
+	}
+	return name, indexes, true
+}
+
+// typeAt returns the type of the field at a dotted key, list items written
+// key[i] and items of nested lists key[i][j].
 func typeAt(root reflect.Type, key string) (reflect.Type, bool) {
 	t := root
-	for _, part := range strings.Split(key, ".") {
-		name, _, indexed := strings.Cut(part, "[")
+	for part := range strings.SplitSeq(key, ".") {
+		name, indexes, ok := splitKey(part)
+		if !ok || !isSection(t) {
+			return nil, false
+		}
 		f, ok := fieldByTag(t, name)
 		if !ok {
 			return nil, false
 		}
 		t = f.Type
-		if indexed && t.Kind() == reflect.Slice {
+		for range indexes {
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				return nil, false
+			}
 			t = t.Elem()
 		}
 	}
 	return t, true
 }
 
-// valueAt returns the raw value at a dotted key (list items as key[i]).
-func valueAt(raw map[string]any, key string) any {
+// valueAt returns the raw value at a dotted key written as for typeAt, and
+// the key it was found at. That is key itself, or a shorter one where
+// mapstructure (weakly typed) took a single value as a list of it and
+// reported the error at its item [0]: a mapping given for a mask point is
+// at masks[0][1], not at the masks[0][1][0] reported. A key with no value
+// gives nil.
+func valueAt(raw map[string]any, key string) (any, string) {
 	var cur any = raw
-	for _, part := range strings.Split(key, ".") {
-		name, idx, indexed := strings.Cut(part, "[")
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
+	parts := strings.Split(key, ".")
+	for p, part := range parts {
+		name, indexes, ok := splitKey(part)
+		m, isMap := cur.(map[string]any)
+		if !ok || !isMap {
+			return nil, key
 		}
 		cur = m[name]
-		if indexed {
+		at := strings.Join(append(parts[:p:p], name), ".")
+		for _, i := range indexes {
 			list, ok := cur.([]any)
-			i, err := strconv.Atoi(strings.TrimSuffix(idx, "]"))
-			if !ok || err != nil || i < 0 || i >= len(list) {
-				return nil
+			switch {
+			case ok && i < len(list):
+				cur = list[i]
+				at += fmt.Sprintf("[%d]", i)
+			case !ok && cur != nil && i == 0:
+				return cur, at
+			default:
+				return nil, key
 			}
-			cur = list[i]
 		}
 	}
-	return cur
+	return cur, key
 }

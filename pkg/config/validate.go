@@ -4,6 +4,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -191,6 +192,7 @@ func (c *Config) Validate() error {
 	if c.Runs(PartAnalyze) || c.Runs(PartView) {
 		c.validateAnalyzer(bad)
 	}
+	c.checkUnusedFloats(bad)
 	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {
 		bad("events.history", "must be between 0 and 720h, got %s", c.Events.History)
 	}
@@ -241,7 +243,7 @@ func (c *Config) Validate() error {
 		if cam.Quality < 1 || cam.Quality > 100 {
 			bad(key("quality"), "must be between 1 and 100, got %d", cam.Quality)
 		}
-		if cam.FPS < 0 || cam.FPS > 240 {
+		if !within(cam.FPS, 0, 240) {
 			bad(key("fps"), "must be between 0 and 240, got %g", cam.FPS)
 		}
 		if cam.Width < 0 || cam.Width > 8192 || cam.Height < 0 || cam.Height > 8192 {
@@ -316,7 +318,7 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 	if a.MaxLag < 50*time.Millisecond || a.MaxLag > time.Minute {
 		bad("analyzer.max_lag", "must be between 50ms and 1m, got %s", a.MaxLag)
 	}
-	if a.FPS <= 0 || a.FPS > 60 {
+	if !(a.FPS > 0 && a.FPS <= 60) {
 		bad("analyzer.fps", "must be more than 0 and at most 60, got %g", a.FPS)
 	}
 	if a.SessionTimeout < 3*time.Second || a.SessionTimeout > 5*time.Minute {
@@ -332,17 +334,17 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 	if m.Threshold < 1 || m.Threshold > 255 {
 		bad("analyzer.motion.threshold", "must be between 1 and 255, got %d", m.Threshold)
 	}
-	if m.MinArea <= 0 || m.MinArea >= 1 {
+	if !(m.MinArea > 0 && m.MinArea < 1) {
 		bad("analyzer.motion.min_area", "must be a fraction of the frame above 0 and below 1, got %g", m.MinArea)
 	}
-	if m.GlobalFraction <= 0 || m.GlobalFraction > 1 {
+	if !(m.GlobalFraction > 0 && m.GlobalFraction <= 1) {
 		bad("analyzer.motion.global_fraction", "must be a fraction above 0 and at most 1, got %g", m.GlobalFraction)
 	}
 	if f := a.Faces; f.Enabled {
 		if err := checkReadable(f.Cascade); err != nil {
 			bad("analyzer.faces.cascade", "%v (Debian: apt-get install opencv-data)", strings.Replace(err.Error(), "video file", "cascade file", 1))
 		}
-		if f.FPS <= 0 || f.FPS > 30 {
+		if !(f.FPS > 0 && f.FPS <= 30) {
 			bad("analyzer.faces.fps", "must be more than 0 and at most 30, got %g", f.FPS)
 		}
 		if f.Gap < time.Second || f.Gap > time.Hour {
@@ -351,15 +353,43 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 	}
 }
 
+// within reports whether lo <= x <= hi. It is false for NaN, which
+// compares false with everything, so write a range check as !within(...)
+// or !(x > lo && ...), never as x < lo || x > hi, which NaN passes.
+func within(x, lo, hi float64) bool { return x >= lo && x <= hi }
+
+// checkUnusedFloats refuses NaN and ±Inf in the analyzer's numbers that
+// this role does not range-check (a viewer does not analyze; faces may be
+// off): unused, but never a setting, and a NaN does not even equal itself
+// when the configuration is compared or written back.
+func (c *Config) checkUnusedFloats(bad func(key, format string, args ...any)) {
+	a := c.Analyzer
+	analyzes := c.Runs(PartAnalyze)
+	for _, f := range []struct {
+		key     string
+		v       float64
+		checked bool
+	}{
+		{"analyzer.fps", a.FPS, analyzes},
+		{"analyzer.motion.min_area", a.Motion.MinArea, analyzes},
+		{"analyzer.motion.global_fraction", a.Motion.GlobalFraction, analyzes},
+		{"analyzer.faces.fps", a.Faces.FPS, analyzes && a.Faces.Enabled},
+	} {
+		if !f.checked && (math.IsNaN(f.v) || math.IsInf(f.v, 0)) {
+			bad(f.key, "must be a number, got %g", f.v)
+		}
+	}
+}
+
 // checkMotion checks a camera's motion overrides (zero keeps the default).
 func checkMotion(bad func(key, format string, args ...any), key string, m CameraMotionConfig) {
-	if m.Threshold < 0 || m.Threshold > 255 {
-		bad(key+".threshold", "must be between 1 and 255 (0: analyzer.motion.threshold), got %d", m.Threshold)
+	if m.Threshold < 0 || m.Threshold > 254 {
+		bad(key+".threshold", "must be between 1 and 254 (0: analyzer.motion.threshold), got %d", m.Threshold)
 	}
-	if m.MinArea < 0 || m.MinArea >= 1 {
+	if !(m.MinArea >= 0 && m.MinArea < 1) {
 		bad(key+".min_area", "must be a fraction of the frame below 1 (0: analyzer.motion.min_area), got %g", m.MinArea)
 	}
-	if m.FPS < 0 || m.FPS > 60 {
+	if !within(m.FPS, 0, 60) {
 		bad(key+".fps", "must be between 0 and 60 (0: analyzer.fps), got %g", m.FPS)
 	}
 	for i, poly := range m.Masks {
@@ -369,7 +399,7 @@ func checkMotion(bad func(key, format string, args ...any), key string, m Camera
 			continue
 		}
 		for j, pt := range poly {
-			if len(pt) != 2 || pt[0] < 0 || pt[0] > 1 || pt[1] < 0 || pt[1] > 1 {
+			if len(pt) != 2 || !within(pt[0], 0, 1) || !within(pt[1], 0, 1) {
 				bad(fmt.Sprintf("%s[%d]", pk, j), "must be [x, y] with both between 0 and 1 (fractions of the frame), got %v", pt)
 			}
 		}

@@ -264,7 +264,7 @@ func Default() Config {
 			MaxReplaysPerIP:   web.DefaultMaxReplaysPerIP,
 		},
 		Replay: ReplayConfig{MaxFPS: replay.DefaultMaxFPS},
-		Hub: HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
+		Hub:    HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
 		Analyzer: AnalyzerConfig{
 			Group:           "streamd-analyzer",
 			EventsTopic:     events.DefaultTopic,

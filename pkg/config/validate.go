@@ -174,6 +174,15 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxViewers < 0 {
 		bad("http.max_viewers", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxViewers)
 	}
+	if c.HTTP.MaxReplays < 0 {
+		bad("http.max_replays", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxReplays)
+	}
+	if c.HTTP.MaxReplaysPerIP < 0 {
+		bad("http.max_replays_per_ip", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxReplaysPerIP)
+	}
+	if !(c.Replay.MaxFPS >= 1 && c.Replay.MaxFPS <= 120) {
+		bad("replay.max_fps", "must be between 1 and 120, got %g", c.Replay.MaxFPS)
+	}
 	if c.HTTP.MaxViewersPerIP < 0 {
 		bad("http.max_viewers_per_ip", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxViewersPerIP)
 	}
@@ -330,15 +339,16 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 	if a.Gap < time.Second || a.Gap > time.Hour {
 		bad("analyzer.gap", "must be between 1s and 1h, got %s", a.Gap)
 	}
+	// Zero motion values take package vision's defaults.
 	m := a.Motion
-	if m.Threshold < 1 || m.Threshold > 255 {
-		bad("analyzer.motion.threshold", "must be between 1 and 255, got %d", m.Threshold)
+	if m.Threshold < 0 || m.Threshold > 254 {
+		bad("analyzer.motion.threshold", "must be between 1 and 254 (0: the default), got %d", m.Threshold)
 	}
-	if !(m.MinArea > 0 && m.MinArea < 1) {
-		bad("analyzer.motion.min_area", "must be a fraction of the frame above 0 and below 1, got %g", m.MinArea)
+	if !(m.MinArea >= 0 && m.MinArea < 1) {
+		bad("analyzer.motion.min_area", "must be a fraction of the frame below 1 (0: the default), got %g", m.MinArea)
 	}
-	if !(m.GlobalFraction > 0 && m.GlobalFraction <= 1) {
-		bad("analyzer.motion.global_fraction", "must be a fraction above 0 and at most 1, got %g", m.GlobalFraction)
+	if !(m.GlobalFraction >= 0 && m.GlobalFraction <= 1) {
+		bad("analyzer.motion.global_fraction", "must be a fraction of at most 1 (0: the default), got %g", m.GlobalFraction)
 	}
 	if f := a.Faces; f.Enabled {
 		if err := checkReadable(f.Cascade); err != nil {

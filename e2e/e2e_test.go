@@ -385,7 +385,17 @@ func TestBadConfigExitsWithCode2(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "configuration OK") {
 		t.Fatalf("shipped config --check: %v\n%s", err, out)
 	}
-	run(`"role": must be producer, consumer or all, got "viewer"`, "--role", "viewer")
+	// The roles are listed; which ones is the config's business.
+	cmd := exec.Command(binary, "--role", "viewer", "--ready-file", filepath.Join(t.TempDir(), "ready.json"))
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 {
+		t.Fatalf("--role viewer: exit code %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	for _, want := range []string{`"role": must be `, "producer", "consumer", "all", `got "viewer"`} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("--role viewer: the error does not say %q:\n%s", want, out)
+		}
+	}
 }
 
 // TestMissingCameraIsReportedAndRetried: a camera whose source is not there

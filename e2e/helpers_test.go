@@ -183,7 +183,7 @@ func checkReadyInfo(t *testing.T, p *proc, r readyInfo) {
 		t.Fatalf("%s: ready file names pid %d, the process is %d", p.name, r.PID, p.cmd.Process.Pid)
 	}
 	switch r.Role {
-	case "producer", "consumer", "all":
+	case "producer", "consumer", "analyzer", "all":
 	default:
 		t.Fatalf("%s: ready file: role %q", p.name, r.Role)
 	}

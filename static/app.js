@@ -15,9 +15,20 @@ function tile(cam) {
   el.className = "tile";
   el.dataset.camera = cam.id;
   el.innerHTML = `<div class="view"><img alt=""><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
-    <div class="bar"><span class="name"><span class="dot"></span></span>
+    <div class="tline" title="click to replay from there"><div class="marks"></div></div>
+    <div class="bar"><span class="name"><span class="dot"></span><a></a></span>
     <span class="fps"></span><span class="lat"></span><span class="viewers"></span></div>`;
-  el.querySelector(".name").append(cam.id);
+  const link = el.querySelector(".name a");
+  link.textContent = cam.id;
+  link.href = withToken(`/cameras/${encodeURIComponent(cam.id)}`);
+  el.querySelector(".view").addEventListener("click", () => { location.href = link.href; });
+  el.querySelector(".tline").addEventListener("click", (ev) => {
+    const r = ev.currentTarget.getBoundingClientRect();
+    const rg = ranges.get(cam.id);
+    if (!rg) return;
+    const t = rg.oldest + (ev.clientX - r.left) / r.width * (rg.newest - rg.oldest);
+    location.href = withToken(`/cameras/${encodeURIComponent(cam.id)}?at=${(t / 1000).toFixed(3)}`);
+  });
   const img = el.querySelector("img");
   img.alt = `camera ${cam.id}`;
   img.src = withToken(`/stream/${encodeURIComponent(cam.id)}`);
@@ -55,6 +66,36 @@ async function refresh() {
   drawOverlays();
 }
 
+// ---- timelines: what Kafka holds per camera, with event marks ----
+const ranges = new Map();
+async function loadRanges() {
+  for (const id of tiles.keys()) {
+    try {
+      const res = await fetch(withToken(`/api/cameras/${encodeURIComponent(id)}/range`), { cache: "no-store" });
+      if (res.ok) {
+        const r = await res.json();
+        ranges.set(id, { oldest: Date.parse(r.oldest), newest: Date.parse(r.newest) });
+      }
+    } catch (_) { /* next time */ }
+  }
+  drawTimelines();
+}
+function drawTimelines() {
+  for (const [id, el] of tiles) {
+    const rg = ranges.get(id);
+    if (!rg || rg.newest <= rg.oldest) continue;
+    const f = (ms) => Math.min(1, Math.max(0, (ms - rg.oldest) / (rg.newest - rg.oldest)));
+    el.querySelector(".tline .marks").replaceChildren(...[...events.values()].filter((e) => e.camera === id).map((e) => {
+      const d = document.createElement("div");
+      const s = f(Date.parse(e.start)), end = e.end ? f(Date.parse(e.end)) : 1;
+      d.className = `mark ${e.type}`;
+      d.style.left = `${s * 100}%`;
+      d.style.width = `${Math.max(0.5, (end - s) * 100)}%`;
+      return d;
+    }));
+  }
+}
+
 // ---- events ----
 const events = new Map(); // id → latest state
 const list = document.getElementById("ev-list");
@@ -82,6 +123,10 @@ function renderList() {
     li.innerHTML = `${thumb}<div><b class="type"></b> <span class="cam"></span><br><span class="muted">${fmtTime(e.start)} · ${dur}</span></div>`;
     li.querySelector(".type").textContent = e.type;
     li.querySelector(".cam").textContent = e.camera;
+    // Replay the event from 5 s before it started.
+    li.addEventListener("click", () => {
+      location.href = withToken(`/cameras/${encodeURIComponent(e.camera)}?at=${((Date.parse(e.start) - 5000) / 1000).toFixed(3)}`);
+    });
     return li;
   }));
   document.getElementById("ev-empty").hidden = shown.length > 0;
@@ -141,3 +186,5 @@ refresh();
 setInterval(refresh, 1000);
 setInterval(renderList, 1000); // active events' durations
 loadEvents().then(followEvents);
+setTimeout(loadRanges, 1500);
+setInterval(loadRanges, 10000);

@@ -3,7 +3,7 @@ package static
 
 import "embed"
 
-// FS holds index.html, app.js and style.css.
+// FS holds the pages (index.html, camera.html), their scripts and style.
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js style.css camera.html camera.js mjpeg.js
 var FS embed.FS

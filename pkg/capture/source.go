@@ -12,6 +12,7 @@ import (
 	"image/color"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -30,8 +31,17 @@ type reader interface {
 	close()
 }
 
+// openMu serializes opening video sources. OpenCV's videoio backend
+// registry is process-wide C state that is not safe for concurrent opens:
+// two cameras (re)trying at once crashed inside OpenVideoCapture (SIGSEGV
+// in the CAP_IMAGES fallback). Opening is rare (start-up, retries), so one
+// lock for the process costs nothing; reading frames is not serialized.
+var openMu sync.Mutex
+
 // open opens the source a camera names.
 func open(cam Options) (reader, error) {
+	openMu.Lock()
+	defer openMu.Unlock()
 	kind := source.KindOf(cam.Source)
 	switch kind {
 	case source.Pattern:

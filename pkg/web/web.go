@@ -162,6 +162,7 @@ type Server struct {
 
 	authLog *lograte.Limiter
 	page    *template.Template // index.html, nil without one
+	camPage *template.Template // camera.html, nil without one
 
 	viewersMu sync.Mutex
 	viewers      int            // open streams
@@ -197,6 +198,12 @@ func Start(o Options) (*Server, error) {
 			if s.page, err = template.ParseFS(o.Static, "index.html"); err != nil {
 				ln.Close()
 				return nil, fmt.Errorf("http: parse index page: %w", err)
+			}
+		}
+		if _, err := fs.Stat(o.Static, "camera.html"); err == nil {
+			if s.camPage, err = template.ParseFS(o.Static, "camera.html"); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("http: parse camera page: %w", err)
 			}
 		}
 	}
@@ -294,6 +301,7 @@ func (s *Server) protected(r chi.Router) {
 	}
 	if s.o.Live != nil {
 		r.Get("/", s.index)
+		r.Get("/cameras/{camera}", s.cameraPage)
 		if s.o.Static != nil {
 			r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(s.o.Static)))
 		}
@@ -441,12 +449,20 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // with (?token=) is carried into its own asset links, which cannot send an
 // Authorization header.
 func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if s.o.Static == nil {
-		writeError(w, http.StatusNotFound, "no UI in this build")
-		return
+	s.renderPage(w, r, s.page)
+}
+
+// cameraPage serves the single-camera view of a camera the principal may
+// watch.
+func (s *Server) cameraPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.camera(w, r); ok {
+		s.renderPage(w, r, s.camPage)
 	}
-	if s.page == nil {
-		writeError(w, http.StatusNotFound, "no index page in this build")
+}
+
+func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, page *template.Template) {
+	if page == nil {
+		writeError(w, http.StatusNotFound, "no such page in this build")
 		return
 	}
 	var data struct{ Query string }
@@ -454,8 +470,8 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		data.Query = "?token=" + url.QueryEscape(tok)
 	}
 	var buf bytes.Buffer
-	if err := s.page.Execute(&buf, data); err != nil {
-		writeError(w, http.StatusInternalServerError, "render index page: "+err.Error())
+	if err := page.Execute(&buf, data); err != nil {
+		writeError(w, http.StatusInternalServerError, "render page: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

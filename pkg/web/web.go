@@ -164,7 +164,7 @@ type Server struct {
 	page    *template.Template // index.html, nil without one
 	camPage *template.Template // camera.html, nil without one
 
-	viewersMu sync.Mutex
+	viewersMu    sync.Mutex
 	viewers      int            // open streams
 	perIP        map[string]int // open streams per client address
 	replays      int            // open replays

@@ -79,14 +79,14 @@ vet:
 	cd e2e && $(GO) run $(STATICCHECK) -tags e2e ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,all}.yaml, kept if present),
+## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,analyzer,all}.yaml, kept if present),
 ## nginx site; with no DESTDIR also the streamd user and a systemd reload
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/streamd
 	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/streamd $(DESTDIR)/etc/nginx/sites-available
 	sed 's#/usr/local/bin/streamd#$(PREFIX)/bin/streamd#' systemd/streamd@.service > $(DESTDIR)/etc/systemd/system/streamd@.service
 	chmod 0644 $(DESTDIR)/etc/systemd/system/streamd@.service
-	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml all:config/streamd.yaml; do \
+	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml analyzer:config/analyzer.yaml all:config/streamd.yaml; do \
 		role=$${pair%%:*}; src=$${pair#*:}; dst=$(DESTDIR)/etc/streamd/$$role.yaml; \
 		if [ -e $$dst ]; then echo "keeping $$dst"; else install -m 0640 $$src $$dst; fi; \
 	done

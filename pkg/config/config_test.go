@@ -37,7 +37,7 @@ func TestShippedConfigLoads(t *testing.T) {
 }
 
 func TestExampleRoleConfigsLoad(t *testing.T) {
-	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer} {
+	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer, "analyzer.yaml": RoleAnalyzer} {
 		cfg, err := Load(Sources{File: "../../config/" + file})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)

@@ -28,6 +28,9 @@ type Part struct {
 	Timestamp   time.Time // capture time; zero writes no X-Timestamp
 	Seq         uint64
 	Data        []byte
+	// Camera is the X-Camera header of multiplexed streams (several
+	// cameras in one stream); empty in a single camera's stream.
+	Camera string
 }
 
 // Writer writes parts to an underlying writer. It reuses one header buffer,
@@ -91,6 +94,11 @@ func AppendPart(dst []byte, p Part) []byte {
 // AppendHeader appends the MIME header block of p (ending with the blank
 // line) to b.
 func AppendHeader(b []byte, p Part) []byte {
+	if p.Camera != "" {
+		b = append(b, "X-Camera: "...)
+		b = append(b, p.Camera...)
+		b = append(b, "\r\n"...)
+	}
 	b = append(b, "Content-Type: "...)
 	b = append(b, p.ContentType...)
 	b = append(b, "\r\nContent-Length: "...)
@@ -233,6 +241,10 @@ func (r *Reader) Next() (Part, error) {
 				return p, fmt.Errorf("%w: %w", ErrMalformed, err)
 			}
 			p.Timestamp = t
+		case asciiEqualFold(key, "X-Camera"):
+			if p.Camera != string(val) {
+				p.Camera = string(val)
+			}
 		case asciiEqualFold(key, "X-Sequence"):
 			n, err := strconv.ParseUint(string(val), 10, 64)
 			if err != nil {

@@ -308,6 +308,7 @@ func (s *Server) protected(r chi.Router) {
 		r.Get("/api/cameras", s.cameras)
 		r.Get("/stream/{camera}", s.stream)
 		r.Get("/snapshot/{camera}", s.snapshot)
+		r.Get("/api/live", s.muxStream)
 		if s.o.Replays != nil {
 			r.Get("/api/cameras/{camera}/range", s.cameraRange)
 		}

@@ -39,6 +39,11 @@ const (
 	// DefaultMaxLag: a frame older than this when its turn comes is
 	// skipped.
 	DefaultMaxLag = time.Second
+	// DefaultMaxCameras bounds the cameras one analyzer analyzes: each
+	// costs a goroutine and its detectors (~0.5 MB), so a flood of
+	// random record keys must not exhaust memory. Frames of further
+	// cameras are counted and dropped, like the hub's.
+	DefaultMaxCameras = 1000
 	// tickEvery is how often a camera's events are checked for their
 	// end when no frame arrives (a camera lost, or moved to another
 	// analyzer).
@@ -96,10 +101,11 @@ type Options struct {
 	Camera func(id string) (c Camera, ok bool, err error)
 	// Annotate draws boxes on a frame for an event's snapshot; nil: the
 	// frame as it is.
-	Annotate func(jpeg []byte, motion, faces []events.Box) ([]byte, error)
-	Sink     Sink         // required
-	Logger   *slog.Logger // default: discard
-	Now      func() time.Time
+	Annotate   func(jpeg []byte, motion, faces []events.Box) ([]byte, error)
+	MaxCameras int          // default DefaultMaxCameras
+	Sink       Sink         // required
+	Logger     *slog.Logger // default: discard
+	Now        func() time.Time
 }
 
 // Analyzer analyzes the cameras whose frames it is fed.
@@ -113,8 +119,10 @@ type Analyzer struct {
 	cameras map[string]*cam
 	closed  bool
 
-	invalid atomic.Uint64 // frames a detector could not decode
-	ignored atomic.Uint64 // frames of cameras not analyzed
+	invalid   atomic.Uint64 // frames a detector could not decode
+	ignored   atomic.Uint64 // frames of cameras not analyzed
+	overLimit atomic.Uint64 // frames of cameras past MaxCameras
+	analyzed  int           // cameras with a worker, under mu
 }
 
 // New returns an analyzer; call Run before feeding it.
@@ -133,6 +141,9 @@ func New(o Options) *Analyzer {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxCameras <= 0 {
+		o.MaxCameras = DefaultMaxCameras
 	}
 	a := &Analyzer{o: o, cameras: map[string]*cam{}}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -204,6 +215,10 @@ func (a *Analyzer) camera(id string) *cam {
 	if c, ok := a.cameras[id]; ok {
 		return c
 	}
+	if a.analyzed >= a.o.MaxCameras {
+		a.overLimit.Add(1)
+		return nil
+	}
 	c := &cam{id: id, wake: make(chan struct{}, 1), snaps: map[string]bool{}}
 	a.cameras[id] = c
 	cfg, ok, err := a.o.Camera(id)
@@ -219,6 +234,7 @@ func (a *Analyzer) camera(id string) *cam {
 	}
 	c.cfg = cfg
 	c.tracker = events.NewTracker(id, a.o.Tracker)
+	a.analyzed++
 	a.wg.Add(1)
 	go a.work(a.ctx, c)
 	return c
@@ -393,6 +409,9 @@ func (a *Analyzer) Stats() []Stats {
 	}
 	return out
 }
+
+// OverLimit counts frames dropped because their camera was past MaxCameras.
+func (a *Analyzer) OverLimit() uint64 { return a.overLimit.Load() }
 
 // Invalid counts frames no detector could decode.
 func (a *Analyzer) Invalid() uint64 { return a.invalid.Load() }

@@ -211,3 +211,19 @@ func TestLagBadFramesAndOptOut(t *testing.T) {
 		t.Fatalf("ignored %d", a.ignored.Load())
 	}
 }
+
+// Past MaxCameras, frames of new cameras are counted and dropped: a flood
+// of record keys cannot start a worker and detectors each.
+func TestCameraLimit(t *testing.T) {
+	s := &sink{}
+	a, _ := start(t, Options{MaxCameras: 2, Sink: s, Camera: func(string) (Camera, bool, error) {
+		return Camera{Motion: &fakeMotion{}}, true, nil
+	}})
+	for _, id := range []string{"a", "b", "c", "d", "a"} {
+		a.Feed(frameAt(id, 0, time.Now(), 0))
+	}
+	waitFor(t, "two cameras analyzed", func() bool { return len(a.Stats()) == 2 })
+	if a.OverLimit() != 2 {
+		t.Fatalf("over limit %d, want 2 (c and d)", a.OverLimit())
+	}
+}

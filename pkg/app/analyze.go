@@ -165,5 +165,19 @@ func (a *analyze) Collect(s *metrics.Snapshot) {
 		}
 		m.MotionEvents, m.FaceEvents, m.FaceDetections = st.MotionEvents, st.FaceEvents, st.Faces
 	}
-	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid()}
+	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid(), CameraLimitDropped: a.an.OverLimit()}
+	a.mu.Lock()
+	c := a.consumer
+	a.mu.Unlock()
+	if c != nil {
+		// Records the consumer refused (not an image, truncated, too
+		// large) never reach the analyzer; count them as the viewer's
+		// consumer does, adding up in an all-in-one process.
+		cs := c.Stats()
+		if s.Consumer == nil {
+			s.Consumer = &metrics.Consumer{}
+		}
+		s.Consumer.Invalid += cs.Invalid
+		s.Consumer.Errors += cs.Errors
+	}
 }

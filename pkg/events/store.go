@@ -229,11 +229,10 @@ func (s *Store) Apply(e Event) bool {
 		i, _ := slices.BinarySearchFunc(s.order, p, compareEvents)
 		s.order = slices.Insert(s.order, i, p)
 	}
-	s.applied++
-	s.head++
-	s.log[s.head%uint64(len(s.log))] = Change{Seq: s.head, Event: e}
-	close(s.notify)
-	s.notify = make(chan struct{})
+	s.appendLocked(e)
+	if e.Phase == PhaseStart {
+		s.endOrphansLocked(e)
+	}
 	for len(s.order) > s.maxEvents {
 		s.evictForRoomLocked()
 	}
@@ -243,6 +242,34 @@ func (s *Store) Apply(e Event) bool {
 // expireLocked removes the events whose last moment is before cutoff. Only
 // events that started before cutoff can be, and they are at the front of
 // the order.
+// appendLocked counts an applied change, logs it and wakes subscribers.
+func (s *Store) appendLocked(e Event) {
+	s.applied++
+	s.head++
+	s.log[s.head%uint64(len(s.log))] = Change{Seq: s.head, Event: e}
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// endOrphansLocked ends the events of the same camera and type that are
+// still active though a newer one just started. One analyzer tracks a
+// camera at a time, so an older active event can only be an orphan: its
+// analyzer died (or lost the camera in a rebalance) before it could send
+// the end. It ends where the new event starts, as if the end had come.
+func (s *Store) endOrphansLocked(e Event) {
+	for _, old := range s.order {
+		if old.ID == e.ID || old.Camera != e.Camera || old.Type != e.Type || !old.Active() || !old.Start.Before(e.Start) {
+			continue
+		}
+		end := e.Start
+		if end.Before(old.Updated) {
+			end = old.Updated
+		}
+		old.Phase, old.End, old.Updated = PhaseEnd, &end, end
+		s.appendLocked(*old)
+	}
+}
+
 func (s *Store) expireLocked(cutoff time.Time) {
 	w, i := 0, 0
 	for ; i < len(s.order) && s.order[i].Start.Before(cutoff); i++ {

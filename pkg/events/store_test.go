@@ -207,35 +207,35 @@ func TestStoreEvictsByCount(t *testing.T) {
 	s, _ := newStore(t, StoreOptions{MaxEvents: 3}, at(time.Hour))
 	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
 	apply(t, s,
-		ended("e1", "cam", TypeMotion, sec(1), sec(2)),
-		active("e2", "cam", TypeMotion, sec(2), sec(2)),
-		ended("e3", "cam", TypeMotion, sec(3), sec(4)),
-		ended("e4", "cam", TypeMotion, sec(4), sec(5)),
+		ended("e1", "cam-e1", TypeMotion, sec(1), sec(2)),
+		active("e2", "cam-e2", TypeMotion, sec(2), sec(2)),
+		ended("e3", "cam-e3", TypeMotion, sec(3), sec(4)),
+		ended("e4", "cam-e4", TypeMotion, sec(4), sec(5)),
 	)
 	if got := ids(s.Query(Filter{})); !slices.Equal(got, []string{"e4", "e3", "e2"}) {
 		t.Fatalf("held %q, want the oldest (ended) gone", got)
 	}
-	apply(t, s, ended("e5", "cam", TypeMotion, sec(5), sec(6)))
+	apply(t, s, ended("e5", "cam-e5", TypeMotion, sec(5), sec(6)))
 	if got := ids(s.Query(Filter{})); !slices.Equal(got, []string{"e5", "e4", "e2"}) {
 		t.Fatalf("held %q, want the oldest ended gone and the older active one kept", got)
 	}
 	// Changes of events older than one evicted for room: no ghosts.
 	for _, e := range []Event{
-		active("e3", "cam", TypeMotion, sec(3), sec(3)),
-		active("e1", "cam", TypeMotion, sec(1), sec(1)),
-		active("e0", "cam", TypeMotion, 0, 0),
+		active("e3", "cam-e3", TypeMotion, sec(3), sec(3)),
+		active("e1", "cam-e1", TypeMotion, sec(1), sec(1)),
+		active("e0", "cam-e0", TypeMotion, 0, 0),
 	} {
 		if s.Apply(e) {
 			t.Fatalf("applied %s, older than an event evicted for room", e.ID)
 		}
 	}
 	// The remaining ended events go first; when all are active, the oldest.
-	apply(t, s, active("e6", "cam", TypeMotion, sec(6), sec(6)))
-	apply(t, s, active("e7", "cam", TypeMotion, sec(7), sec(7)))
+	apply(t, s, active("e6", "cam-e6", TypeMotion, sec(6), sec(6)))
+	apply(t, s, active("e7", "cam-e7", TypeMotion, sec(7), sec(7)))
 	if got := ids(s.Query(Filter{})); !slices.Equal(got, []string{"e7", "e6", "e2"}) {
 		t.Fatalf("held %q", got)
 	}
-	apply(t, s, active("e8", "cam", TypeMotion, sec(8), sec(8)))
+	apply(t, s, active("e8", "cam-e8", TypeMotion, sec(8), sec(8)))
 	if got := ids(s.Query(Filter{})); !slices.Equal(got, []string{"e8", "e7", "e6"}) {
 		t.Fatalf("held %q, want the oldest active event gone when none has ended", got)
 	}
@@ -305,7 +305,7 @@ func TestSubscribeReplays(t *testing.T) {
 			s, _ := newStore(t, StoreOptions{Backlog: backlog}, at(time.Hour))
 			base := s.Seq()
 			for i := range tc.applied {
-				apply(t, s, active("e"+strconv.Itoa(i), "cam", TypeMotion, time.Duration(i)*time.Second, time.Duration(i)*time.Second))
+				apply(t, s, active("e"+strconv.Itoa(i), "cam"+strconv.Itoa(i), TypeMotion, time.Duration(i)*time.Second, time.Duration(i)*time.Second))
 			}
 			head := s.Seq()
 			sub := s.Subscribe(tc.after(base, head))
@@ -345,7 +345,7 @@ func TestSlowSubscriberDropsAndCounts(t *testing.T) {
 	sub := s.Subscribe(s.Seq())
 	t.Cleanup(sub.Close)
 	for i := range 10 { // Apply never waits for the subscriber
-		apply(t, s, active("e"+strconv.Itoa(i), "cam", TypeMotion, 0, time.Duration(i)*time.Second))
+		apply(t, s, active("e"+strconv.Itoa(i), "cam"+strconv.Itoa(i), TypeMotion, 0, time.Duration(i)*time.Second))
 	}
 	head := s.Seq()
 	if got, want := pending(t, sub), seqRange(head-3, head); !slices.Equal(got, want) {
@@ -545,5 +545,37 @@ func BenchmarkApply(b *testing.B) {
 			st := s.Stats()
 			b.ReportMetric(float64(st.Dropped)/float64(max(subs, 1))/float64(b.N), "dropped/change/sub")
 		})
+	}
+}
+
+// An analyzer that died leaves its event active; when the camera's next
+// analyzer starts a new event of the same type, the orphan is ended there,
+// and subscribers see that end.
+func TestOrphanEndedByNewStart(t *testing.T) {
+	s, _ := newStore(t, StoreOptions{}, at(time.Minute))
+	apply(t, s, active("old", "lobby", TypeMotion, 0, 5*time.Second))
+	apply(t, s, active("face", "lobby", TypeFace, 0, 5*time.Second))
+	sub := s.Subscribe(s.Seq())
+	defer sub.Close()
+	apply(t, s, active("new", "lobby", TypeMotion, 20*time.Second, 20*time.Second))
+	old, _ := s.Get("old")
+	if old.Active() || !old.End.Equal(at(20*time.Second)) || old.Phase != PhaseEnd {
+		t.Fatalf("orphan %+v", old)
+	}
+	if f, _ := s.Get("face"); !f.Active() {
+		t.Fatal("an event of another type was ended")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var seen []string
+	for range 2 {
+		c, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, c.Event.ID+":"+string(c.Event.Phase))
+	}
+	if !slices.Contains(seen, "old:end") || !slices.Contains(seen, "new:start") {
+		t.Fatalf("changes %v", seen)
 	}
 }

@@ -25,7 +25,8 @@ type Snapshot struct {
 
 // Analyzer is the analyzer's process-wide counters.
 type Analyzer struct {
-	Invalid uint64 // records skipped: not a decodable image
+	Invalid            uint64 // records skipped: not a decodable image
+	CameraLimitDropped uint64 // frames of cameras over the analyzer's camera limit
 }
 
 // Events is a viewer node's store of events.
@@ -147,9 +148,10 @@ var (
 	descEvents   = prometheus.NewDesc("streamd_camera_events_total", "Events started, by type.", []string{"camera", "type"}, nil)
 	descFaces    = prometheus.NewDesc("streamd_camera_face_detections_total", "Faces detected, summed over analyzed frames.", []string{"camera"}, nil)
 	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
+	descAnLimit  = prometheus.NewDesc("streamd_analyzer_camera_limit_dropped_total", "Frames of new cameras the analyzer did not analyze because it analyzes its camera limit already (1000).", nil, nil)
 	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
 	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
-	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -189,6 +191,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descFaces, prometheus.CounterValue, float64(cam.FaceDetections), cam.ID)
 		}
 		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))
+		ch <- prometheus.MustNewConstMetric(descAnLimit, prometheus.CounterValue, float64(s.Analyzer.CameraLimitDropped))
 	}
 	if e := s.Events; e != nil {
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Active), "active")

@@ -66,6 +66,7 @@ async function play(url, mode) {
   try {
     for await (const part of mjpegParts(withToken(url), ac.signal)) {
       await draw(part.blob, part.time);
+      if (ac.signal.aborted) return; // a seek replaced this stream meanwhile
       if (st.mode !== "live") setURL();
       showMode();
     }
@@ -119,7 +120,6 @@ function drawTimeline() {
     d.style.left = `${Math.max(0, frac(s)) * 100}%`;
     d.style.width = `${Math.max(0.3, (frac(end) - Math.max(0, frac(s))) * 100)}%`;
     d.title = `${e.type} ${fmt(s)}`;
-    d.addEventListener("click", (ev) => { ev.stopPropagation(); replay(s - 5000); });
     return d;
   }));
   drawCursor();

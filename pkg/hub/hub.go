@@ -275,15 +275,25 @@ func (c *Camera) Subscribe() *Viewer {
 
 // SubscribeAfter adds a viewer whose first frame is the one right after the
 // frame with seq captured at capturedAt, if that frame is still in the
-// ring and a newer one follows it or may: a replay that reached the live
-// edge continues here with no gap and no duplicate. ok is false (and no
-// viewer added) when the frame is not in the ring.
+// ring and arrived no more than MaxDelay/2 before the newest: a replay that
+// reached the live edge continues here with no gap and no duplicate (a
+// frame further behind would make the viewer skip to the newest at once).
+// ok is false (and no viewer added) otherwise; the replay then goes on
+// reading Kafka and asks again.
 func (c *Camera) SubscribeAfter(seq uint64, capturedAt time.Time) (v *Viewer, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	n := uint64(len(c.ring))
+	if c.head == 0 {
+		return nil, false
+	}
+	newest := c.ring[(c.head-1)%n].at
 	for pos := c.head; pos > 0 && c.head-pos < n; pos-- {
-		f := c.ring[(pos-1)%n].f
+		sl := c.ring[(pos-1)%n]
+		if newest-sl.at > c.hub.maxDelay/2 {
+			return nil, false
+		}
+		f := sl.f
 		if f.Seq == seq && f.CapturedAt.Equal(capturedAt) {
 			c.viewers.Add(1)
 			return &Viewer{c: c, next: pos}, true

@@ -24,6 +24,7 @@ import (
 // at most ChannelBufferSize records plus one fetch.
 type History struct {
 	camera   string
+	since    time.Time // frames captured before it are skipped (offsets-for-times has millisecond precision)
 	maxBytes int
 	consumer sarama.Consumer
 	parts    []*historyPart
@@ -58,7 +59,7 @@ func OpenHistory(client sarama.Client, topic, camera string, partitions []int32,
 		return nil, fmt.Errorf("history of camera %q: %w", camera, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &History{camera: camera, maxBytes: maxBytes, consumer: consumer, cancel: cancel}
+	h := &History{camera: camera, since: since, maxBytes: maxBytes, consumer: consumer, cancel: cancel}
 	for _, p := range partitions {
 		start, err := OffsetAt(client, topic, p, since)
 		if err != nil {
@@ -101,6 +102,9 @@ func (h *History) read(ctx context.Context, hp *historyPart) {
 			r := fromSarama(m)
 			f, err := frame.Decode(r.Key, r.Value, r.Headers, r.Timestamp, uint64(r.Offset))
 			if err != nil {
+				continue
+			}
+			if f.CapturedAt.Before(h.since) {
 				continue
 			}
 			f.ReceivedAt = time.Now()

@@ -79,15 +79,17 @@ var ErrSpeed = errors.New("speed out of range")
 
 // Player is one replay viewer. It is not safe for concurrent use.
 type Player struct {
-	src Frames
-	o   Options
-	gap time.Duration // least time between two frames shown, at speed
+	src   Frames
+	o     Options
+	gap   time.Duration // the output interval, 1/MaxFPS
+	early time.Duration // how much earlier than gap a frame may come (jitter)
 
 	first      *frame.Frame // read by First, not yet returned
 	started    bool
 	anchorWall time.Time
 	anchorCap  time.Time
-	lastDue    time.Time
+	lastDue    time.Time    // the output slot of the last frame shown
+	skipped    *frame.Frame // the last frame skipped by the cap, shown if nothing follows it
 	live       Reader
 	dropped    uint64
 	closed     bool
@@ -107,7 +109,8 @@ func New(src Frames, o Options) (*Player, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Player{src: src, o: o, gap: time.Duration(capSlack * float64(time.Second) / o.MaxFPS)}, nil
+	gap := time.Duration(float64(time.Second) / o.MaxFPS)
+	return &Player{src: src, o: o, gap: gap, early: gap - time.Duration(capSlack*float64(gap))}, nil
 }
 
 // First reads the first frame, so that a caller can tell where the replay
@@ -137,7 +140,7 @@ func (p *Player) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 		p.first = nil
 		if f == nil {
 			var err error
-			if f, err = p.src.Next(ctx); err != nil {
+			if f, err = p.next(ctx); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -149,10 +152,12 @@ func (p *Player) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 			return f, nil, nil
 		}
 		due := p.due(f)
-		if due.Before(p.lastDue.Add(p.gap)) {
+		if f != p.skipped && due.Before(p.lastDue.Add(p.gap-p.early)) {
 			p.dropped++ // over the rate cap
+			p.skipped = f
 			continue
 		}
+		p.skipped = nil
 		if now.Sub(due) > maxLate {
 			p.anchor(now, f)
 			due = now
@@ -166,10 +171,35 @@ func (p *Player) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 			case <-t.C:
 			}
 		}
-		p.lastDue = due
+		// The next output slot: a frame let through early by the
+		// jitter slack does not raise the long-run rate above MaxFPS.
+		p.lastDue = latest(due, p.lastDue.Add(p.gap))
 		p.handOver(p.o.Now(), f)
 		return f, nil, nil
 	}
+}
+
+// next reads the next frame. While a frame skipped by the cap waits, it
+// waits for a newer one only until that frame's output slot: if none comes
+// (the end of what was recorded), the skipped frame is shown after all.
+func (p *Player) next(ctx context.Context) (*frame.Frame, error) {
+	if p.skipped == nil {
+		return p.src.Next(ctx)
+	}
+	wait, cancel := context.WithDeadline(ctx, latest(p.due(p.skipped), p.lastDue.Add(p.gap)).Add(p.gap))
+	defer cancel()
+	f, err := p.src.Next(wait)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return p.skipped, nil
+	}
+	return f, err
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (p *Player) anchor(now time.Time, f *frame.Frame) {

@@ -150,3 +150,29 @@ func TestSpeedRange(t *testing.T) {
 		}
 	}
 }
+
+// At a speed the cap thins, the long-run rate stays at MaxFPS, and the
+// last frame held is shown even though nothing follows it.
+func TestCapRateAndLastFrame(t *testing.T) {
+	src := &frames{start: time.Now().Add(-time.Hour), interval: time.Second / 30, n: 481} // 16 s of capture
+	p, _ := New(src, Options{Speed: 8})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	began := time.Now()
+	var shown []uint64
+	for {
+		f, _, err := p.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", shown[len(shown)-1], err)
+		}
+		shown = append(shown, f.Seq)
+		if f.Seq == 480 {
+			break
+		}
+	}
+	rate := float64(len(shown)-1) / time.Since(began).Seconds()
+	if rate > 31 || rate < 25 {
+		t.Fatalf("%.1f frames/s shown at speed 8 with a 30 fps cap", rate)
+	}
+}

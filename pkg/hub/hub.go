@@ -275,28 +275,21 @@ func (c *Camera) Subscribe() *Viewer {
 
 // SubscribeAfter adds a viewer whose first frame is the one right after the
 // frame with seq captured at capturedAt, if that frame is still in the
-// ring and arrived no more than MaxDelay/2 before the newest: a replay that
-// reached the live edge continues here with no gap and no duplicate (a
-// frame further behind would make the viewer skip to the newest at once).
-// ok is false (and no viewer added) otherwise; the replay then goes on
-// reading Kafka and asks again.
+// ring: a replay that reached the live edge continues here with no gap and
+// no duplicate. The viewer catches up first: it does not skip for MaxDelay
+// until it has reached the newest frame (only a ring overrun makes it
+// skip), so the frames between the replay's last one and now come at once,
+// then live ones. ok is false (and no viewer added) when the frame is not
+// in the ring.
 func (c *Camera) SubscribeAfter(seq uint64, capturedAt time.Time) (v *Viewer, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	n := uint64(len(c.ring))
-	if c.head == 0 {
-		return nil, false
-	}
-	newest := c.ring[(c.head-1)%n].at
 	for pos := c.head; pos > 0 && c.head-pos < n; pos-- {
-		sl := c.ring[(pos-1)%n]
-		if newest-sl.at > c.hub.maxDelay/2 {
-			return nil, false
-		}
-		f := sl.f
+		f := c.ring[(pos-1)%n].f
 		if f.Seq == seq && f.CapturedAt.Equal(capturedAt) {
 			c.viewers.Add(1)
-			return &Viewer{c: c, next: pos}, true
+			return &Viewer{c: c, next: pos, catchUp: true}, true
 		}
 	}
 	return nil, false
@@ -388,6 +381,7 @@ type Viewer struct {
 	next    uint64 // sequence (ring position) of the next frame to deliver
 	dropped uint64
 	closed  bool
+	catchUp bool // positioned behind the newest on purpose: no MaxDelay skip until it reaches it
 }
 
 // Next returns the next frame for this viewer and its wire form (nil
@@ -406,7 +400,10 @@ func (v *Viewer) Next(ctx context.Context) (*frame.Frame, []byte, error) {
 		head := c.head
 		if v.next < head {
 			newest := c.ring[(head-1)%n].at
-			if head-v.next > n || newest-c.ring[v.next%n].at > c.hub.maxDelay {
+			if v.next == head-1 {
+				v.catchUp = false
+			}
+			if head-v.next > n || !v.catchUp && newest-c.ring[v.next%n].at > c.hub.maxDelay {
 				skipped := head - 1 - v.next
 				v.next = head - 1
 				v.dropped += skipped

@@ -363,3 +363,34 @@ func TestSubscribeAfter(t *testing.T) {
 		t.Fatalf("viewers %d", c.Stats().Viewers)
 	}
 }
+
+// A viewer positioned behind the newest frame on purpose catches up
+// without skipping, however old its first frames are; after it reached the
+// newest frame it skips like any viewer.
+func TestSubscribeAfterCatchesUp(t *testing.T) {
+	h := New(WithRingSize(16), WithMaxDelay(10*time.Millisecond))
+	var frames []*frame.Frame
+	for seq := range uint64(8) {
+		f := &frame.Frame{Camera: "c", Seq: seq, CapturedAt: time.Now(), Data: []byte{0xff, 0xd8}}
+		frames = append(frames, f)
+		h.Publish(f)
+		time.Sleep(15 * time.Millisecond) // each older than MaxDelay by the next
+	}
+	c, _ := h.Camera("c")
+	v, ok := c.SubscribeAfter(2, frames[2].CapturedAt)
+	if !ok {
+		t.Fatal("frame 2 is in the ring")
+	}
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for want := uint64(3); want < 8; want++ {
+		f, _, err := v.Next(ctx)
+		if err != nil || f.Seq != want {
+			t.Fatalf("got %v %v, want seq %d: a catching-up viewer skipped", f, err, want)
+		}
+	}
+	if v.Dropped() != 0 {
+		t.Fatalf("dropped %d", v.Dropped())
+	}
+}

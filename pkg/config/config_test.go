@@ -28,11 +28,14 @@ func TestShippedConfigLoads(t *testing.T) {
 	if cfg.Role != RoleAll || !cfg.Embedded.Enabled || cfg.Embedded.Listen != "127.0.0.1:9092" || cfg.Embedded.DataDir == "" || cfg.HTTP.Listen != "127.0.0.1:8080" {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
-	if len(cfg.Cameras) != 2 || cfg.Cameras[0].Source != "testpattern" || cfg.Cameras[0].Width != 1280 || cfg.Cameras[0].Height != 720 || cfg.Cameras[0].FPS != 30 {
+	if len(cfg.Cameras) != 3 || cfg.Cameras[0].Source != "testpattern" || cfg.Cameras[0].Width != 1280 || cfg.Cameras[0].Height != 720 || cfg.Cameras[0].FPS != 30 {
 		t.Fatalf("first camera: %+v", cfg.Cameras)
 	}
 	if !strings.HasSuffix(cfg.Cameras[1].Source, "vtest.avi") || !cfg.Cameras[1].Loop {
 		t.Fatalf("second camera: %+v", cfg.Cameras[1])
+	}
+	if !strings.HasSuffix(cfg.Cameras[2].Source, "Megamind.avi") || !cfg.Cameras[2].Loop || !cfg.Runs(PartAnalyze) || !cfg.Analyzer.Faces.Enabled {
+		t.Fatalf("third camera %+v, analyzer %+v: the shipped config analyzes faces", cfg.Cameras[2], cfg.Analyzer)
 	}
 }
 

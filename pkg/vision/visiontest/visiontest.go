@@ -415,7 +415,7 @@ func loadScene(w, h int) (gocv.Mat, error) {
 	}
 	defer src.Close()
 	sw, sh := src.Cols(), src.Rows()
-	crop := image.Rect(0, 0, sw, sh)
+	var crop image.Rectangle
 	if sw*h > sh*w { // source wider: cut the sides
 		cw := sh * w / h
 		crop = image.Rect((sw-cw)/2, 0, (sw-cw)/2+cw, sh)

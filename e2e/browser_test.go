@@ -22,6 +22,12 @@ import (
 // browser starts headless Debian Chromium for the test.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	return browserSized(t, 1280, 900)
+}
+
+// browserSized starts headless Debian Chromium with a window of w x h.
+func browserSized(t *testing.T, w, h int) context.Context {
+	t.Helper()
 	exe := requireTool(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -33,7 +39,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-first-run", true),
-		chromedp.WindowSize(1280, 900),
+		chromedp.WindowSize(w, h),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -84,12 +90,12 @@ func checkLiveTile(t *testing.T, url string) {
 	}); err != nil {
 		t.Fatalf("start browser: %v", err)
 	}
-	img := chromedp.CSS(`section[data-camera="pattern"] img`)
+	img := chromedp.CSS(`section[data-camera="pattern"] canvas`)
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(img),
 		// Wait until the first frame is painted and the stats are shown.
-		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] img').naturalWidth === 640`, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] canvas').width === 640 && window.streamd.painted.pattern > 5`, chromedp.WithPollingTimeout(20*time.Second)),
 		chromedp.Poll[chromedp.Void](`document.querySelector('section[data-camera="pattern"] .fps').textContent.includes("fps")`, chromedp.WithPollingTimeout(10*time.Second)),
 	)
 	if err != nil {

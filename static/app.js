@@ -1,6 +1,13 @@
 // streamd UI: one live tile per camera with its stats (refreshed every
 // second), the analyzer's boxes and badge over each tile while an event is
 // active, and the event list, kept live through server-sent events.
+//
+// The tiles' video comes through ONE multiplexed stream (/api/live) for
+// all the tiles in view, read with fetch() and drawn into canvases: an
+// <img> per tile would hold a connection each, and browsers open only six
+// per host, so a grid of more than five cameras would stall (and the
+// stats and events requests behind it). Tiles scrolled out of view are
+// left out of the stream, and a hidden tab streams nothing.
 "use strict";
 const grid = document.getElementById("grid");
 const status = document.getElementById("status");
@@ -14,7 +21,7 @@ function tile(cam) {
   const el = document.createElement("section");
   el.className = "tile";
   el.dataset.camera = cam.id;
-  el.innerHTML = `<div class="view"><img alt=""><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
+  el.innerHTML = `<div class="view"><canvas></canvas><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
     <div class="tline" title="click to replay from there"><div class="marks"></div></div>
     <div class="bar"><span class="name"><span class="dot"></span><a></a></span>
     <span class="fps"></span><span class="lat"></span><span class="viewers"></span></div>`;
@@ -29,14 +36,9 @@ function tile(cam) {
     const t = rg.oldest + (ev.clientX - r.left) / r.width * (rg.newest - rg.oldest);
     location.href = withToken(`/cameras/${encodeURIComponent(cam.id)}?at=${(t / 1000).toFixed(3)}`);
   });
-  const img = el.querySelector("img");
-  img.alt = `camera ${cam.id}`;
-  img.src = withToken(`/stream/${encodeURIComponent(cam.id)}`);
-  // Reconnect a stream that ended (server restart, network drop).
-  img.addEventListener("error", () => setTimeout(() => {
-    img.src = withToken(`/stream/${encodeURIComponent(cam.id)}?r=${Date.now()}`);
-  }, 2000));
+  el.querySelector("canvas").setAttribute("aria-label", `camera ${cam.id}`);
   grid.append(el);
+  seen.observe(el);
   const opt = document.createElement("option");
   opt.value = opt.textContent = cam.id;
   document.getElementById("ev-camera").append(opt);
@@ -50,7 +52,8 @@ async function refresh() {
     const cams = await res.json();
     status.textContent = cams.length ? `${cams.length} camera${cams.length > 1 ? "s" : ""}` : "no cameras yet";
     for (const cam of cams) {
-      const el = tiles.get(cam.id) || tiles.set(cam.id, tile(cam)).get(cam.id);
+      if (!tiles.has(cam.id)) tiles.set(cam.id, tile(cam));
+      const el = tiles.get(cam.id);
       el.classList.toggle("live", cam.live);
       el.classList.toggle("stale", !cam.live);
       // The view takes the camera's shape, so that boxes in 0..1 frame
@@ -65,6 +68,55 @@ async function refresh() {
   }
   drawOverlays();
 }
+
+// ---- the multiplexed live stream ----
+// For tests and the curious: frames painted and the last capture→paint
+// latency per camera, and how many times the stream was (re)opened.
+const live = window.streamd = { painted: {}, latency: {}, opened: 0, cameras: "" };
+const visible = new Set();
+const seen = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const id = e.target.dataset.camera;
+    if (e.isIntersecting) visible.add(id); else visible.delete(id);
+  }
+  restream();
+}, { rootMargin: "200px" });
+let muxAbort = null, restreamTimer = 0;
+// restream (debounced) opens one stream for the tiles in view, replacing
+// the previous one when that set changes; none while the tab is hidden.
+function restream() {
+  clearTimeout(restreamTimer);
+  restreamTimer = setTimeout(() => {
+    const want = document.hidden ? "" : [...visible].sort().join(",");
+    if (want === live.cameras && muxAbort) return;
+    if (muxAbort) muxAbort.abort();
+    muxAbort = null;
+    live.cameras = want;
+    if (want) stream(want);
+  }, 150);
+}
+async function stream(ids) {
+  const ac = muxAbort = new AbortController();
+  live.opened++;
+  const url = withToken(`/api/live?cameras=${ids.split(",").map(encodeURIComponent).join(",")}&rendition=sub`);
+  try {
+    for await (const part of mjpegParts(url, ac.signal)) {
+      const el = tiles.get(part.camera);
+      if (!el) continue;
+      const bmp = await createImageBitmap(part.blob);
+      const c = el.querySelector("canvas");
+      if (c.width !== bmp.width || c.height !== bmp.height) { c.width = bmp.width; c.height = bmp.height; }
+      c.getContext("2d").drawImage(bmp, 0, 0);
+      bmp.close();
+      live.painted[part.camera] = (live.painted[part.camera] || 0) + 1;
+      live.latency[part.camera] = performance.timeOrigin + performance.now() - part.time;
+    }
+  } catch (_) { /* aborted, or the server went away: retried below */ }
+  if (ac.signal.aborted) return;
+  muxAbort = null;
+  setTimeout(restream, 2000); // reconnect (server restart, network drop)
+}
+document.addEventListener("visibilitychange", restream);
 
 // ---- timelines: what Kafka holds per camera, with event marks ----
 const ranges = new Map();

@@ -54,6 +54,6 @@ async function* mjpegParts(url, signal, onResponse) {
     }
     const blob = new Blob([buf.slice(start, start + len)], { type: headers["content-type"] || "image/jpeg" });
     buf = buf.slice(start + len);
-    yield { time: parseFloat(headers["x-timestamp"]) * 1000, seq: headers["x-sequence"], blob };
+    yield { time: parseFloat(headers["x-timestamp"]) * 1000, seq: headers["x-sequence"], camera: headers["x-camera"], blob };
   }
 }

@@ -189,7 +189,7 @@ func (a *App) Start() error {
 	cfg := a.cfg
 	a.log.Info("streamd started", "role", cfg.Role, "http", a.http.addr(), "brokers", a.kafka.brokers(), "topic", cfg.Kafka.Topic)
 	if a.view != nil {
-		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", BrowserURL(a.http.addr()))
+		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", a.http.url())
 	}
 	if err := a.writeReadyFile(); err != nil {
 		a.log.Warn("cannot write the ready file", "path", a.readyFile, "err", err)

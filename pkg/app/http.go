@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/auth"
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/web"
 )
 
@@ -38,6 +40,7 @@ func newHTTPServer(cfg *config.Config, log *slog.Logger, o web.Options) (*httpSe
 	o.MaxViewersPerIP = cfg.HTTP.MaxViewersPerIP
 	o.MaxReplays = cfg.HTTP.MaxReplays
 	o.MaxReplaysPerIP = cfg.HTTP.MaxReplaysPerIP
+	o.TLSCertFile, o.TLSKeyFile = cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile
 	o.TrustedProxies = parseCIDRs(cfg.HTTP.TrustedProxies)
 	o.Logger = log.With("component", "http")
 	return &httpServer{opts: o, log: log}, nil
@@ -69,7 +72,34 @@ func (h *httpServer) openWarning() string {
 }
 
 func (h *httpServer) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (h *httpServer) Ready() error                  { return nil }
+
+// Reload re-reads the TLS certificate (renewed certificates take effect
+// without a restart); a bad one is logged and the one in use kept.
+func (h *httpServer) Reload(*config.Config) {
+	if h.srv == nil {
+		return
+	}
+	if err := h.srv.ReloadCert(); err != nil {
+		h.log.Error("keeping the TLS certificate in use", "err", err)
+	}
+}
+
+// url is the address to open in a browser.
+func (h *httpServer) url() string {
+	u := BrowserURL(h.addr())
+	if h.srv != nil && h.srv.TLS() {
+		u = "https" + strings.TrimPrefix(u, "http")
+	}
+	return u
+}
+
+// Collect reports the open client connections.
+func (h *httpServer) Collect(s *metrics.Snapshot) {
+	if h.srv != nil {
+		s.HTTPConnections = h.srv.Connections()
+	}
+}
+func (h *httpServer) Ready() error { return nil }
 
 // Close ends every stream and stops the server; it runs first at shutdown.
 func (h *httpServer) Close() error {
@@ -100,7 +130,13 @@ func (h *httpServer) alive() error {
 		host = "127.0.0.1"
 	}
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	scheme := "http://"
+	if h.srv.TLS() {
+		// The watchdog asks whether the server answers, not who it is.
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // loopback self-check
+		scheme = "https://"
+	}
+	resp, err := c.Get(scheme + net.JoinHostPort(host, port) + "/healthz")
 	if err != nil {
 		return err
 	}

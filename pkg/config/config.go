@@ -188,6 +188,14 @@ type HTTPConfig struct {
 	// holds a Kafka partition reader); 0: unlimited.
 	MaxReplays      int `koanf:"max_replays"`
 	MaxReplaysPerIP int `koanf:"max_replays_per_ip"`
+	// TLS makes the server speak HTTPS (and HTTP/2) itself.
+	TLS HTTPTLS `koanf:"tls"`
+}
+
+// HTTPTLS is the server's certificate; both files are re-read on SIGHUP.
+type HTTPTLS struct {
+	CertFile string `koanf:"cert_file"` // PEM certificate (chain)
+	KeyFile  string `koanf:"key_file"`  // PEM private key
 }
 
 // HubConfig tunes the in-memory fan-out.

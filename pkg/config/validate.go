@@ -174,6 +174,21 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxViewers < 0 {
 		bad("http.max_viewers", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxViewers)
 	}
+	if t := c.HTTP.TLS; t.CertFile != "" || t.KeyFile != "" {
+		if t.CertFile == "" || t.KeyFile == "" {
+			bad("http.tls.cert_file", "HTTPS needs both http.tls.cert_file and http.tls.key_file")
+		}
+		for key, f := range map[string]string{"http.tls.cert_file": t.CertFile, "http.tls.key_file": t.KeyFile} {
+			if f == "" {
+				continue
+			}
+			if err := checkReadable(f); err != nil {
+				bad(key, "%v", strings.Replace(err.Error(), "video file", "file", 1))
+			} else if err := checkPEM(f, key == "http.tls.key_file"); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	}
 	if c.HTTP.MaxReplays < 0 {
 		bad("http.max_replays", "must be 0 (unlimited) or more, got %d", c.HTTP.MaxReplays)
 	}

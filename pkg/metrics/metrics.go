@@ -21,6 +21,8 @@ type Snapshot struct {
 	Consumer *Consumer // nil unless this process consumes
 	Analyzer *Analyzer // nil unless this process analyzes
 	Events   *Events   // nil unless this process serves events
+	// HTTPConnections is the client connections open now.
+	HTTPConnections int64
 }
 
 // Analyzer is the analyzer's process-wide counters.
@@ -149,9 +151,10 @@ var (
 	descFaces    = prometheus.NewDesc("streamd_camera_face_detections_total", "Faces detected, summed over analyzed frames.", []string{"camera"}, nil)
 	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
 	descAnLimit  = prometheus.NewDesc("streamd_analyzer_camera_limit_dropped_total", "Frames of new cameras the analyzer did not analyze because it analyzes its camera limit already (1000).", nil, nil)
+	descConns    = prometheus.NewDesc("streamd_http_connections", "Client connections open now.", nil, nil)
 	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
 	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
-	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -193,6 +196,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))
 		ch <- prometheus.MustNewConstMetric(descAnLimit, prometheus.CounterValue, float64(s.Analyzer.CameraLimitDropped))
 	}
+	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.HTTPConnections))
 	if e := s.Events; e != nil {
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Active), "active")
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Held-e.Active), "ended")

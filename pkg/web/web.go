@@ -5,6 +5,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -141,6 +143,10 @@ type Options struct {
 	// Auth, if set and enabled, protects every route but /healthz and
 	// /readyz; principals limited to some cameras get 403 for others.
 	Auth *auth.Authenticator
+	// TLSCertFile and TLSKeyFile, if set, make the server speak HTTPS
+	// (PEM files; ReloadCert re-reads them). Browsers then negotiate
+	// HTTP/2, so every stream of a page shares one connection.
+	TLSCertFile, TLSKeyFile string
 	// Latency, if set, returns a camera's recorder of capture→serve
 	// latency; it is resolved once per stream and called for every part.
 	Latency func(camera string) func(time.Duration)
@@ -169,6 +175,9 @@ type Server struct {
 	perIP        map[string]int // open streams per client address
 	replays      int            // open replays
 	replaysPerIP map[string]int
+
+	conns atomic.Int64 // open client connections
+	cert  atomic.Pointer[tls.Certificate]
 }
 
 // Start opens the listener and serves in the background.
@@ -213,7 +222,15 @@ func Start(o Options) (*Server, error) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
-		Handler:           s.Router(),
+		Handler: s.Router(),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.conns.Add(-1)
+			}
+		},
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
@@ -221,15 +238,50 @@ func Start(o Options) (*Server, error) {
 		// No global WriteTimeout: streams are long-lived, and each part
 		// gets its own write deadline instead.
 	}
+	if o.TLSCertFile != "" {
+		if err := s.ReloadCert(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.srv.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
+		}
+	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.srv.Serve
+		if s.srv.TLSConfig != nil {
+			// ServeTLS also sets up HTTP/2 (ALPN h2).
+			serve = func(l net.Listener) error { return s.srv.ServeTLS(l, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return s, nil
 }
+
+// ReloadCert reads the TLS certificate and key again (SIGHUP, after a
+// renewal); on error the certificate in use stays.
+func (s *Server) ReloadCert() error {
+	if s.o.TLSCertFile == "" {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(s.o.TLSCertFile, s.o.TLSKeyFile)
+	if err != nil {
+		return fmt.Errorf("http tls: load %s and %s: %w", s.o.TLSCertFile, s.o.TLSKeyFile, err)
+	}
+	s.cert.Store(&c)
+	return nil
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.o.TLSCertFile != "" }
+
+// Connections returns the client connections open now.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -676,6 +728,9 @@ func setUnsentLimit(ctx context.Context, n int) error {
 	c, ok := ctx.Value(connKey{}).(net.Conn)
 	if !ok {
 		return errors.New("no connection in context")
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
 	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

@@ -184,6 +184,9 @@ func (a *Analyzer) Run(ctx context.Context) error {
 // Feed hands a frame to its camera's worker without blocking. A frame not
 // yet taken when a newer one comes is skipped and counted.
 func (a *Analyzer) Feed(f *frame.Frame) {
+	if f.Rendition != "" {
+		return // a substream: the main stream is analyzed
+	}
 	c := a.camera(f.Camera)
 	if c == nil {
 		return

@@ -89,7 +89,8 @@ func (c *cameras) startLocked(cc config.CameraConfig) {
 }
 
 func captureOptions(cc config.CameraConfig) capture.Options {
-	return capture.Options{ID: cc.ID, Source: cc.Source, Loop: cc.Loop, FPS: cc.FPS, Width: cc.Width, Height: cc.Height, Quality: cc.Quality}
+	return capture.Options{ID: cc.ID, Source: cc.Source, Loop: cc.Loop, FPS: cc.FPS, Width: cc.Width, Height: cc.Height, Quality: cc.Quality,
+		Substream: capture.Substream{Width: cc.Substream.Width, Quality: cc.Substream.Quality, FPS: cc.Substream.FPS}}
 }
 
 // Reload applies a new configuration's cameras: new cameras start, removed

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
+	"image/jpeg"
 	"io"
 	"net/http"
 	"strconv"
@@ -28,6 +30,7 @@ func startAllInOne(t *testing.T, analyze bool) string {
 	// The pattern's bars and clock are masked: the moving square is the
 	// only motion.
 	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: config.SourceTestPattern, Width: 320, Height: 180, FPS: 30, Quality: 70,
+		Substream: config.SubstreamConfig{Width: 160, FPS: 10},
 		Motion: config.CameraMotionConfig{Masks: [][][]float64{
 			{{0, 0}, {1, 0}, {1, 0.67}, {0, 0.67}},
 			{{0, 0.83}, {1, 0.83}, {1, 1}, {0, 1}},
@@ -146,5 +149,44 @@ func TestReplayFromKafka(t *testing.T) {
 		if code != 400 || !strings.Contains(body, want) {
 			t.Errorf("%s: %d %s", path, code, body)
 		}
+	}
+}
+
+// The substream reaches the multiplexed stream at its own size and rate;
+// the camera list and replays show the main stream only.
+func TestSubstream(t *testing.T) {
+	base := startAllInOne(t, false)
+	waitStatus(t, base+"/snapshot/p", 200)
+	resp, err := http.Get(base + "/api/live?cameras=p&rendition=sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := mjpeg.NewReader(resp.Body, mjpeg.Boundary)
+	var first, last mjpeg.Part
+	for i := range 11 {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(p.Data))
+		if err != nil || cfg.Width != 160 || cfg.Height != 90 || p.Camera != "p" {
+			t.Fatalf("substream part %d: %dx%d camera %q %v", i, cfg.Width, cfg.Height, p.Camera, err)
+		}
+		if i == 0 {
+			first = p
+		}
+		last = p
+	}
+	if fps := 10 / last.Timestamp.Sub(first.Timestamp).Seconds(); fps > 12 {
+		t.Fatalf("substream at %.1f fps, cap 10", fps)
+	}
+	_, body := status(t, base+"/api/cameras")
+	if strings.Contains(body, "~") {
+		t.Fatalf("the camera list shows a substream: %s", body)
+	}
+	_, snap := status(t, base+"/snapshot/p?at=-1s")
+	if cfg, err := jpeg.DecodeConfig(strings.NewReader(snap)); err != nil || cfg.Width != 320 {
+		t.Fatalf("replayed snapshot is %dx%d, want the main stream's 320 wide", cfg.Width, cfg.Height)
 	}
 }

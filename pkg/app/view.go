@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
@@ -67,7 +68,7 @@ func (v *view) Run(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended first
 	}
-	c, err := kafka.NewConsumer(client, v.group(), v.cfg.Kafka.Topic, v.cfg.Kafka.MaxMessageBytes, v.hub.Publish,
+	c, err := kafka.NewConsumer(client, v.group(), v.cfg.Kafka.Topic, v.cfg.Kafka.MaxMessageBytes, v.publish,
 		v.log.With("component", "kafka", "role", "consumer"))
 	if err != nil {
 		return err
@@ -76,6 +77,15 @@ func (v *view) Run(ctx context.Context) error {
 	v.consumer = c
 	v.mu.Unlock()
 	return c.Run(ctx)
+}
+
+// publish hands a frame to the hub; a substream frame goes to its own hub
+// camera, "<id>~sub" ("~" is never in a camera id), which /api/live serves.
+func (v *view) publish(f *frame.Frame) {
+	if f.Rendition != "" {
+		f.Camera += "~" + f.Rendition
+	}
+	v.hub.Publish(f)
 }
 
 func (v *view) Ready() error {

@@ -42,12 +42,34 @@ type Options struct {
 	Width   int     // 0: the source's size; set Height too
 	Height  int     // 0: the source's size
 	Quality int     // JPEG quality 1-100
+	// Substream, if Width is set, publishes a second, low-resolution
+	// rendition of the camera as well (like an IP camera's sub stream),
+	// for grids of tiles.
+	Substream Substream
 }
+
+// Substream is a camera's low-resolution rendition.
+type Substream struct {
+	Width   int     // pixels; the height keeps the aspect ratio
+	Quality int     // JPEG quality; default 70
+	FPS     float64 // at most this rate; default 15
+}
+
+// RenditionSub is the Rendition of substream frames.
+const RenditionSub = "sub"
 
 // withDefaults fills zero fields.
 func (o Options) withDefaults() Options {
 	if o.Quality == 0 {
 		o.Quality = source.DefaultQuality
+	}
+	if o.Substream.Width > 0 {
+		if o.Substream.Quality == 0 {
+			o.Substream.Quality = 70
+		}
+		if o.Substream.FPS == 0 {
+			o.Substream.FPS = 15
+		}
 	}
 	if source.KindOf(o.Source) == source.Pattern {
 		if o.Width == 0 || o.Height == 0 {
@@ -70,6 +92,8 @@ type Camera struct {
 	encodeNanos                  atomic.Int64
 	state                        atomic.Pointer[string]
 	seq                          uint64
+	subSeq                       uint64    // the substream's own sequence
+	subNext                      time.Time // when the substream's next frame is due
 	dropLog                      *lograte.Limiter
 	lastW, lastH                 int       // size of the last frame, for no-signal frames
 	lastNoSignal                 time.Time // when the last no-signal frame was published
@@ -204,6 +228,8 @@ func (c *Camera) stream(ctx context.Context, src reader) error {
 	defer img.Close()
 	resized := gocv.NewMat()
 	defer resized.Close()
+	subImg := gocv.NewMat() // the substream's resized image
+	defer subImg.Close()
 
 	// Finite videos and the test pattern are paced: sleep until each
 	// frame's slot on an absolute schedule, so there is no drift. Live
@@ -295,5 +321,35 @@ func (c *Camera) stream(ctx context.Context, src reader) error {
 			continue
 		}
 		c.published.Add(1)
+		c.publishSub(out, capturedAt, &subImg)
+	}
+}
+
+// publishSub publishes the substream's frame when one is due: the image
+// resized to the substream's width and encoded at its quality.
+func (c *Camera) publishSub(img *gocv.Mat, capturedAt time.Time, scratch *gocv.Mat) {
+	sub := c.cfg.Substream
+	if sub.Width <= 0 || capturedAt.Before(c.subNext) || img.Cols() == 0 {
+		return
+	}
+	c.subNext = capturedAt.Add(time.Duration(0.9 * float64(time.Second) / sub.FPS)) // 0.9: a frame's jitter must not halve the rate
+	w := min(sub.Width, img.Cols())
+	h := max(img.Rows()*w/img.Cols(), 1)
+	src := img
+	if w != img.Cols() {
+		gocv.Resize(*img, scratch, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+		src = scratch
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *src, []int{gocv.IMWriteJpegQuality, sub.Quality})
+	if err != nil {
+		return
+	}
+	data := bytes.Clone(buf.GetBytes())
+	buf.Close()
+	f := &frame.Frame{Camera: c.cfg.ID, Seq: c.subSeq, CapturedAt: capturedAt, Width: w, Height: h,
+		ContentType: frame.TypeJPEG, Data: data, Rendition: RenditionSub}
+	c.subSeq++
+	if err := c.pub.Publish(f); err != nil {
+		c.dropped.Add(1)
 	}
 }

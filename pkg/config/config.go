@@ -214,9 +214,19 @@ type CameraConfig struct {
 	Width   int     `koanf:"width"`   // 0: the source's size (test pattern: 1280)
 	Height  int     `koanf:"height"`  // 0: the source's size (test pattern: 720)
 	Quality int     `koanf:"quality"` // JPEG quality 1-100; 0 means 80
+	// Substream, when width is set, publishes a low-resolution rendition
+	// too, for grids of tiles.
+	Substream SubstreamConfig `koanf:"substream"`
 	// Analyze opts the camera out of analysis with false (default true).
 	Analyze *bool              `koanf:"analyze"`
 	Motion  CameraMotionConfig `koanf:"motion"`
+}
+
+// SubstreamConfig is a camera's low-resolution rendition.
+type SubstreamConfig struct {
+	Width   int     `koanf:"width"`   // pixels; the height keeps the aspect ratio; 0: no substream
+	Quality int     `koanf:"quality"` // JPEG quality; 0 means 70
+	FPS     float64 `koanf:"fps"`     // at most this rate; 0 means 15
 }
 
 // CameraMotionConfig overrides the analyzer's motion settings for one

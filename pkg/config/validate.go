@@ -276,6 +276,17 @@ func (c *Config) Validate() error {
 			bad(key("width"), "set both width and height or neither, got %dx%d", cam.Width, cam.Height)
 		}
 		checkMotion(bad, key("motion"), cam.Motion)
+		if sub := cam.Substream; sub.Width != 0 || sub.Quality != 0 || sub.FPS != 0 {
+			if sub.Width < 16 || sub.Width > 4096 {
+				bad(key("substream.width"), "must be between 16 and 4096 pixels, got %d", sub.Width)
+			}
+			if sub.Quality < 0 || sub.Quality > 100 {
+				bad(key("substream.quality"), "must be between 1 and 100 (0: 70), got %d", sub.Quality)
+			}
+			if !(sub.FPS >= 0 && sub.FPS <= 60) {
+				bad(key("substream.fps"), "must be between 0 and 60 (0: 15), got %g", sub.FPS)
+			}
+		}
 		if !c.Runs(PartCapture) {
 			continue
 		}

@@ -20,7 +20,8 @@ const (
 	HeaderCapturedAt  = "captured-at" // unix nanoseconds
 	HeaderWidth       = "width"
 	HeaderHeight      = "height"
-	HeaderSignal      = "signal" // "lost" on generated no-signal frames
+	HeaderSignal      = "signal"    // "lost" on generated no-signal frames
+	HeaderRendition   = "rendition" // "sub" on a camera's low-resolution substream; absent on the main stream
 )
 
 // Content types streamd recognises in record values.
@@ -49,6 +50,7 @@ type Frame struct {
 	ContentType string    // TypeJPEG or TypePNG
 	Data        []byte    // the encoded image, exactly the record value
 	NoSignal    bool      // a generated "no signal" image: the source is lost
+	Rendition   string    // "" for the main stream, "sub" for the substream
 	Partition   int32     // where the consumer read it (zero on the producer side)
 	Offset      int64
 }
@@ -70,6 +72,9 @@ func (f *Frame) Headers() []Header {
 	}
 	if f.NoSignal {
 		h = append(h, Header{HeaderSignal, []byte("lost")})
+	}
+	if f.Rendition != "" {
+		h = append(h, Header{HeaderRendition, []byte(f.Rendition)})
 	}
 	return h
 }
@@ -125,6 +130,10 @@ func Decode(key, value []byte, headers []Header, recordTime time.Time, fallbackS
 			}
 		case HeaderSignal:
 			f.NoSignal = string(h.Value) == "lost"
+		case HeaderRendition:
+			if string(h.Value) == "sub" {
+				f.Rendition = "sub"
+			}
 		}
 	}
 	if f.Width == 0 || f.Height == 0 {

@@ -104,7 +104,7 @@ func (h *History) read(ctx context.Context, hp *historyPart) {
 			if err != nil {
 				continue
 			}
-			if f.CapturedAt.Before(h.since) {
+			if f.CapturedAt.Before(h.since) || f.Rendition != "" { // replays show the main stream
 				continue
 			}
 			f.ReceivedAt = time.Now()

@@ -86,7 +86,17 @@ func HubLive(h *hub.Hub) Live { return hubLive{h} }
 
 type hubLive struct{ h *hub.Hub }
 
-func (l hubLive) Cameras() []hub.Stats { return l.h.Cameras() }
+// Cameras lists the cameras, not their substreams ("<id>~sub").
+func (l hubLive) Cameras() []hub.Stats {
+	all := l.h.Cameras()
+	out := all[:0]
+	for _, c := range all {
+		if !strings.Contains(c.ID, "~") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func (l hubLive) Latest(id string) (*frame.Frame, bool) {
 	c, ok := l.h.Camera(id)

@@ -66,18 +66,84 @@ func OpenHistory(client sarama.Client, topic, camera string, partitions []int32,
 			h.Close()
 			return nil, fmt.Errorf("history of camera %q: %w", camera, err)
 		}
-		pc, err := consumer.ConsumePartition(topic, p, start)
+		first, next := h.prefetch(client, topic, p, start)
+		pc, err := consumer.ConsumePartition(topic, p, next)
 		if err != nil {
 			h.Close()
-			return nil, fmt.Errorf("history of camera %q: %s/%d from %d: %w", camera, topic, p, start, err)
+			return nil, fmt.Errorf("history of camera %q: %s/%d from %d: %w", camera, topic, p, next, err)
 		}
-		hp := &historyPart{pc: pc, out: make(chan *frame.Frame, 2)}
-		hp.consumed.Store(start)
+		hp := &historyPart{pc: pc, out: make(chan *frame.Frame, 2+len(first))}
+		for _, f := range first {
+			hp.out <- f
+		}
+		hp.consumed.Store(next)
 		h.parts = append(h.parts, hp)
 		h.wg.Add(1)
 		go h.read(ctx, hp)
 	}
 	return h, nil
+}
+
+// prefetchBytes is how much the first, direct fetch reads: a few frames.
+const prefetchBytes = 512 << 10
+
+// prefetch reads the records at start with one direct fetch and returns the
+// camera's frames among them and the offset to go on from. sarama holds a
+// new partition consumer for 100 ms (to batch subscriptions) before its
+// first fetch; this way a replay's first frames are there at once, and the
+// partition consumer starts while they are shown. On any error it returns
+// nothing and start, and the partition consumer reads everything.
+func (h *History) prefetch(client sarama.Client, topic string, partition int32, start int64) ([]*frame.Frame, int64) {
+	leader, err := client.Leader(topic, partition)
+	if err != nil {
+		return nil, start
+	}
+	size := int32(max(prefetchBytes, h.maxBytes+recordOverhead))
+	req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 0, MinBytes: 0, MaxBytes: size, Isolation: sarama.ReadUncommitted}
+	req.AddBlock(topic, partition, start, size, -1)
+	resp, err := leader.Fetch(req)
+	if err != nil {
+		return nil, start
+	}
+	blk := resp.GetBlock(topic, partition)
+	if blk == nil || blk.Err != sarama.ErrNoError {
+		return nil, start
+	}
+	var frames []*frame.Frame
+	next := start
+	for _, rs := range blk.RecordsSet {
+		rb := rs.RecordBatch
+		if rb == nil || rb.Control {
+			continue
+		}
+		for _, r := range rb.Records {
+			off := rb.FirstOffset + r.OffsetDelta
+			if off < start {
+				continue
+			}
+			next = off + 1
+			if !h.wanted(r.Key) || h.maxBytes > 0 && len(r.Value) > h.maxBytes {
+				continue
+			}
+			hs := make([]frame.Header, 0, len(r.Headers))
+			for _, hd := range r.Headers {
+				hs = append(hs, frame.Header{Key: string(hd.Key), Value: hd.Value})
+			}
+			f, err := frame.Decode(r.Key, r.Value, hs, rb.FirstTimestamp.Add(r.TimestampDelta), uint64(off))
+			if err != nil || f.CapturedAt.Before(h.since) || f.Rendition != "" {
+				continue
+			}
+			f.ReceivedAt = time.Now()
+			f.Partition, f.Offset = partition, off
+			frames = append(frames, f)
+		}
+	}
+	return frames, next
+}
+
+// wanted reports whether a record key is the camera's.
+func (h *History) wanted(key []byte) bool {
+	return string(key) == h.camera || len(key) == 0 && h.camera == frame.UnkeyedCamera
 }
 
 // read decodes one partition's records and passes on the camera's frames.
@@ -93,7 +159,7 @@ func (h *History) read(ctx context.Context, hp *historyPart) {
 				return
 			}
 			hp.consumed.Store(m.Offset + 1)
-			if string(m.Key) != h.camera && !(len(m.Key) == 0 && h.camera == frame.UnkeyedCamera) {
+			if !h.wanted(m.Key) {
 				continue
 			}
 			if h.maxBytes > 0 && len(m.Value) > h.maxBytes {

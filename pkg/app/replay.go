@@ -37,7 +37,7 @@ type replays struct {
 }
 
 func newReplays(cfg *config.Config, k *kafkaConns, h *hub.Hub) *replays {
-	k.want(replayClient, func(o *kafka.Options) { o.Buffered, o.FetchDefault = 4, 512<<10 })
+	k.want(replayClient, func(o *kafka.Options) { o.Buffered, o.FetchDefault = 2, 256<<10 })
 	return &replays{cfg: cfg, kafka: k, hub: h}
 }
 

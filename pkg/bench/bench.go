@@ -37,6 +37,11 @@ type Options struct {
 	Duration    time.Duration // measurement time; default 30s
 	Warmup      time.Duration // after connecting, before measuring; default 3s
 	Ceiling     bool          // also measure plain loopback TCP with the same bytes
+	// Replay, if set, makes the normal viewers replay instead of watching
+	// live: viewer i asks for /stream/{camera}?at=-T with T spread evenly
+	// from 10 s to Replay ago, so each reads a different point of what
+	// Kafka holds. Their "latency" is then that distance, not a delay.
+	Replay time.Duration
 	Logger      *slog.Logger  // progress; default discard
 }
 
@@ -152,7 +157,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stats[i].failed = watch(runCtx, client, streamURL, stats[i], &measuring)
+			u := streamURL
+			if o.Replay > 0 {
+				back := 10*time.Second + time.Duration(int64(o.Replay-10*time.Second)*int64(i)/int64(max(o.Viewers, 1)))
+				u = fmt.Sprintf("%s?at=-%.3fs", streamURL, back.Seconds())
+			}
+			stats[i].failed = watch(runCtx, client, u, stats[i], &measuring)
 		}()
 	}
 	for i := range o.SlowViewers {

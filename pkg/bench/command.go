@@ -31,6 +31,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.SlowRate, "slow-rate", 50000, "bytes per second a slow viewer reads")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measurement time")
 	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "time between connecting and measuring")
+	fs.DurationVar(&o.Replay, "replay", 0, "viewers replay from points spread over the last DURATION (at least 10s) instead of watching live")
 	fs.BoolVar(&o.Ceiling, "ceiling", true, "also measure plain loopback TCP moving the same bytes")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	width := fs.Int("width", 1280, "test pattern width (own server only)")

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,7 @@ func OpenHistory(client sarama.Client, topic, camera string, partitions []int32,
 }
 
 // prefetchBytes is how much the first, direct fetch reads: a few frames.
-const prefetchBytes = 512 << 10
+const prefetchBytes = 256 << 10
 
 // prefetch reads the records at start with one direct fetch and returns the
 // camera's frames among them and the offset to go on from. sarama holds a
@@ -98,7 +99,8 @@ func (h *History) prefetch(client sarama.Client, topic string, partition int32, 
 	if err != nil {
 		return nil, start
 	}
-	size := int32(max(prefetchBytes, h.maxBytes+recordOverhead))
+	// Kafka returns the first record even when it is larger than this.
+	size := int32(prefetchBytes)
 	req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 0, MinBytes: 0, MaxBytes: size, Isolation: sarama.ReadUncommitted}
 	req.AddBlock(topic, partition, start, size, -1)
 	resp, err := leader.Fetch(req)
@@ -129,7 +131,7 @@ func (h *History) prefetch(client sarama.Client, topic string, partition int32, 
 			for _, hd := range r.Headers {
 				hs = append(hs, frame.Header{Key: string(hd.Key), Value: hd.Value})
 			}
-			f, err := frame.Decode(r.Key, r.Value, hs, rb.FirstTimestamp.Add(r.TimestampDelta), uint64(off))
+			f, err := frame.Decode(r.Key, bytes.Clone(r.Value), hs, rb.FirstTimestamp.Add(r.TimestampDelta), uint64(off))
 			if err != nil || f.CapturedAt.Before(h.since) || f.Rendition != "" {
 				continue
 			}
@@ -166,7 +168,10 @@ func (h *History) read(ctx context.Context, hp *historyPart) {
 				continue
 			}
 			r := fromSarama(m)
-			f, err := frame.Decode(r.Key, r.Value, r.Headers, r.Timestamp, uint64(r.Offset))
+			// A copy: the value is a slice of the whole fetch response,
+			// which would otherwise stay in memory as long as any of
+			// its frames waits (megabytes per replay viewer).
+			f, err := frame.Decode(r.Key, bytes.Clone(r.Value), r.Headers, r.Timestamp, uint64(r.Offset))
 			if err != nil {
 				continue
 			}

@@ -10,10 +10,8 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -153,78 +151,8 @@ func parseAnEvent(b []byte) (anEvent, error) {
 	return e, nil
 }
 
-// anRecord is one Kafka record with its value.
-type anRecord struct {
-	Partition int32
-	Offset    int64
-	Key       string
-	Value     []byte
-	Headers   map[string]string
-	Timestamp time.Time
-}
-
-// readAnRecords reads every record of topic, partition by partition, oldest
-// first. A topic that does not exist yet reads as empty.
-func readAnRecords(t *testing.T, broker, topic string) []anRecord {
-	t.Helper()
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Consumer.Fetch.Default = 8 << 20
-	client, err := sarama.NewClient([]string{broker}, cfg)
-	if err != nil {
-		t.Fatalf("kafka client for %s: %v", broker, err)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-		return nil
-	}
-	if err != nil {
-		t.Fatalf("partitions of %s: %v", topic, err)
-	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	var out []anRecord
-	for _, part := range parts {
-		newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatalf("newest offset of %s/%d: %v", topic, part, err)
-		}
-		oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("oldest offset of %s/%d: %v", topic, part, err)
-		}
-		if newest <= oldest {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, part, oldest)
-		if err != nil {
-			t.Fatalf("consume %s/%d: %v", topic, part, err)
-		}
-		deadline := time.After(60 * time.Second)
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				r := anRecord{Partition: part, Offset: m.Offset, Key: string(m.Key), Value: bytes.Clone(m.Value), Headers: map[string]string{}, Timestamp: m.Timestamp}
-				for _, h := range m.Headers {
-					r.Headers[string(h.Key)] = string(h.Value)
-				}
-				out = append(out, r)
-				if m.Offset >= newest-1 {
-					break read
-				}
-			case <-deadline:
-				t.Fatalf("reading %s/%d: offsets %d..%d not read within 60s", topic, part, oldest, newest)
-			}
-		}
-		pc.Close()
-	}
-	return out
-}
+// anRecord is one Kafka record with its value (readTopic's).
+type anRecord = record
 
 // anKafkaEvent is a record of the events topic with its decoded value.
 type anKafkaEvent struct {
@@ -237,7 +165,7 @@ type anKafkaEvent struct {
 func readAnEvents(t *testing.T, broker, topic string) []anKafkaEvent {
 	t.Helper()
 	var out []anKafkaEvent
-	for _, r := range readAnRecords(t, broker, topic) {
+	for _, r := range readTopic(t, broker, topic) {
 		e, err := parseAnEvent(r.Value)
 		if err != nil {
 			t.Fatalf("%s/%d@%d: %v", topic, r.Partition, r.Offset, err)

@@ -28,6 +28,13 @@ func browser(t *testing.T) context.Context {
 // browserSized starts headless Debian Chromium with a window of w x h.
 func browserSized(t *testing.T, w, h int) context.Context {
 	t.Helper()
+	return browserFor(t, w, h, 60*time.Second)
+}
+
+// browserFor starts headless Debian Chromium with a window of w x h, for
+// at most timeout.
+func browserFor(t *testing.T, w, h int, timeout time.Duration) context.Context {
+	t.Helper()
 	exe := requireTool(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -43,7 +50,7 @@ func browserSized(t *testing.T, w, h int) context.Context {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	return ctx
 }

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -21,6 +23,7 @@ type record struct {
 	Key       string
 	Headers   map[string]string
 	Size      int
+	Value     []byte
 	Timestamp time.Time
 }
 
@@ -34,7 +37,8 @@ func (r record) seq() int64 {
 }
 
 // readTopic reads every record of topic from broker, from the oldest offset
-// to the newest, partition by partition.
+// to the newest, partition by partition. A topic that does not exist yet
+// reads as empty.
 func readTopic(t *testing.T, broker, topic string) []record {
 	t.Helper()
 	cfg := sarama.NewConfig()
@@ -47,6 +51,9 @@ func readTopic(t *testing.T, broker, topic string) []record {
 	}
 	defer client.Close()
 	parts, err := client.Partitions(topic)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return nil
+	}
 	if err != nil {
 		t.Fatalf("partitions of %s: %v", topic, err)
 	}
@@ -77,7 +84,7 @@ func readTopic(t *testing.T, broker, topic string) []record {
 		for {
 			select {
 			case m := <-pc.Messages():
-				r := record{Partition: part, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}, Size: len(m.Value), Timestamp: m.Timestamp}
+				r := record{Partition: part, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}, Size: len(m.Value), Value: bytes.Clone(m.Value), Timestamp: m.Timestamp}
 				for _, h := range m.Headers {
 					r.Headers[string(h.Key)] = string(h.Value)
 				}

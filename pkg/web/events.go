@@ -158,10 +158,8 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	ip := s.clientIP(r)
-	release, refusal := s.admit(ip)
-	if release == nil {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, refusal)
+	release, ok := s.admitOr429(w, ip)
+	if !ok {
 		return
 	}
 	defer release()
@@ -169,9 +167,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 	defer sub.Close()
 
 	h := w.Header()
-	noCache(h)
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("X-Accel-Buffering", "no")
+	streamHeaders(h, "text/event-stream; charset=utf-8")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return

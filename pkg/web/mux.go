@@ -62,18 +62,14 @@ func (s *Server) muxStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ip := s.clientIP(r)
-	release, refusal := s.admit(ip)
-	if release == nil {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, refusal)
+	release, ok := s.admitOr429(w, ip)
+	if !ok {
 		return
 	}
 	defer release()
 
 	h := w.Header()
-	noCache(h)
-	h.Set("Content-Type", mjpeg.ContentType)
-	h.Set("X-Accel-Buffering", "no")
+	streamHeaders(h, mjpeg.ContentType)
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return

@@ -493,6 +493,26 @@ func (s *Server) admit(ip string) (release func(), refusal string) {
 	}, ""
 }
 
+// admitOr429 counts a new long-lived response (a stream, the events
+// stream), or answers 429 with the reason.
+func (s *Server) admitOr429(w http.ResponseWriter, ip string) (release func(), ok bool) {
+	release, refusal := s.admit(ip)
+	if release == nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, refusal)
+		return nil, false
+	}
+	return release, true
+}
+
+// streamHeaders sets the headers of a long-lived response: no caching, no
+// proxy buffering (nginx), and contentType.
+func streamHeaders(h http.Header, contentType string) {
+	noCache(h)
+	h.Set("Content-Type", contentType)
+	h.Set("X-Accel-Buffering", "no")
+}
+
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -639,10 +659,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := s.clientIP(r)
-	release, refusal := s.admit(ip)
-	if release == nil {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, refusal)
+	release, ok := s.admitOr429(w, ip)
+	if !ok {
 		return
 	}
 	defer release()
@@ -667,9 +685,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 // streaming loop, whatever feeds it. It returns the frames written.
 func (s *Server) serveMJPEG(w http.ResponseWriter, r *http.Request, src Reader, observe func(time.Duration), log *slog.Logger) (sent uint64) {
 	h := w.Header()
-	noCache(h)
-	h.Set("Content-Type", mjpeg.ContentType)
-	h.Set("X-Accel-Buffering", "no")
+	streamHeaders(h, mjpeg.ContentType)
 	// No chunked encoding: the stream is the body until the connection
 	// closes, as MJPEG servers send it, so a part is one write.
 	h.Set("Transfer-Encoding", "identity")

@@ -42,7 +42,7 @@ type Options struct {
 	// from 10 s to Replay ago, so each reads a different point of what
 	// Kafka holds. Their "latency" is then that distance, not a delay.
 	Replay time.Duration
-	Logger      *slog.Logger  // progress; default discard
+	Logger *slog.Logger // progress; default discard
 }
 
 func (o *Options) defaults() {

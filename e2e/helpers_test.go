@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +90,7 @@ type readyInfo struct {
 	PID    int    `json:"pid"`
 	Role   string `json:"role"`
 	HTTP   string `json:"http"`
+	URL    string `json:"url"`    // the page: http:// or, with http.tls, https://
 	Broker string `json:"broker"` // the embedded broker; "" without it
 }
 
@@ -192,7 +194,13 @@ func checkReadyInfo(t *testing.T, p *proc, r readyInfo) {
 	}
 	// "Serving" means it: /healthz answers at once, the broker accepts.
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + r.HTTP + "/healthz")
+	if !strings.HasSuffix(r.URL, r.HTTP+"/") {
+		t.Fatalf("%s: ready file: url %q does not name http %q", p.name, r.URL, r.HTTP)
+	}
+	if strings.HasPrefix(r.URL, "https://") {
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a test's own self-signed certificate
+	}
+	resp, err := c.Get(r.URL + "healthz")
 	if err != nil {
 		t.Fatalf("%s: ready file written but %s does not answer: %v", p.name, r.HTTP, err)
 	}

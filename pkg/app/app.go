@@ -46,7 +46,7 @@ type Option func(*App)
 
 // WithReadyFile makes the app write path, once it serves, with a JSON
 // object naming its pid, role and addresses ({"pid", "role", "http",
-// "broker"}), and remove it at shutdown: a machine-readable way for
+// "url", "broker"}; url is http:// or https://), and remove it at shutdown: a machine-readable way for
 // scripts and tests to find a process started on port 0.
 func WithReadyFile(path string) Option { return func(a *App) { a.readyFile = path } }
 
@@ -225,7 +225,7 @@ func (a *App) writeReadyFile() error {
 	if a.readyFile == "" {
 		return nil
 	}
-	body, err := json.Marshal(map[string]any{"pid": os.Getpid(), "role": a.cfg.Role, "http": a.http.addr(), "broker": a.BrokerAddr()})
+	body, err := json.Marshal(map[string]any{"pid": os.Getpid(), "role": a.cfg.Role, "http": a.http.addr(), "url": a.http.url(), "broker": a.BrokerAddr()})
 	if err != nil {
 		return err
 	}

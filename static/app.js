@@ -103,7 +103,10 @@ async function stream(ids) {
     for await (const part of mjpegParts(url, ac.signal)) {
       const el = tiles.get(part.camera);
       if (!el) continue;
-      const bmp = await createImageBitmap(part.blob);
+      let bmp;
+      try {
+        bmp = await createImageBitmap(part.blob);
+      } catch (_) { continue; } // one undecodable frame: skip it, keep the stream
       const c = el.querySelector("canvas");
       if (c.width !== bmp.width || c.height !== bmp.height) { c.width = bmp.width; c.height = bmp.height; }
       c.getContext("2d").drawImage(bmp, 0, 0);

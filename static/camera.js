@@ -55,7 +55,9 @@ function showMode() {
   $("back").disabled = $("fwd").disabled = st.mode !== "paused";
 }
 
-// play streams url onto the canvas until aborted or the stream ends.
+// play streams url onto the canvas until aborted or the stream ends; a
+// stream that ends or fails (a restart, a network drop) is opened again
+// from where it was, unless the user moved on meanwhile.
 async function play(url, mode) {
   if (abort) abort.abort();
   const ac = abort = new AbortController();
@@ -63,9 +65,12 @@ async function play(url, mode) {
   st.error = "";
   showMode();
   setURL();
+  let status = 0;
   try {
     for await (const part of mjpegParts(withToken(url), ac.signal)) {
-      await draw(part.blob, part.time);
+      try {
+        await draw(part.blob, part.time);
+      } catch (_) { continue; } // one undecodable frame: skip it
       if (ac.signal.aborted) return; // a seek replaced this stream meanwhile
       if (st.mode !== "live") setURL();
       showMode();
@@ -73,10 +78,14 @@ async function play(url, mode) {
   } catch (e) {
     if (ac.signal.aborted) return;
     st.error = e.message;
+    status = e.status || 0;
     $("status").textContent = e.message;
-    return;
   }
-  if (!ac.signal.aborted) setTimeout(() => play(url, mode), 2000); // server restart: again
+  if (ac.signal.aborted || (status >= 400 && status < 500)) return;
+  setTimeout(() => {
+    if (abort !== ac) return; // the user paused or seeked meanwhile
+    if (mode === "live") live(); else replay(st.position + 1);
+  }, 2000);
 }
 
 const live = () => play(`/stream/${encodeURIComponent(id)}`, "live");

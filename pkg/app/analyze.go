@@ -34,6 +34,7 @@ type analyze struct {
 	log   *slog.Logger
 	kafka *kafkaConns
 	an    *analyzer.Analyzer
+	det   detectors
 
 	mu       sync.Mutex
 	consumer *kafka.Consumer
@@ -45,7 +46,7 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafkaConns) (*analyze, 
 	if err != nil {
 		return nil, err
 	}
-	a := &analyze{cfg: cfg, log: log.With("component", "analyzer"), kafka: k}
+	a := &analyze{cfg: cfg, log: log.With("component", "analyzer"), kafka: k, det: detectors}
 	k.want(analyzeInClient, func(o *kafka.Options) { o.SessionTimeout = cfg.Analyzer.SessionTimeout })
 	k.want(analyzeOutClient, nil)
 	eventTopics(cfg, k)
@@ -95,6 +96,15 @@ func (a *analyze) Run(ctx context.Context) error {
 	err = a.an.Run(ctx)
 	wg.Wait()
 	return err
+}
+
+// Reload makes new cameras' settings known; cameras already analyzed keep
+// their detectors until a restart, and the log says so.
+func (a *analyze) Reload(next *config.Config) {
+	a.det.reload(next.Cameras)
+	if len(a.an.Stats()) > 0 {
+		a.log.Warn("reload: cameras already analyzed keep their motion settings and masks until a restart")
+	}
 }
 
 // PublishEvent sends an event to the events topic, keyed by camera.

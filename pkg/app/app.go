@@ -375,6 +375,10 @@ func (a *App) BrokerAddr() string {
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		_ = a.notify.Stopping()
+		// Scripts must not find a ready file for a process that stops.
+		if a.readyFile != "" {
+			_ = os.Remove(a.readyFile)
+		}
 		var errs []error
 		// The watchdog (if any) was started last.
 		for i := len(a.runs) - 1; i >= len(a.components); i-- {
@@ -391,9 +395,6 @@ func (a *App) Shutdown(ctx context.Context) error {
 				}
 			}
 			a.warnClose(c.Name(), c.Close())
-		}
-		if a.readyFile != "" {
-			_ = os.Remove(a.readyFile)
 		}
 		a.shutdownErr = errors.Join(errs...)
 		a.log.Info("streamd stopped")

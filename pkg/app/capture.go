@@ -97,9 +97,9 @@ func captureOptions(cc config.CameraConfig) capture.Options {
 // ones stop, changed ones restart.
 func (c *cameras) Reload(next *config.Config) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.want = next.Cameras
 	if c.producer == nil || c.run.Err() != nil {
+		c.mu.Unlock()
 		return // Run starts c.want once Kafka is there, or is stopping
 	}
 	want := map[string]config.CameraConfig{}
@@ -115,13 +115,22 @@ func (c *cameras) Reload(next *config.Config) {
 		rc.cancel()
 		stopped = append(stopped, rc)
 	}
+	c.running = kept
+	c.mu.Unlock()
+	// Wait outside the lock: a camera blocked opening a dead network
+	// source may take long to stop, and /readyz, /metrics and
+	// /api/status read the cameras meanwhile.
 	for _, rc := range stopped {
 		<-rc.done
 		c.log.Info("camera stopped by reload", "camera", rc.cfg.ID)
 	}
-	c.running = kept
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run.Err() != nil {
+		return
+	}
 	running := map[string]bool{}
-	for _, rc := range kept {
+	for _, rc := range c.running {
 		running[rc.cfg.ID] = true
 	}
 	for _, cc := range next.Cameras {

@@ -77,8 +77,8 @@ func (f *eventsFeed) Run(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
-	since := time.Now().Add(-f.cfg.Events.History)
 	follow := func(topic string, fn func(kafka.Record)) {
+		since := time.Now().Add(-f.cfg.Events.History)
 		for ctx.Err() == nil {
 			f.following.Store(true)
 			err := kafka.Follow(ctx, client, topic, since, fn, f.log)

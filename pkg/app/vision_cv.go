@@ -4,6 +4,7 @@ package app
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamd/streamd/pkg/analyzer"
@@ -16,7 +17,16 @@ import (
 const snapshotQuality = 85
 
 // detectors makes each camera's OpenCV detectors from the configuration.
-type detectors struct{ cfg *config.Config }
+// The camera list is a snapshot that Reload replaces: analysis goroutines
+// read it while SIGHUP installs a new one.
+type detectors struct {
+	cfg     *config.Config
+	cameras *atomic.Pointer[[]config.CameraConfig]
+}
+
+// reload installs the cameras of a new configuration; cameras analyzed
+// already keep their detectors (and settings) until a restart.
+func (d detectors) reload(cams []config.CameraConfig) { d.cameras.Store(&cams) }
 
 // newDetectors checks that the face cascade loads, so that a bad one
 // stops start-up instead of every camera's analysis.
@@ -28,7 +38,9 @@ func newDetectors(cfg *config.Config) (detectors, error) {
 		}
 		_ = fd.Close()
 	}
-	return detectors{cfg}, nil
+	d := detectors{cfg: cfg, cameras: &atomic.Pointer[[]config.CameraConfig]{}}
+	d.reload(cfg.Cameras)
+	return d, nil
 }
 
 // camera returns a camera's detectors: its motion settings over the
@@ -38,7 +50,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	a := d.cfg.Analyzer
 	mo := vision.MotionOptions{Threshold: a.Motion.Threshold, MinArea: a.Motion.MinArea, GlobalFraction: a.Motion.GlobalFraction}
 	var fps float64
-	for _, cc := range d.cfg.Cameras {
+	for _, cc := range *d.cameras.Load() {
 		if cc.ID != id {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 type detectors struct{}
 
 func (detectors) camera(string) (analyzer.Camera, bool, error) { return analyzer.Camera{}, false, nil }
+func (detectors) reload([]config.CameraConfig)                 {}
 func (detectors) annotate(jpeg []byte, _, _ []events.Box) ([]byte, error) {
 	return jpeg, nil
 }

@@ -482,7 +482,7 @@ func TestAnalyzerEventsKafkaInterop(t *testing.T) {
 
 	t.Run("viewer serves the snapshot", func(t *testing.T) {
 		if snap == nil {
-			t.Skip("no snapshot read from Kafka")
+			t.Fatal("no snapshot read from Kafka (see the subtest before)")
 		}
 		resp, err := http.Get(p.url("/api/events/" + ev.ID + "/snapshot.jpg"))
 		if err != nil {

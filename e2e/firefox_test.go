@@ -29,12 +29,7 @@ import (
 // holds at most 3 connections to the server, and a hidden tab streams
 // nothing.
 func TestGridOfSixteenCamerasFirefox(t *testing.T) {
-	var cams strings.Builder
-	for i := range 16 {
-		fmt.Fprintf(&cams, "  - {id: cam%02d, source: testpattern, width: 320, height: 180, fps: 10, quality: 60}\n", i)
-	}
-	p := startStreamd(t, "grid-firefox", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n"+cams.String())
-	p.waitReady(t)
+	p := startGrid(t, "grid-firefox")
 
 	ff := startFirefox(t)
 	ff.do(t, "WebDriver:NewSession", map[string]any{})

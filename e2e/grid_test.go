@@ -17,12 +17,7 @@ import (
 // to the server (the multiplexed stream, the events stream, the API), not
 // one per camera. With an <img> per tile, cameras 7-16 never connected.
 func TestGridOfSixteenCameras(t *testing.T) {
-	var cams strings.Builder
-	for i := range 16 {
-		fmt.Fprintf(&cams, "  - {id: cam%02d, source: testpattern, width: 320, height: 180, fps: 10, quality: 60}\n", i)
-	}
-	p := startStreamd(t, "grid", "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n"+cams.String())
-	p.waitReady(t)
+	p := startGrid(t, "grid")
 	ctx := browserSized(t, 1700, 2600) // every tile in view
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(p.url("/")),
@@ -86,4 +81,17 @@ func sumMetric(text, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// startGrid runs an all-in-one streamd with 16 small test-pattern cameras,
+// cam00 to cam15, and waits until it is ready.
+func startGrid(t *testing.T, name string) *proc {
+	t.Helper()
+	var cams strings.Builder
+	for i := range 16 {
+		fmt.Fprintf(&cams, "  - {id: cam%02d, source: testpattern, width: 320, height: 180, fps: 10, quality: 60}\n", i)
+	}
+	p := startStreamd(t, name, "embedded:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\ncameras:\n"+cams.String())
+	p.waitReady(t)
+	return p
 }

@@ -2,6 +2,13 @@
 // that makes the all-in-one role work with no setup. It is a single-node,
 // unreplicated broker meant for one machine; production deployments point
 // streamd at a real Kafka cluster instead.
+//
+// With Options.Brokers above 1 it plays a cluster for tests: several
+// brokers in one process sharing one log, whose partition leaders and group
+// coordinators can be moved and whose brokers can be lost (see
+// ShuffleLeaders, MoveCoordinators, RemoveNode), as in a rolling restart or
+// a machine failure. kfake does not replicate: every broker serves the same
+// data, so a replication factor is accepted and reported but costs nothing.
 package broker
 
 import (
@@ -9,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +43,9 @@ type Options struct {
 	RetentionCheck  time.Duration // how often retention is enforced (log.cleaner.backoff.ms); default 30s
 	MaxMessageBytes int           // message.max.bytes; default 4 MiB
 	Logger          *slog.Logger  // default: discard
+	// Brokers is how many brokers to run (default 1). The first listens
+	// on Listen, the others on free ports of the same host.
+	Brokers int
 }
 
 // Broker is a running embedded broker.
@@ -43,6 +54,10 @@ type Broker struct {
 	addr      string
 	log       *slog.Logger
 	closeOnce sync.Once
+
+	mu        sync.Mutex
+	listeners []*trackingListener // by node id: kfake numbers its brokers 0, 1, … in the order it listens
+	removed   []int32
 }
 
 // Start starts the broker and returns once it accepts connections.
@@ -62,24 +77,39 @@ func Start(o Options) (*Broker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Brokers <= 0 {
+		o.Brokers = 1
+	}
 	// kfake listens on 127.0.0.1 only; bind our own listener so the
 	// configured host is honoured and a busy port is reported clearly.
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker: listen on %s: %w", o.Listen, err)
 	}
+	host, _, _ := net.SplitHostPort(o.Listen)
 	port := ln.Addr().(*net.TCPAddr).Port
-	handed := false
+	b := &Broker{log: o.Logger}
+	first := ln
 	listenFn := func(network, _ string) (net.Listener, error) {
-		if handed {
-			return nil, fmt.Errorf("embedded broker: listener already used")
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		l := first
+		first = nil
+		if l == nil {
+			var err error
+			if l, err = net.Listen(network, net.JoinHostPort(host, "0")); err != nil {
+				return nil, fmt.Errorf("embedded broker: listen: %w", err)
+			}
 		}
-		handed = true
-		return ln, nil
+		tl := &trackingListener{Listener: l, conns: map[net.Conn]struct{}{}}
+		b.listeners = append(b.listeners, tl)
+		return tl, nil
 	}
+	ports := make([]int, o.Brokers)
+	ports[0] = port
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
+		kfake.NumBrokers(o.Brokers),
+		kfake.Ports(ports...),
 		kfake.ListenFn(listenFn),
 		kfake.ClusterID("streamd-embedded"),
 		// Viewer nodes join with short sessions so a dead node's
@@ -104,17 +134,81 @@ func Start(o Options) (*Broker, error) {
 		return nil, fmt.Errorf("start embedded broker: %w", err)
 	}
 	addrs := c.ListenAddrs()
-	if len(addrs) != 1 {
+	if len(addrs) != o.Brokers || len(b.listeners) != o.Brokers {
 		c.Close()
-		return nil, fmt.Errorf("start embedded broker: expected one listener, got %v", addrs)
+		return nil, fmt.Errorf("start embedded broker: expected %d listeners, got %v", o.Brokers, addrs)
 	}
-	b := &Broker{cluster: c, addr: addrs[0], log: o.Logger}
-	b.log.Info("embedded broker started", "addr", b.addr, "data_dir", o.DataDir)
+	b.cluster, b.addr = c, addrs[0]
+	b.log.Info("embedded broker started", "addr", b.addr, "brokers", o.Brokers, "data_dir", o.DataDir)
 	return b, nil
 }
 
-// Addr returns the host:port clients connect to.
+// Addr returns the host:port clients connect to: the first broker's.
 func (b *Broker) Addr() string { return b.addr }
+
+// Addrs returns the host:port of every broker not removed, in node order.
+func (b *Broker) Addrs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for id, l := range b.listeners {
+		if !slices.Contains(b.removed, int32(id)) {
+			out = append(out, l.Addr().String())
+		}
+	}
+	return out
+}
+
+// Nodes returns the node ids of the brokers not removed.
+func (b *Broker) Nodes() []int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []int32
+	for id := range b.listeners {
+		if !slices.Contains(b.removed, int32(id)) {
+			out = append(out, int32(id))
+		}
+	}
+	return out
+}
+
+// ShuffleLeaders elects a new leader, at random, for every partition, as a
+// rolling restart or a preferred-leader election does: clients sending to
+// or fetching from the old leader are told it no longer leads.
+func (b *Broker) ShuffleLeaders() { b.cluster.ShufflePartitionLeaders() }
+
+// MoveCoordinators moves every consumer group to another coordinator (kfake
+// rehashes them): heartbeats and offset commits to the old one are told it
+// no longer coordinates.
+func (b *Broker) MoveCoordinators() { b.cluster.RehashCoordinators() }
+
+// LeaderFor returns the node leading a partition, or -1.
+func (b *Broker) LeaderFor(topic string, partition int32) int32 {
+	return b.cluster.LeaderFor(topic, partition)
+}
+
+// CoordinatorFor returns the node coordinating a consumer group.
+func (b *Broker) CoordinatorFor(group string) int32 { return b.cluster.CoordinatorFor(group) }
+
+// RemoveNode takes a broker away for good, as a machine that died: it stops
+// listening, every connection to it is cut, and its partitions get new
+// leaders among the others.
+func (b *Broker) RemoveNode(id int32) error {
+	b.mu.Lock()
+	if id < 0 || int(id) >= len(b.listeners) || slices.Contains(b.removed, id) {
+		b.mu.Unlock()
+		return fmt.Errorf("remove broker %d: no such broker", id)
+	}
+	l := b.listeners[id]
+	b.removed = append(b.removed, id)
+	b.mu.Unlock()
+	if err := b.cluster.RemoveNode(id); err != nil {
+		return fmt.Errorf("remove broker %d: %w", id, err)
+	}
+	l.cut()
+	b.log.Info("embedded broker removed", "node", id, "addr", l.Addr().String())
+	return nil
+}
 
 // Close stops the broker, flushing persisted state. It is idempotent.
 func (b *Broker) Close() {
@@ -122,4 +216,59 @@ func (b *Broker) Close() {
 		b.cluster.Close()
 		b.log.Info("embedded broker stopped")
 	})
+}
+
+// trackingListener remembers the connections it accepted, so that a
+// removed broker can cut them (kfake only closes the listener).
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	dead  bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dead {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// cut closes the listener and every connection it accepted.
+func (l *trackingListener) cut() {
+	l.mu.Lock()
+	l.dead = true
+	conns := make([]net.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	l.Listener.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackingListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

@@ -108,6 +108,7 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 			FetchMaxWait:    cfg.Kafka.FetchMaxWait,
 			Compression:     cfg.Kafka.Compression,
+			Acks:            cfg.Kafka.Acks,
 			DialTimeout:     cfg.Kafka.DialTimeout,
 		}
 		k.wants[name](&o)

@@ -135,6 +135,7 @@ type KafkaConfig struct {
 	MaxMessageBytes   int           `koanf:"max_message_bytes"`  // largest frame record; sets producer, topic and fetch sizes
 	FetchMaxWait      time.Duration `koanf:"fetch_max_wait"`     // consumer fetch max wait; low for low latency
 	Compression       string        `koanf:"compression"`        // none, gzip, snappy, lz4, zstd
+	Acks              string        `koanf:"acks"`               // what a produce waits for: none, leader, all
 	DialTimeout       time.Duration `koanf:"dial_timeout"`
 	TLS               KafkaTLS      `koanf:"tls"`
 	SASL              KafkaSASL     `koanf:"sasl"`
@@ -261,6 +262,7 @@ func Default() Config {
 			MaxMessageBytes:   kafka.DefaultMaxMessageBytes,
 			FetchMaxWait:      kafka.DefaultFetchMaxWait,
 			Compression:       kafka.DefaultCompression,
+			Acks:              kafka.DefaultAcks,
 			DialTimeout:       kafka.DefaultDialTimeout,
 		},
 		Embedded: EmbeddedConfig{

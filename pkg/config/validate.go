@@ -113,6 +113,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("kafka.compression", "must be none, gzip, snappy, lz4 or zstd, got %q", k.Compression)
 	}
+	switch k.Acks {
+	case "none", "leader", "all":
+	default:
+		bad("kafka.acks", "must be none, leader or all, got %q", k.Acks)
+	}
 	if t := k.TLS; t.Enabled {
 		for key, f := range map[string]string{"kafka.tls.ca_file": t.CAFile, "kafka.tls.cert_file": t.CertFile, "kafka.tls.key_file": t.KeyFile} {
 			if f != "" {

@@ -38,7 +38,42 @@ const (
 	// DefaultSessionTimeout is Kafka's group session timeout: a member
 	// silent this long loses its partitions.
 	DefaultSessionTimeout = 10 * time.Second
+	// DefaultAcks is "all": a frame is acknowledged once every in-sync
+	// replica has it, so losing a broker loses no acknowledged frame (with
+	// the topic's min.insync.replicas at 2 or more). It costs a follower's
+	// fetch round trip per produce on a replicated topic, nothing on one
+	// broker.
+	DefaultAcks = "all"
 )
+
+// Retry timing, for leader and coordinator moves and lost brokers. A moved
+// leader answers "not leader" at once; the clients then refresh metadata
+// and go to the new one, so the wait before that retry is what a move
+// costs viewers. sarama's defaults (consumer 2 s, producer 100 ms,
+// metadata 250 ms) made every leader move a 2.2 s gap.
+const (
+	// RetryBackoffMin is the first wait before a retry; each further
+	// retry doubles it up to RetryBackoffMax.
+	RetryBackoffMin = 10 * time.Millisecond
+	// RetryBackoffMax bounds the wait between retries.
+	RetryBackoffMax = time.Second
+	// ProducerRetries is how often a frame is retried before it counts
+	// as failed: with the back-off above, about 5 s of trying.
+	ProducerRetries = 10
+	// MetadataRetries is how often a metadata or coordinator request is
+	// retried (a lost broker is tried again, then the next one).
+	MetadataRetries = 5
+)
+
+// RetryBackoff is the wait before the retries-th retry (from 1):
+// RetryBackoffMin doubled per retry, at most RetryBackoffMax.
+func RetryBackoff(retries int) time.Duration {
+	d := RetryBackoffMin
+	for i := 1; i < retries && d < RetryBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, RetryBackoffMax)
+}
 
 // Options is how to reach Kafka and how large frames may be. Zero fields
 // take the documented defaults.
@@ -50,6 +85,11 @@ type Options struct {
 	FetchMaxWait    time.Duration // consumer fetch wait; default 50ms
 	Compression     string        // none (default), gzip, snappy, lz4, zstd
 	DialTimeout     time.Duration // default 5s
+	// Acks is what a produce waits for: "none" (nothing: fastest, frames
+	// may be lost silently), "leader" (the partition leader wrote it: an
+	// acknowledged frame is lost if the leader dies before a follower
+	// copied it) or "all" (every in-sync replica; the default).
+	Acks string
 	// TLS, if set, encrypts the connections (see TLSConfig).
 	TLS *tls.Config
 	// SASL, if Mechanism is set, authenticates to the brokers.
@@ -143,6 +183,22 @@ func (o *Options) withDefaults() {
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = DefaultSessionTimeout
 	}
+	if o.Acks == "" {
+		o.Acks = DefaultAcks
+	}
+}
+
+// ParseAcks turns an acks setting (none, leader, all) into sarama's.
+func ParseAcks(s string) (sarama.RequiredAcks, error) {
+	switch s {
+	case "none":
+		return sarama.NoResponse, nil
+	case "leader":
+		return sarama.WaitForLocal, nil
+	case "all":
+		return sarama.WaitForAll, nil
+	}
+	return 0, fmt.Errorf("kafka acks %q: not one of none, leader, all", s)
 }
 
 // saramaConfig builds the one sarama configuration used by the producer, the
@@ -160,15 +216,23 @@ func (o Options) saramaConfig() (*sarama.Config, error) {
 	c.Net.DialTimeout = o.DialTimeout
 	c.Net.ReadTimeout = 30 * time.Second
 	c.Net.WriteTimeout = 30 * time.Second
-	c.Metadata.Retry.Max = 1
-	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+	backoff := func(retries, _ int) time.Duration { return RetryBackoff(retries) }
+	c.Metadata.Retry.Max = MetadataRetries
+	// The consumer group's heartbeat uses the plain Backoff when its
+	// coordinator moved.
+	c.Metadata.Retry.Backoff = 50 * time.Millisecond
+	c.Metadata.Retry.BackoffFunc = backoff
 
-	c.Producer.RequiredAcks = sarama.WaitForLocal
+	acks, err := ParseAcks(o.Acks)
+	if err != nil {
+		return nil, err
+	}
+	c.Producer.RequiredAcks = acks
 	c.Producer.MaxMessageBytes = o.MaxMessageBytes
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
-	c.Producer.Retry.Max = 5
-	c.Producer.Retry.Backoff = 200 * time.Millisecond
+	c.Producer.Retry.Max = ProducerRetries
+	c.Producer.Retry.BackoffFunc = backoff
 	c.Producer.Timeout = 10 * time.Second
 	c.ChannelBufferSize = 64
 	if o.Buffered > 0 {
@@ -198,6 +262,7 @@ func (o Options) saramaConfig() (*sarama.Config, error) {
 		c.Consumer.Fetch.Max = int32(o.MaxMessageBytes + recordOverhead)
 	}
 	c.Consumer.MaxWaitTime = o.FetchMaxWait
+	c.Consumer.Retry.BackoffFunc = RetryBackoff
 	c.Consumer.Return.Errors = true
 	c.Consumer.Offsets.Initial = sarama.OffsetNewest
 	c.Consumer.Offsets.AutoCommit.Enable = true

@@ -105,7 +105,7 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 		}
 		p50, p99, pmax := percentile(st.latencies, 0.5), percentile(st.latencies, 0.99), percentile(st.latencies, 1)
 		fmt.Fprintf(&report, "  %-6s fps %5.1f  delivered %6.2f %%  max gap %4d ms  latency p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  reconnects %d\n",
-			webs[i].name, fps, delivered, st.maxGap.Milliseconds(), ms(p50), ms(p99), ms(pmax), s.connects-1)
+			webs[i].name, fps, delivered, st.maxGap.Milliseconds(), ms(p50), ms(p99), ms(pmax), s.reconnects())
 		worstP99, worstGap, minFPS = max(worstP99, p99), max(worstGap, st.maxGap), min(minFPS, fps)
 	}
 	fmt.Print(report.String())

@@ -266,6 +266,36 @@ func (n *node) metric(name string) (float64, error) {
 	return sum, sc.Err()
 }
 
+// metricByCamera reads a per-camera metric of the node's /metrics.
+func (n *node) metricByCamera(name string) (map[string]float64, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(n.url("/metrics"))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	prefix := name + `{camera="`
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		cam, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[cam] = v
+	}
+	return out, sc.Err()
+}
+
 // analysisCounts reads /api/status's analysis list: analyzed frames by
 // camera.
 func (n *node) analysisCounts() (map[string]uint64, error) {
@@ -369,6 +399,13 @@ func (s *stream) between(from, to time.Time) []arrival {
 		}
 	}
 	return out
+}
+
+// reconnects returns how often the stream was opened again.
+func (s *stream) reconnects() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connects - 1
 }
 
 // last returns the newest part and whether there is one.

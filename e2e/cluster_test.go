@@ -265,35 +265,61 @@ func TestClusterBrokerLost(t *testing.T) {
 	const topic = "streamd.frames"
 
 	time.Sleep(5 * time.Second)
-	leads := map[int32]int{}
+	// The victim is the worst broker to lose: the coordinator of a web
+	// node's group and of the analyzers' group (coordinators are moved
+	// until one broker has both), and the leader of partitions.
+	groups := []string{"streamd-analyzer"}
+	for _, w := range tp.webs {
+		groups = append(groups, webGroup(t, w))
+	}
+	for _, g := range groups {
+		if !tp.kc.HasGroup(g) {
+			t.Fatalf("no consumer group %q on the brokers", g)
+		}
+	}
+	for range 50 {
+		if tp.kc.CoordinatorFor(groups[0]) == tp.kc.CoordinatorFor(groups[1]) {
+			break
+		}
+		tp.kc.MoveCoordinators()
+	}
+	time.Sleep(2 * time.Second) // the clients found their new coordinators
+	weight := map[int32]int{}
+	for _, g := range groups {
+		weight[tp.kc.CoordinatorFor(g)] += 100
+	}
 	for p := range int32(8) {
-		leads[tp.kc.LeaderFor(topic, p)]++
+		weight[tp.kc.LeaderFor(topic, p)]++
 	}
 	victim := tp.kc.Nodes()[0]
-	for n, c := range leads {
-		if c > leads[victim] {
+	for n, c := range weight {
+		if c > weight[victim] {
 			victim = n
 		}
 	}
+	leads := map[int32]int{victim: weight[victim] % 100}
 	from := time.Now()
 	if err := tp.kc.RemoveNode(victim); err != nil {
 		t.Fatal(err)
 	}
 	removed := time.Now()
-	t.Logf("removed broker %d (leader of %d of 8 partitions)", victim, leads[victim])
+	t.Logf("removed broker %d (coordinator of %d of %d groups, leader of %d of 8 partitions)", victim, weight[victim]/100, len(groups), leads[victim])
 	time.Sleep(15 * time.Second)
 	to := time.Now()
 	tp.checkAlive()
 
 	// Frames resume within 2 s: no viewer waits longer than that.
+	worstGap := time.Duration(0)
 	for wi, w := range tp.webs {
 		for ci, s := range tp.streams[wi] {
 			st := statsOf(s.between(from.Add(-time.Second), to), from.Add(-time.Second), to)
+			worstGap = max(worstGap, st.maxGap)
 			if st.maxGap > 2*time.Second {
 				t.Errorf("%s/%s: no frame for %v (from %.1f s after the removal)", w.name, tp.ids[ci], st.maxGap.Round(time.Millisecond), st.gapAt.Sub(removed).Seconds())
 			}
 		}
 	}
+	t.Logf("longest gap of any viewer around the removal: %v", worstGap.Round(time.Millisecond))
 	tp.waitLive(5*time.Second, tp.webs...)
 
 	// What the producers acknowledged is in Kafka; what they did not
@@ -491,4 +517,22 @@ func composeService(text, name string) (string, bool) {
 		return strings.Join(lines[i+1:end], "\n") + "\n", true
 	}
 	return "", false
+}
+
+// webGroup is a web node's consumer group: streamd's default, named after
+// the host and the HTTP port (app.DefaultGroup).
+func webGroup(t *testing.T, n *node) string {
+	t.Helper()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host)
+	_, port, _ := strings.Cut(strings.TrimPrefix(n.url(""), "http://127.0.0.1"), ":")
+	return "streamd-viewer-" + host + "-" + port
 }

@@ -187,6 +187,9 @@ func (b *Broker) LeaderFor(topic string, partition int32) int32 {
 	return b.cluster.LeaderFor(topic, partition)
 }
 
+// HasGroup reports whether a consumer group exists.
+func (b *Broker) HasGroup(group string) bool { return b.cluster.GroupInfo(group) != nil }
+
 // CoordinatorFor returns the node coordinating a consumer group.
 func (b *Broker) CoordinatorFor(group string) int32 { return b.cluster.CoordinatorFor(group) }
 

@@ -69,6 +69,7 @@ type App struct {
 	kafka      *kafkaConns
 	view       *view       // nil unless the role views
 	events     *eventsFeed // with view
+	recs       *recordings // with view
 	http       *httpServer
 
 	runs  []runState
@@ -123,13 +124,20 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		case config.PartView:
 			a.view = newView(cfg, log, a.kafka, httpAddr)
 			a.events = newEventsFeed(cfg, log, a.kafka)
-			a.components = append(a.components, a.view, a.events)
+			a.recs = newRecordings(cfg, log, a.kafka)
+			a.components = append(a.components, a.view, a.events, a.recs)
 		case config.PartAnalyze:
 			an, err := newAnalyze(cfg, log, a.kafka)
 			if err != nil {
 				return nil, err
 			}
 			a.components = append(a.components, an)
+		case config.PartRecord:
+			rec, err := newRecorder(cfg, log, a.kafka)
+			if err != nil {
+				return nil, err
+			}
+			a.components = append(a.components, rec)
 		case config.PartCapture:
 			c, err := newCapture(cfg, log, a.kafka)
 			if err != nil {
@@ -144,7 +152,10 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
 		wo.Events = a.events
-		wo.Replays = newReplays(cfg, a.kafka, a.view.hub)
+		rp := newReplays(cfg, a.kafka, a.view.hub, a.recs)
+		wo.Replays, wo.Recordings = rp, rp
+		wo.MaxExport, wo.MaxExports = cfg.Record.MaxExport, cfg.Record.MaxExports
+		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll
 	}
 	for _, c := range a.components {
 		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: c.Ready})

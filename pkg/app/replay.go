@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -12,6 +13,7 @@ import (
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/web"
 )
@@ -34,11 +36,12 @@ type replays struct {
 	cfg   *config.Config
 	kafka *kafkaConns
 	hub   *hub.Hub
+	rec   *recordings // the recording tiers, played before the frames topic
 }
 
-func newReplays(cfg *config.Config, k *kafkaConns, h *hub.Hub) *replays {
+func newReplays(cfg *config.Config, k *kafkaConns, h *hub.Hub, rec *recordings) *replays {
 	k.want(replayClient, func(o *kafka.Options) { o.Buffered, o.FetchDefault = 2, 256<<10 })
-	return &replays{cfg: cfg, kafka: k, hub: h}
+	return &replays{cfg: cfg, kafka: k, hub: h, rec: rec}
 }
 
 // partitions returns the partitions that hold camera's frames: those the
@@ -100,7 +103,7 @@ func (r *replays) history(ctx context.Context, camera string, at time.Time) (*ka
 
 // Open starts a replay; its first frame is read before it returns.
 func (r *replays) Open(ctx context.Context, camera string, at time.Time, speed float64) (web.Replay, error) {
-	h, parts, client, err := r.history(ctx, camera, at)
+	h, parts, client, err := r.frames(ctx, camera, at)
 	if err != nil {
 		return web.Replay{}, err
 	}
@@ -123,6 +126,9 @@ func (r *replays) Open(ctx context.Context, camera string, at time.Time, speed f
 	clamped := false
 	if first.CapturedAt.Sub(at) > time.Second {
 		oldest, err := r.oldest(client, camera, parts)
+		if o := r.recOldest(camera); !o.IsZero() && (o.Before(oldest) || oldest.IsZero()) {
+			oldest = o
+		}
 		clamped = err == nil && !oldest.IsZero() && at.Before(oldest)
 	}
 	return web.Replay{Reader: p, First: first, Clamped: clamped}, nil
@@ -144,7 +150,7 @@ func (r *replays) first(ctx context.Context, p *replay.Player, at time.Time) (*f
 
 // FrameAt returns the first frame captured at or after at.
 func (r *replays) FrameAt(ctx context.Context, camera string, at time.Time) (*frame.Frame, error) {
-	h, _, _, err := r.history(ctx, camera, at)
+	h, _, _, err := r.frames(ctx, camera, at)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +218,9 @@ func (r *replays) Range(ctx context.Context, camera string) (oldest, newest time
 	if oldest, err = r.oldest(client, camera, parts); err != nil {
 		return oldest, newest, err
 	}
+	if o := r.recOldest(camera); !o.IsZero() && (o.Before(oldest) || oldest.IsZero()) {
+		oldest = o
+	}
 	if c, ok := r.hub.Camera(camera); ok {
 		if f := c.Latest(); f != nil {
 			newest = f.CapturedAt
@@ -242,4 +251,162 @@ func (r *replays) Range(ctx context.Context, camera string) (oldest, newest time
 		return oldest, newest, web.ErrNothingRecorded
 	}
 	return oldest, newest, nil
+}
+
+// recOldest is the oldest frame of camera's recording (zero: none).
+func (r *replays) recOldest(camera string) time.Time {
+	if r.rec == nil {
+		return time.Time{}
+	}
+	return r.rec.oldest(camera)
+}
+
+// frames opens camera's whole history from at: the recording tiers while
+// at is older than what the frames topic holds of the camera, crossing
+// into the frames topic where it begins (record.Timeline); the frames
+// topic alone otherwise. parts and client are the frames topic's.
+func (r *replays) frames(ctx context.Context, camera string, at time.Time) (replay.Frames, []int32, sarama.Client, error) {
+	if r.recOldest(camera).IsZero() {
+		return r.history(ctx, camera, at)
+	}
+	client, err := r.kafka.await(ctx, replayClient)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	parts, perr := r.partitions(client, camera, at)
+	var liveOldest time.Time
+	if perr == nil {
+		if liveOldest, err = r.oldest(client, camera, parts); err != nil {
+			return nil, nil, nil, err
+		}
+		if !at.Before(liveOldest) {
+			h, err := kafka.OpenHistory(client, r.cfg.Kafka.Topic, camera, parts, at, r.cfg.Kafka.MaxMessageBytes)
+			return h, parts, client, err
+		}
+	}
+	// The frames topic starts later (or holds nothing of the camera).
+	src, err := r.recorded(client, camera, at)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var cachedAt time.Time
+	liveFrom := func() time.Time {
+		if perr != nil {
+			return time.Now().Add(time.Hour) // nothing in the frames topic: the recording to its end
+		}
+		if time.Since(cachedAt) > 5*time.Second {
+			if o, err := r.oldest(client, camera, parts); err == nil && !o.IsZero() {
+				liveOldest = o
+			}
+			cachedAt = time.Now()
+		}
+		return liveOldest
+	}
+	openLive := func(since time.Time) (record.Source, error) {
+		h, _, _, err := r.history(context.WithoutCancel(ctx), camera, since)
+		return h, err
+	}
+	return record.NewTimeline(src, at, liveFrom, openLive), parts, client, nil
+}
+
+// recorded returns camera's recording from at: both tiers merged (the
+// reduced tier alone in a binary without OpenCV).
+func (r *replays) recorded(client sarama.Client, camera string, at time.Time) (record.Source, error) {
+	var reduced, full record.Source
+	if p, ok := r.rec.reducedPartition(camera); ok {
+		from, err := kafka.OffsetAt(client, r.cfg.Record.ReducedTopic, p, at)
+		if err != nil {
+			return nil, err
+		}
+		kr, err := kafka.NewKeyReader(client, r.cfg.Record.ReducedTopic, p, from, camera)
+		if err != nil {
+			return nil, err
+		}
+		reduced = reducedSource{kr}
+	}
+	if canDecodeChunks {
+		var chunks []record.IndexEntry
+		for _, e := range r.rec.entries(camera, record.TierFull) {
+			if !e.End.Before(at) {
+				chunks = append(chunks, e)
+			}
+		}
+		full = &fullSource{client: client, topic: r.cfg.Record.FullTopic, camera: camera, at: at, chunks: chunks}
+	}
+	if reduced == nil && full == nil {
+		return nil, web.ErrNothingRecorded
+	}
+	return record.Merge(reduced, full), nil
+}
+
+// reducedSource plays the reduced tier: its records are frames.
+type reducedSource struct{ kr *kafka.KeyReader }
+
+func (s reducedSource) Next(ctx context.Context) (*frame.Frame, error) {
+	for {
+		rec, err := s.kr.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f, err := frame.Decode(rec.Key, rec.Value, rec.Headers, rec.Timestamp, 0)
+		if err == nil {
+			return f, nil
+		}
+	}
+}
+
+func (s reducedSource) Close() { s.kr.Close() }
+
+// fullSource plays the full tier's chunks, found in the index, decoded
+// back into frames one chunk at a time.
+type fullSource struct {
+	client sarama.Client
+	topic  string
+	camera string
+	at     time.Time
+	chunks []record.IndexEntry
+	buf    []*frame.Frame
+}
+
+func (s *fullSource) Next(ctx context.Context) (*frame.Frame, error) {
+	for len(s.buf) == 0 {
+		if len(s.chunks) == 0 {
+			return nil, io.EOF
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		e := s.chunks[0]
+		s.chunks = s.chunks[1:]
+		rec, err := kafka.FetchOne(s.client, s.topic, e.Partition, e.Offset, 5*time.Second)
+		if err != nil {
+			continue // removed by retention meanwhile: the reduced tier still has that time
+		}
+		ci, err := record.ParseChunk(rec.Header)
+		if err != nil {
+			continue
+		}
+		frames, err := decodeChunk(s.camera, rec.Value, ci)
+		if err != nil {
+			continue
+		}
+		for _, f := range frames {
+			if !f.CapturedAt.Before(s.at) {
+				s.buf = append(s.buf, f)
+			}
+		}
+	}
+	f := s.buf[0]
+	s.buf = s.buf[1:]
+	return f, nil
+}
+
+func (s *fullSource) Close() {}
+
+// Storage reports what the recording holds (web.Recordings).
+func (r *replays) Storage() []web.Storage { return r.rec.Storage() }
+
+// Spans returns the recording's spans of camera (web.Recordings).
+func (r *replays) Spans(camera string, from, to time.Time) []web.Span {
+	return r.rec.Spans(camera, from, to)
 }

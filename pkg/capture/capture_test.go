@@ -19,6 +19,7 @@ import (
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/testutil"
+	"github.com/streamd/streamd/pkg/video"
 )
 
 const vtest = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -320,4 +321,39 @@ func BenchmarkPatternEncode720p(b *testing.B) {
 		_ = bytes.Clone(buf.GetBytes())
 		buf.Close()
 	}
+}
+
+// BenchmarkPatternRecordingFormats measures what recording the 720p test
+// pattern costs per format (README, "Recording"): JPEG q80 frames as they
+// come from capture, and H.264 MP4 (video.Encode) of the same 30 fps frames.
+// It reports bytes per second of video and, for H.264, the encode time per
+// frame.
+func BenchmarkPatternRecordingFormats(b *testing.B) {
+	p := newPattern("bench", 1280, 720)
+	img := gocv.NewMat()
+	defer img.Close()
+	params := []int{gocv.IMWriteJpegQuality, 80}
+	var jpegs [][]byte
+	jpegBytes := 0
+	for range 60 { // 2 s at 30 fps
+		_ = p.read(&img)
+		buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, img, params)
+		if err != nil {
+			b.Fatal(err)
+		}
+		jpegs = append(jpegs, bytes.Clone(buf.GetBytes()))
+		jpegBytes += len(jpegs[len(jpegs)-1])
+		buf.Close()
+		time.Sleep(33 * time.Millisecond) // the pattern moves with the clock
+	}
+	var mp4 []byte
+	for b.Loop() {
+		var err error
+		if mp4, err = video.Encode(b.TempDir(), jpegs, 30, 1280, 720); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*len(jpegs)), "ms/frame")
+	b.ReportMetric(float64(jpegBytes)/2, "jpeg-B/s")
+	b.ReportMetric(float64(len(mp4))/2, "h264-B/s")
 }

@@ -12,12 +12,12 @@ import (
 	"image/color"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"gocv.io/x/gocv"
 
 	"github.com/streamd/streamd/pkg/source"
+	"github.com/streamd/streamd/pkg/video"
 )
 
 // errEnd is returned by a source's read at the end of a finite video.
@@ -31,17 +31,18 @@ type reader interface {
 	close()
 }
 
-// openMu serializes opening video sources. OpenCV's videoio backend
-// registry is process-wide C state that is not safe for concurrent opens:
-// two cameras (re)trying at once crashed inside OpenVideoCapture (SIGSEGV
-// in the CAP_IMAGES fallback). Opening is rare (start-up, retries), so one
+// open opens the source a camera names, under video.Open's process-wide
+// lock: OpenCV's videoio backend registry is C state that is not safe for
+// concurrent opens (two cameras (re)trying at once crashed inside
+// OpenVideoCapture, SIGSEGV in the CAP_IMAGES fallback), and the recorder
+// and exports open files too. Opening is rare (start-up, retries), so one
 // lock for the process costs nothing; reading frames is not serialized.
-var openMu sync.Mutex
+func open(cam Options) (r reader, err error) {
+	err = video.Open(func() error { r, err = openLocked(cam); return err })
+	return r, err
+}
 
-// open opens the source a camera names.
-func open(cam Options) (reader, error) {
-	openMu.Lock()
-	defer openMu.Unlock()
+func openLocked(cam Options) (reader, error) {
 	kind := source.KindOf(cam.Source)
 	switch kind {
 	case source.Pattern:

@@ -13,6 +13,7 @@ import (
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/web"
@@ -24,6 +25,7 @@ const (
 	RoleConsumer = "consumer"
 	RoleAll      = "all"
 	RoleAnalyzer = "analyzer"
+	RoleRecorder = "recorder"
 )
 
 // Config is the whole configuration of one streamd process.
@@ -37,8 +39,38 @@ type Config struct {
 	Replay   ReplayConfig   `koanf:"replay"`
 	Analyzer AnalyzerConfig `koanf:"analyzer"`
 	Events   EventsConfig   `koanf:"events"`
+	Record   RecordConfig   `koanf:"recording"`
 	Auth     AuthConfig     `koanf:"auth"`
 	Cameras  []CameraConfig `koanf:"cameras"`
+}
+
+// RecordConfig is the recording tier (package record): a compact copy of
+// every camera kept for days beside the short frames topic, in topics of
+// its own, and exports of it as MP4.
+type RecordConfig struct {
+	// Enabled makes roles all and analyzer record too (role recorder
+	// always does); web nodes read recordings whenever the topics exist.
+	Enabled      bool   `koanf:"enabled"`
+	Group        string `koanf:"group"` // shared by every recorder: cameras are split between them
+	FullTopic    string `koanf:"full_topic"`
+	ReducedTopic string `koanf:"reduced_topic"`
+	IndexTopic   string `koanf:"index_topic"`
+	Partitions   int    `koanf:"partitions"`
+	// Retain is how long recordings are kept (retention.ms); MaxBytes,
+	// if set, caps the bytes of both tiers together (retention.bytes,
+	// split between the tiers by FullShare and between partitions).
+	// Whichever is reached first removes the oldest recordings.
+	Retain    time.Duration `koanf:"retain"`
+	MaxBytes  int64         `koanf:"max_bytes"`
+	FullShare float64       `koanf:"full_share"`
+	Interval  time.Duration `koanf:"interval"` // reduced tier: one frame per interval
+	PreRoll   time.Duration `koanf:"pre_roll"`
+	PostRoll  time.Duration `koanf:"post_roll"`
+	Chunk     time.Duration `koanf:"chunk"` // full tier: seconds of video per record
+	// MaxExport caps the length of one MP4 export; MaxExports how many
+	// run at once on a web node (more get 429).
+	MaxExport  time.Duration `koanf:"max_export"`
+	MaxExports int           `koanf:"max_exports"`
 }
 
 // ReplayConfig tunes playback of what Kafka holds (/stream/{camera}?at=).
@@ -299,6 +331,21 @@ func Default() Config {
 			Gap:       events.DefaultGap,
 		},
 		Events: EventsConfig{History: events.DefaultHistory},
+		Record: RecordConfig{
+			Group:        "streamd-recorder",
+			FullTopic:    "streamd.rec.full",
+			ReducedTopic: "streamd.rec.reduced",
+			IndexTopic:   "streamd.rec.index",
+			Partitions:   kafka.DefaultPartitions,
+			Retain:       7 * 24 * time.Hour,
+			FullShare:    0.5,
+			Interval:     record.DefaultInterval,
+			PreRoll:      record.DefaultPreRoll,
+			PostRoll:     record.DefaultPostRoll,
+			Chunk:        record.DefaultChunk,
+			MaxExport:    10 * time.Minute,
+			MaxExports:   2,
+		},
 	}
 }
 
@@ -313,11 +360,12 @@ const (
 	PartCapture Part = "capture" // read cameras and publish their frames to Kafka
 	PartView    Part = "view"    // consume frames and serve them to viewers
 	PartAnalyze Part = "analyze" // detect motion and faces, publish events
+	PartRecord  Part = "record"  // keep the recording tiers
 )
 
 // needsOpenCV reports whether the part cannot run in a binary built with
 // the nocv tag.
-func (p Part) needsOpenCV() bool { return p == PartCapture || p == PartAnalyze }
+func (p Part) needsOpenCV() bool { return p == PartCapture || p == PartAnalyze || p == PartRecord }
 
 // partsOf lists a role's parts, in start order; ok is false for an unknown
 // role. Adding a role is one case here (and its components in package app).
@@ -328,18 +376,29 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 	case RoleConsumer:
 		return []Part{PartView}, true
 	case RoleAnalyzer:
-		return []Part{PartAnalyze}, true
-	case RoleAll:
-		if c.Analyzer.Enabled {
-			return []Part{PartView, PartAnalyze, PartCapture}, true
+		if c.Record.Enabled {
+			return []Part{PartAnalyze, PartRecord}, true
 		}
-		return []Part{PartView, PartCapture}, true
+		return []Part{PartAnalyze}, true
+	case RoleRecorder:
+		return []Part{PartRecord}, true
+	case RoleAll:
+		parts = []Part{PartView}
+		if c.Analyzer.Enabled {
+			parts = append(parts, PartAnalyze)
+		}
+		if c.Record.Enabled {
+			parts = append(parts, PartRecord)
+		}
+		return append(parts, PartCapture), true
 	}
 	return nil, false
 }
 
 // Roles returns the role names, in the order the documentation lists them.
-func Roles() []string { return []string{RoleProducer, RoleConsumer, RoleAnalyzer, RoleAll} }
+func Roles() []string {
+	return []string{RoleProducer, RoleConsumer, RoleAnalyzer, RoleRecorder, RoleAll}
+}
 
 // rolesText is the roles as a sentence: "producer, consumer or all".
 func rolesText() string {

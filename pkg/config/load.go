@@ -256,6 +256,9 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	switch {
 	case from.Kind() == reflect.String:
 		s := v.String()
+		if d, ok := parseDays(s); ok {
+			return d, nil
+		}
 		if d, err := time.ParseDuration(s); err == nil {
 			return d, nil
 		} else if !bareNumber.MatchString(s) {
@@ -277,6 +280,32 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return time.Duration(0), nil
 	}
 	return nil, noUnitError{fmt.Sprint(data)}
+}
+
+// daysForm matches durations that start with days, as retention is said:
+// "7d", "1.5d", "2d12h".
+var daysForm = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)d(.*)$`)
+
+// parseDays reads a duration written with a leading number of days (24 h
+// each); ok is false for anything else.
+func parseDays(s string) (time.Duration, bool) {
+	m := daysForm.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	days, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || days > 365*100 {
+		return 0, false
+	}
+	d := time.Duration(days * float64(24*time.Hour))
+	if m[2] != "" {
+		rest, err := time.ParseDuration(m[2])
+		if err != nil {
+			return 0, false
+		}
+		d += rest
+	}
+	return d, true
 }
 
 // bareNumber matches a decimal number written without a unit.

@@ -218,8 +218,9 @@ func (c *Config) Validate() error {
 		bad("hub.ring_size", "must be between 2 and 1024, got %d", c.Hub.RingSize)
 	}
 
-	if c.Runs(PartAnalyze) || c.Runs(PartView) {
+	if c.Runs(PartAnalyze) || c.Runs(PartView) || c.Runs(PartRecord) {
 		c.validateAnalyzer(bad)
+		c.validateRecord(bad)
 	}
 	c.checkUnusedFloats(bad)
 	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {
@@ -330,6 +331,58 @@ func checkPEM(path string, key bool) error {
 		return fmt.Errorf("%s holds no PEM private key", path)
 	}
 	return fmt.Errorf("%s holds no PEM certificate", path)
+}
+
+// validateRecord checks the recording keys. Topics are checked for every
+// role: web nodes read them.
+func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
+	r := c.Record
+	seen := map[string]string{c.Kafka.Topic: "kafka.topic", c.Analyzer.EventsTopic: "analyzer.events_topic", c.Analyzer.SnapshotsTopic: "analyzer.snapshots_topic"}
+	for _, t := range []struct{ key, topic string }{
+		{"recording.full_topic", r.FullTopic}, {"recording.reduced_topic", r.ReducedTopic}, {"recording.index_topic", r.IndexTopic},
+	} {
+		if err := checkTopic(t.topic); err != nil {
+			bad(t.key, "%v", err)
+		} else if other, dup := seen[t.topic]; dup {
+			bad(t.key, "must differ from %s %q", other, t.topic)
+		}
+		seen[t.topic] = t.key
+	}
+	if r.Partitions < 1 || r.Partitions > 10000 {
+		bad("recording.partitions", "must be between 1 and 10000, got %d", r.Partitions)
+	}
+	if r.Retain < time.Minute {
+		bad("recording.retain", "must be at least 1m (write days as 7d), got %s", r.Retain)
+	}
+	if r.MaxBytes < 0 {
+		bad("recording.max_bytes", "must be 0 (no cap: recording.retain alone) or a number of bytes, got %d", r.MaxBytes)
+	} else if r.MaxBytes > 0 && r.MaxBytes < int64(4*r.Partitions)<<20 {
+		bad("recording.max_bytes", "must be at least 4 MiB per partition of each tier (%d bytes for %d partitions), got %d", int64(4*r.Partitions)<<20, r.Partitions, r.MaxBytes)
+	}
+	if !within(r.FullShare, 0.05, 0.95) {
+		bad("recording.full_share", "must be a fraction between 0.05 and 0.95, got %g", r.FullShare)
+	}
+	if r.Interval < 100*time.Millisecond || r.Interval > time.Minute {
+		bad("recording.interval", "must be between 100ms and 1m, got %s", r.Interval)
+	}
+	if r.PreRoll < 0 || r.PreRoll > time.Minute {
+		bad("recording.pre_roll", "must be between 0 and 1m, got %s", r.PreRoll)
+	}
+	if r.PostRoll < 0 || r.PostRoll > 10*time.Minute {
+		bad("recording.post_roll", "must be between 0 and 10m, got %s", r.PostRoll)
+	}
+	if r.Chunk < 500*time.Millisecond || r.Chunk > 30*time.Second {
+		bad("recording.chunk", "must be between 500ms and 30s, got %s", r.Chunk)
+	}
+	if r.MaxExport < time.Second || r.MaxExport > 24*time.Hour {
+		bad("recording.max_export", "must be between 1s and 24h, got %s", r.MaxExport)
+	}
+	if r.MaxExports < 1 || r.MaxExports > 64 {
+		bad("recording.max_exports", "must be between 1 and 64, got %d", r.MaxExports)
+	}
+	if c.Runs(PartRecord) && (r.Group == "" || len(r.Group) > 249) {
+		bad("recording.group", "must be 1 to 249 characters, got %q", r.Group)
+	}
 }
 
 // validateAnalyzer checks the analyzer's keys, and the topics a viewer

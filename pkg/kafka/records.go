@@ -170,6 +170,16 @@ func FetchOne(client sarama.Client, topic string, partition int32, offset int64,
 // limit of them and none past the newest written when it starts, calling
 // fn for each until it returns false. It waits at most timeout in all.
 func Scan(client sarama.Client, topic string, partition int32, from int64, limit int, timeout time.Duration, fn func(Record) bool) error {
+	err := scan(client, topic, partition, from, limit, timeout, fn)
+	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		// Retention removed the start meanwhile: once more from the
+		// new oldest record.
+		err = scan(client, topic, partition, from, limit, timeout, fn)
+	}
+	return err
+}
+
+func scan(client sarama.Client, topic string, partition int32, from int64, limit int, timeout time.Duration, fn func(Record) bool) error {
 	oldest, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
 	if err != nil {
 		return fmt.Errorf("scan %s/%d: %w", topic, partition, err)

@@ -21,8 +21,27 @@ type Snapshot struct {
 	Consumer *Consumer // nil unless this process consumes
 	Analyzer *Analyzer // nil unless this process analyzes
 	Events   *Events   // nil unless this process serves events
+	Recorder *Recorder // nil unless this process records
+	Storage  []Storage // what the recording holds, per camera and tier (web nodes)
 	// HTTPConnections is the client connections open now.
 	HTTPConnections int64
+}
+
+// Recorder is the recorder's counters.
+type Recorder struct {
+	FullBytes, ReducedBytes   int64  // record value bytes written, per tier
+	FullFrames, ReducedFrames uint64 // frames written, per tier
+	Chunks                    uint64 // full-tier records written
+	Errors                    uint64 // failed writes (retried) and chunks that could not be encoded
+	Invalid                   uint64 // frames topic records that are not frames
+}
+
+// Storage is what the recording holds of one camera in one tier.
+type Storage struct {
+	Camera, Tier string
+	Bytes        int64   // held on the brokers (per replica)
+	OldestAge    float64 // seconds from the oldest frame held to now
+	BytesPerHour float64 // measured over what is held
 }
 
 // Analyzer is the analyzer's process-wide counters.
@@ -154,7 +173,13 @@ var (
 	descConns    = prometheus.NewDesc("streamd_http_connections", "Client connections open now.", nil, nil)
 	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
 	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
-	allCollected = []*prometheus.Desc{descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	descRecBytes = prometheus.NewDesc("streamd_recorder_bytes_total", "Recording bytes written, by tier.", []string{"tier"}, nil)
+	descRecFrms  = prometheus.NewDesc("streamd_recorder_frames_total", "Frames recorded, by tier.", []string{"tier"}, nil)
+	descRecErr   = prometheus.NewDesc("streamd_recorder_errors_total", "Recording writes that failed (and were retried) or chunks that could not be encoded.", nil, nil)
+	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
+	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
+	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
+	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -197,6 +222,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAnLimit, prometheus.CounterValue, float64(s.Analyzer.CameraLimitDropped))
 	}
 	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.HTTPConnections))
+	if r := s.Recorder; r != nil {
+		ch <- prometheus.MustNewConstMetric(descRecBytes, prometheus.CounterValue, float64(r.FullBytes), "full")
+		ch <- prometheus.MustNewConstMetric(descRecBytes, prometheus.CounterValue, float64(r.ReducedBytes), "reduced")
+		ch <- prometheus.MustNewConstMetric(descRecFrms, prometheus.CounterValue, float64(r.FullFrames), "full")
+		ch <- prometheus.MustNewConstMetric(descRecFrms, prometheus.CounterValue, float64(r.ReducedFrames), "reduced")
+		ch <- prometheus.MustNewConstMetric(descRecErr, prometheus.CounterValue, float64(r.Errors))
+	}
+	for _, st := range s.Storage {
+		ch <- prometheus.MustNewConstMetric(descStBytes, prometheus.GaugeValue, float64(st.Bytes), st.Camera, st.Tier)
+		ch <- prometheus.MustNewConstMetric(descStAge, prometheus.GaugeValue, st.OldestAge, st.Camera, st.Tier)
+		ch <- prometheus.MustNewConstMetric(descStRate, prometheus.GaugeValue, st.BytesPerHour, st.Camera, st.Tier)
+	}
 	if e := s.Events; e != nil {
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Active), "active")
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Held-e.Active), "ended")

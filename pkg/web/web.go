@@ -131,6 +131,13 @@ type Options struct {
 	// Replays, if set, serves /stream/{camera}?at=, /snapshot/{camera}?at=
 	// and /api/cameras/{camera}/range.
 	Replays Replays
+	// Recordings, if set, serves /api/storage, spans and MP4 exports;
+	// MaxExport caps an export's length, MaxExports how many run at once
+	// (0: no cap), and ClipPreRoll and ClipPostRoll widen an event's clip.
+	Recordings                Recordings
+	MaxExport                 time.Duration
+	MaxExports                int
+	ClipPreRoll, ClipPostRoll time.Duration
 	// MaxReplays and MaxReplaysPerIP bound replays open at once (0:
 	// unlimited); past them a replay request gets 429.
 	MaxReplays, MaxReplaysPerIP int
@@ -185,6 +192,7 @@ type Server struct {
 	perIP        map[string]int // open streams per client address
 	replays      int            // open replays
 	replaysPerIP map[string]int
+	exports      int // MP4 exports encoding now
 
 	conns atomic.Int64 // open client connections
 	cert  atomic.Pointer[tls.Certificate]
@@ -377,6 +385,9 @@ func (s *Server) protected(r chi.Router) {
 	}
 	if s.o.Events != nil {
 		s.routeEvents(r)
+	}
+	if s.o.Recordings != nil && s.o.Live != nil {
+		s.routeRecordings(r)
 	}
 }
 

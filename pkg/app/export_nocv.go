@@ -1,0 +1,15 @@
+//go:build nocv
+
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/streamd/streamd/pkg/web"
+)
+
+// Export needs OpenCV to encode H.264.
+func (r *replays) Export(context.Context, string, time.Time, time.Time) ([]byte, error) {
+	return nil, web.ErrExportUnsupported
+}

@@ -1,0 +1,626 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/events"
+	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/metrics"
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// The record part's Kafka clients: its consumer group, its writes, and the
+// events it follows, each on a connection of its own.
+const (
+	recordInClient     = "recorder"
+	recordOutClient    = "recorder-out"
+	recordEventsClient = "recorder-events"
+)
+
+// indexPeriod is how much of the reduced tier one index entry summarizes.
+const indexPeriod = 30 * time.Second
+
+// recordTopics asks for the recording topics, with retention from
+// recording.retain and recording.max_bytes (README, "Recording").
+func recordTopics(cfg *config.Config, k *kafkaConns) {
+	rc := cfg.Record
+	perPart := func(share float64) int64 {
+		if rc.MaxBytes <= 0 {
+			return -1 // time alone
+		}
+		return int64(float64(rc.MaxBytes) * share / float64(rc.Partitions))
+	}
+	base := kafka.TopicOptions{Partitions: rc.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Retention: rc.Retain, MaxMessageBytes: cfg.Kafka.MaxMessageBytes}
+	full, reduced, index := base, base, base
+	full.RetentionBytes = perPart(rc.FullShare)
+	reduced.RetentionBytes = perPart(1 - rc.FullShare)
+	index.RetentionBytes = -1
+	k.ensure(rc.FullTopic, full)
+	k.ensure(rc.ReducedTopic, reduced)
+	k.ensure(rc.IndexTopic, index)
+}
+
+// recorder keeps the recording tiers (package record): a consumer group of
+// its own on the frames topic, shared by every recorder so that cameras
+// are split between them, and the events topic followed by every recorder
+// for the event windows. It starts where the group committed, and commits
+// only frames it has written or decided not to, with how far each camera
+// was recorded as the commit's metadata: a restart neither records a frame
+// twice nor leaves a gap beyond its downtime.
+//
+// Full-tier chunks are encoded to H.264 by workers (one per two cores),
+// each camera always on the same worker so that its chunks stay in order.
+type recorder struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	kafka  *kafkaConns
+	encode func(record.Chunk) ([]byte, error)
+	opts   record.Options
+
+	mu      sync.Mutex
+	cams    map[string]*recCam
+	parts   map[int32]*recPart
+	durable *kafka.Durable
+	out     sarama.SyncProducer
+	workers []*encodeQueue
+	wg      sync.WaitGroup
+
+	written [2]atomic.Int64 // bytes: full, reduced
+	chunks  atomic.Uint64
+	frames  [2]atomic.Uint64 // full, reduced
+	errs    atomic.Uint64
+	invalid atomic.Uint64
+	// stopping makes a failed write give up instead of retrying: Close
+	// is under the shutdown deadline.
+	stopping  atomic.Bool
+	drainOnce sync.Once
+	intake    sync.RWMutex // Record holds it read; drain waits for them
+}
+
+// recCam is one camera's recording state.
+type recCam struct {
+	id        string
+	partition int32
+	rc        *record.Camera
+	arrived   time.Time
+	inflight  []int64 // first frame offsets of chunks queued, oldest first
+	// what was written, for the commit's metadata
+	doneFull, doneReduced time.Time
+	agg                   *record.IndexEntry // reduced tier, the index entry being summed
+	worker                *encodeQueue
+}
+
+// recPart is one partition of the frames topic this recorder reads.
+type recPart struct {
+	next     int64 // offset after the last record seen
+	progress record.Progress
+}
+
+func newRecorder(cfg *config.Config, log *slog.Logger, k *kafkaConns) (*recorder, error) {
+	enc, err := newChunkEncoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &recorder{cfg: cfg, log: log.With("component", "recorder"), kafka: k, encode: enc,
+		cams: map[string]*recCam{}, parts: map[int32]*recPart{}}
+	rc := cfg.Record
+	r.opts = record.Options{Interval: rc.Interval, PreRoll: orNone(rc.PreRoll), PostRoll: orNone(rc.PostRoll), Chunk: rc.Chunk}
+	k.want(recordInClient, nil)
+	k.want(recordOutClient, nil)
+	k.want(recordEventsClient, nil)
+	recordTopics(cfg, k)
+	eventTopics(cfg, k)
+	for range max(1, runtime.NumCPU()/2) {
+		r.workers = append(r.workers, newEncodeQueue())
+	}
+	return r, nil
+}
+
+// orNone maps a configured zero (none) to package record's "none" (< 0).
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Start() error { return nil }
+
+func (r *recorder) Run(ctx context.Context) error {
+	in, err := r.kafka.await(ctx, recordInClient)
+	if err != nil {
+		return nil
+	}
+	outClient, _ := r.kafka.await(ctx, recordOutClient)
+	evClient, _ := r.kafka.await(ctx, recordEventsClient)
+	if outClient == nil || evClient == nil {
+		return nil
+	}
+	if r.out, err = sarama.NewSyncProducerFromClient(outClient); err != nil {
+		return fmt.Errorf("recorder: start producer: %w", err)
+	}
+	for _, w := range r.workers {
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); w.run(r.writeChunk) }()
+	}
+	// Events first: read what is held up to now before any frame, so that
+	// frames read again after a downtime find their windows.
+	since := time.Now().Add(-r.cfg.Kafka.Retention - time.Minute)
+	if err := r.readEvents(evClient, since); err != nil {
+		r.log.Warn("cannot read events back; windows of past events may be missed", "err", err)
+	}
+	go func() {
+		err := kafka.Follow(ctx, evClient, r.cfg.Analyzer.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
+		if err != nil {
+			r.log.Warn("events no longer followed", "err", err)
+		}
+	}()
+	d, err := kafka.NewDurable(in, r.cfg.Record.Group, r.cfg.Kafka.Topic, r, r.log.With("role", "recorder"))
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.durable = d
+	r.mu.Unlock()
+	go r.tick(ctx)
+	// The group session outlives ctx until what is held is written and
+	// committed (drain): sarama commits only within a session.
+	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer dcancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(dctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	r.drain()
+	dcancel()
+	<-done
+	return nil
+}
+
+// readEvents reads the events topic from since up to its newest record.
+func (r *recorder) readEvents(client sarama.Client, since time.Time) error {
+	topic := r.cfg.Analyzer.EventsTopic
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("events partitions: %w", err)
+	}
+	for _, p := range parts {
+		from, err := kafka.OffsetAt(client, topic, p, since)
+		if err != nil {
+			return err
+		}
+		if err := kafka.Scan(client, topic, p, from, 1_000_000, 30*time.Second, func(rec kafka.Record) bool { r.event(rec); return true }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// event opens or closes a camera's full-rate window.
+func (r *recorder) event(rec kafka.Record) {
+	e, err := events.Unmarshal(rec.Value)
+	if err != nil {
+		return // the events feed counts bad events; a recorder just skips them
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.camera(e.Camera, -1)
+	r.queue(c, c.rc.Event(e.ID, e.Start, e.End))
+}
+
+// camera returns a camera's state, creating it (resumed from its
+// partition's committed progress) on first sight. r.mu is held.
+func (r *recorder) camera(id string, partition int32) *recCam {
+	c, ok := r.cams[id]
+	if !ok {
+		c = &recCam{id: id, partition: -1, rc: record.NewCamera(r.opts), worker: r.workers[int(fnv32(id))%len(r.workers)]}
+		r.cams[id] = c
+	}
+	if partition >= 0 && c.partition != partition {
+		c.partition = partition
+		if p, ok := r.parts[partition]; ok {
+			if pr, ok := p.progress[id]; ok {
+				c.doneFull, c.doneReduced = time.Unix(0, pr[0]), time.Unix(0, pr[1])
+				c.rc.Resume(c.doneFull, c.doneReduced)
+			}
+		}
+	}
+	return c
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+// Assigned starts a group session: state from an earlier one is dropped
+// (another recorder may have gone on), and the cameras will resume from
+// the progress committed with each partition.
+func (r *recorder) Assigned(metadata map[int32]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cams {
+		if _, mine := metadata[c.partition]; !mine && c.partition >= 0 {
+			// Another recorder reads it now; the windows stay, in
+			// case it comes back.
+			c.rc.Reset()
+			c.partition, c.agg = -1, nil
+			c.doneFull, c.doneReduced = time.Time{}, time.Time{}
+		}
+	}
+	r.parts = map[int32]*recPart{}
+	for p, m := range metadata {
+		r.parts[p] = &recPart{next: -1, progress: record.DecodeProgress(m)}
+	}
+}
+
+// Record takes one record of the frames topic.
+func (r *recorder) Record(rec kafka.Record) {
+	r.intake.RLock()
+	defer r.intake.RUnlock()
+	if r.stopping.Load() {
+		return // draining: not marked, so read again after a restart
+	}
+	f, err := frame.Decode(rec.Key, rec.Value, rec.Headers, rec.Timestamp, uint64(rec.Offset))
+	r.mu.Lock()
+	if p, ok := r.parts[rec.Partition]; ok {
+		p.next = rec.Offset + 1
+	}
+	if err != nil || f.Rendition != "" {
+		if err != nil {
+			r.invalid.Add(1)
+		}
+		r.mu.Unlock()
+		return
+	}
+	f.Partition, f.Offset = rec.Partition, rec.Offset
+	c := r.camera(f.Camera, rec.Partition)
+	c.arrived = time.Now()
+	reduced, chunks := c.rc.Add(f)
+	r.queue(c, chunks)
+	w := c.worker
+	r.mu.Unlock()
+	if reduced != nil {
+		r.writeReduced(c, reduced)
+	}
+	w.wait(64) // back-pressure: encoding is the slow part
+}
+
+// queue hands chunks to the camera's worker. r.mu is held.
+func (r *recorder) queue(c *recCam, chunks []record.Chunk) {
+	for _, ch := range chunks {
+		c.inflight = append(c.inflight, ch[0].Offset)
+		c.worker.push(chunkJob{cam: c, chunk: ch})
+	}
+}
+
+// send writes one record, retrying until it is written or the recorder
+// stops: a recording must not have holes (the frames topic keeps the
+// frames meanwhile, and the offsets are not committed past them).
+func (r *recorder) send(msg *sarama.ProducerMessage) (int32, int64, bool) {
+	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		p, off, err := r.out.SendMessage(msg)
+		if err == nil {
+			return p, off, true
+		}
+		r.errs.Add(1)
+		r.log.Warn("cannot write recording, retrying", "topic", msg.Topic, "err", err, "retry_in", backoff)
+		if r.stopping.Load() {
+			return 0, 0, false
+		}
+		time.Sleep(backoff)
+	}
+}
+
+func message(topic, key string, value []byte, ts time.Time, hs []frame.Header) *sarama.ProducerMessage {
+	headers := make([]sarama.RecordHeader, len(hs))
+	for i, h := range hs {
+		headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+	}
+	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value), Headers: headers, Timestamp: ts}
+}
+
+// writeReduced writes a reduced-tier frame and sums it into the index.
+func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
+	p, off, ok := r.send(message(r.cfg.Record.ReducedTopic, f.Camera, f.Data, f.CapturedAt, record.ReducedHeaders(f)))
+	if !ok {
+		return
+	}
+	r.written[1].Add(int64(len(f.Data)))
+	r.frames[1].Add(1)
+	r.mu.Lock()
+	c.doneReduced = f.CapturedAt
+	var flush *record.IndexEntry
+	if c.agg != nil && f.CapturedAt.Sub(c.agg.Start) >= indexPeriod {
+		flush, c.agg = c.agg, nil
+	}
+	if c.agg == nil {
+		c.agg = &record.IndexEntry{Camera: f.Camera, Tier: record.TierReduced, Start: f.CapturedAt, Partition: p, Offset: off}
+	}
+	c.agg.End = f.CapturedAt
+	c.agg.Frames++
+	c.agg.Bytes += int64(len(f.Data))
+	r.mu.Unlock()
+	if flush != nil {
+		r.writeIndex(*flush)
+	}
+}
+
+func (r *recorder) writeIndex(e record.IndexEntry) {
+	r.send(message(r.cfg.Record.IndexTopic, e.Camera, e.Marshal(), e.Start, nil))
+}
+
+// writeChunk encodes and writes a full-tier chunk (on a worker).
+func (r *recorder) writeChunk(j chunkJob) {
+	defer func() {
+		r.mu.Lock()
+		j.cam.inflight = j.cam.inflight[1:]
+		r.mu.Unlock()
+	}()
+	data, err := r.encode(j.chunk)
+	if err != nil {
+		r.errs.Add(1)
+		r.log.Warn("cannot encode a chunk; its frames stay in the reduced tier only", "camera", j.cam.id, "frames", len(j.chunk), "err", err)
+		return
+	}
+	p, off, ok := r.send(message(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, codecName)))
+	if !ok {
+		return
+	}
+	r.written[0].Add(int64(len(data)))
+	r.frames[0].Add(uint64(len(j.chunk)))
+	r.chunks.Add(1)
+	r.mu.Lock()
+	j.cam.doneFull = j.chunk.End()
+	r.mu.Unlock()
+	r.writeIndex(record.IndexEntry{Camera: j.cam.id, Tier: record.TierFull, Start: j.chunk.Start(), End: j.chunk.End(),
+		Frames: len(j.chunk), Bytes: int64(len(data)), Partition: p, Offset: off})
+}
+
+// tick, every second, completes the chunks of cameras whose frames
+// stopped and commits what is done.
+func (r *recorder) tick(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.flushIdle(time.Now().Add(-2 * r.cfg.Record.Chunk))
+			r.commit()
+		}
+	}
+}
+
+// flushIdle completes the chunks of cameras with no frame since before.
+func (r *recorder) flushIdle(before time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cams {
+		if c.arrived.Before(before) {
+			r.queue(c, c.rc.Flush())
+		}
+	}
+}
+
+// commit marks, per partition, the oldest offset still needed (a frame
+// undecided, or in a chunk not yet written), with the cameras' progress.
+func (r *recorder) commit() {
+	r.mu.Lock()
+	d := r.durable
+	marks := map[int32]int64{}
+	progress := map[int32]record.Progress{}
+	for p, st := range r.parts {
+		if st.next >= 0 {
+			marks[p] = st.next
+		}
+		progress[p] = record.Progress{}
+		// Keep what was committed for cameras not seen in this session.
+		for id, v := range st.progress {
+			progress[p][id] = v
+		}
+	}
+	low := func(p int32, off int64) {
+		if m, ok := marks[p]; ok && off < m {
+			marks[p] = off
+		}
+	}
+	for _, c := range r.cams {
+		if c.partition < 0 {
+			continue
+		}
+		c.rc.Pending(low)
+		if len(c.inflight) > 0 {
+			low(c.partition, c.inflight[0])
+		}
+		if pr, ok := progress[c.partition]; ok {
+			pr[c.id] = [2]int64{unixOrZero(c.doneFull), unixOrZero(c.doneReduced)}
+		}
+	}
+	r.mu.Unlock()
+	if d == nil {
+		return
+	}
+	for p, off := range marks {
+		meta := record.EncodeProgress(progress[p])
+		if len(meta) > 4000 {
+			// Kafka's offset.metadata.max.bytes is 4096 by default:
+			// too many cameras on one partition to say; a restart
+			// may then record the last seconds twice.
+			meta = ""
+		}
+		d.Commit(p, off, meta)
+	}
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func (r *recorder) Ready() error {
+	r.mu.Lock()
+	d := r.durable
+	r.mu.Unlock()
+	if d == nil {
+		return errors.New("recorder not started")
+	}
+	return d.Ready()
+}
+
+// drain stops taking frames, completes every camera's chunk, waits for the
+// workers to write what is queued, and commits. Frames that arrive later
+// are not committed: they are read again after a restart.
+func (r *recorder) drain() {
+	r.drainOnce.Do(r.drainNow)
+}
+
+func (r *recorder) drainNow() {
+	r.stopping.Store(true)
+	r.intake.Lock() // wait for the records being handled
+	defer r.intake.Unlock()
+	r.mu.Lock()
+	for _, c := range r.cams {
+		r.queue(c, c.rc.Flush())
+	}
+	r.mu.Unlock()
+	for _, w := range r.workers {
+		w.close()
+	}
+	r.wg.Wait()
+	var flush []record.IndexEntry
+	r.mu.Lock()
+	for _, c := range r.cams {
+		if c.agg != nil {
+			flush = append(flush, *c.agg)
+			c.agg = nil
+		}
+	}
+	d := r.durable
+	r.mu.Unlock()
+	if r.out != nil {
+		for _, e := range flush {
+			r.writeIndex(e)
+		}
+	}
+	r.commit()
+	if d != nil {
+		d.Flush()
+	}
+}
+
+// Close drains (if Run did not) and leaves the group.
+func (r *recorder) Close() error {
+	r.drain()
+	r.mu.Lock()
+	d := r.durable
+	r.mu.Unlock()
+	var err error
+	if d != nil {
+		err = d.Close()
+	}
+	if r.out != nil {
+		if cerr := r.out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("recorder: close producer: %w", cerr)
+		}
+	}
+	return err
+}
+
+// Collect reports the recorder's counters.
+func (r *recorder) Collect(s *metrics.Snapshot) {
+	s.Recorder = &metrics.Recorder{
+		FullBytes: r.written[0].Load(), ReducedBytes: r.written[1].Load(),
+		FullFrames: r.frames[0].Load(), ReducedFrames: r.frames[1].Load(),
+		Chunks: r.chunks.Load(), Errors: r.errs.Load(), Invalid: r.invalid.Load(),
+	}
+}
+
+// chunkJob is a chunk to encode and write.
+type chunkJob struct {
+	cam   *recCam
+	chunk record.Chunk
+}
+
+// encodeQueue is an unbounded FIFO of chunks for one worker: a camera's
+// state is changed under the recorder's lock, which must never wait for
+// an encoder, so pushing never blocks; Record waits (outside the lock)
+// while the queue is long.
+type encodeQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	jobs   []chunkJob
+	busy   bool
+	closed bool
+}
+
+func newEncodeQueue() *encodeQueue {
+	q := &encodeQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *encodeQueue) push(j chunkJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// wait blocks while more than n jobs are queued.
+func (q *encodeQueue) wait(n int) {
+	q.mu.Lock()
+	for len(q.jobs) > n && !q.closed {
+		q.cond.Wait()
+	}
+	q.mu.Unlock()
+}
+
+// close lets run finish what is queued and return.
+func (q *encodeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+func (q *encodeQueue) run(fn func(chunkJob)) {
+	for {
+		q.mu.Lock()
+		for len(q.jobs) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.jobs) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		j := q.jobs[0]
+		q.jobs[0] = chunkJob{}
+		q.jobs = q.jobs[1:]
+		q.mu.Unlock()
+		q.cond.Broadcast()
+		fn(j)
+	}
+}

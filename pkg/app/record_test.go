@@ -1,0 +1,418 @@
+//go:build !nocv
+
+package app
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/mjpeg"
+	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/vision/visiontest"
+)
+
+// recordingConfig is an all-in-one with the analyzer and the recorder, a
+// frames topic that keeps 20 s, and retention applied every second.
+func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *config.Config {
+	t.Helper()
+	o := map[string]string{
+		"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0",
+		"embedded.retention_check": "1s", "embedded.segment_bytes": "1048576",
+		"kafka.retention": "20s", "kafka.partitions": "2",
+		"analyzer.enabled": "true", "analyzer.gap": "1s", "analyzer.fps": "15", "analyzer.faces.enabled": "false",
+		"recording.enabled": "true", "recording.partitions": "1", "replay.max_fps": "120", "recording.pre_roll": "2s", "recording.post_roll": "1s",
+	}
+	if dataDir != "" {
+		o["embedded.data_dir"] = dataDir
+	}
+	for k, v := range extra {
+		o[k] = v
+	}
+	cfg, err := config.Load(config.Sources{Overrides: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: scriptedMotion(t), Loop: true, FPS: 30, Quality: 70}}
+	return cfg
+}
+
+// scriptedMotion writes a 10 s clip at 30 fps, looped by the camera: a
+// still scene for 5 s, then an object crossing it for 3 s, then still
+// again: an event every 10 s.
+func scriptedMotion(t *testing.T) string {
+	t.Helper()
+	clip, err := visiontest.MovingObject(visiontest.Options{Width: 320, Height: 180, Frames: 240, Warmup: 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	still, err := visiontest.Still(visiontest.Options{Width: 320, Height: 180, Frames: 60, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "scripted.avi")
+	if err := visiontest.WriteVideo(path, append(clip, still...), 30); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startRecording(t *testing.T, cfg *config.Config) (*App, string) {
+	t.Helper()
+	a := newApp(t, cfg)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(t.Context()) })
+	return a, "http://" + a.HTTPAddr()
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	body := waitStatus(t, url, 200)
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("%s: %v: %s", url, err, body)
+	}
+}
+
+// replayParts reads a replay from at until a frame captured after until.
+func replayParts(t *testing.T, base string, at, until time.Time) []mjpeg.Part {
+	t.Helper()
+	resp, err := http.Get(base + "/stream/p?speed=4&at=" + unixParam(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("replay at %s: %d %s", at, resp.StatusCode, b)
+	}
+	r := mjpeg.NewReader(resp.Body, "streamdframe")
+	var parts []mjpeg.Part
+	for {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatalf("replay at %s: after %d frames: %v", at, len(parts), err)
+		}
+		if p.Timestamp.After(until) {
+			return parts
+		}
+		p.Data = nil
+		parts = append(parts, p)
+	}
+}
+
+type eventJSON struct {
+	ID    string     `json:"id"`
+	Start time.Time  `json:"start"`
+	End   *time.Time `json:"end"`
+}
+
+// A moment older than the frames topic plays from the recording: every
+// frame around an event (with its pre-roll), one a second elsewhere, and
+// the replay crosses into the frames topic with no gap and no frame
+// twice. Snapshots anywhere in the recording are within the reduced
+// tier's interval; an export has the length asked for.
+func TestRecordingTiers(t *testing.T) {
+	cfg := recordingConfig(t, "", nil)
+	_, base := startRecording(t, cfg)
+	waitStatus(t, base+"/snapshot/p", 200)
+	started := time.Now()
+	time.Sleep(70 * time.Second)
+
+	var rg struct{ Oldest, Newest time.Time }
+	getJSON(t, base+"/api/cameras/p/range", &rg)
+	if rg.Oldest.After(started.Add(5 * time.Second)) {
+		t.Fatalf("range starts %s after the start: the recording is not in it", rg.Oldest.Sub(started))
+	}
+	// The frames topic no longer holds the first 40 s.
+	var evs []eventJSON
+	getJSON(t, base+"/api/events?camera=p&limit=100", &evs)
+	var ev *eventJSON
+	for i := range evs {
+		e := evs[i]
+		if e.End != nil && e.Start.After(started.Add(5*time.Second)) && e.End.Before(started.Add(35*time.Second)) {
+			ev = &e
+		}
+	}
+	if ev == nil {
+		t.Fatalf("no event ended in the first 35 s: %+v", evs)
+	}
+	from := ev.Start.Add(-5 * time.Second)
+	until := ev.End.Add(3 * time.Second)
+	parts := replayParts(t, base, from, until)
+	if len(parts) == 0 {
+		t.Fatal("the replay gave no frame")
+	}
+	full := [2]time.Time{ev.Start.Add(-cfg.Record.PreRoll + 100*time.Millisecond), ev.End.Add(cfg.Record.PostRoll - 100*time.Millisecond)}
+	inFull, elsewhere := 0, 0
+	for i := 1; i < len(parts); i++ {
+		prev, cur := parts[i-1].Timestamp, parts[i].Timestamp
+		if !cur.After(prev) {
+			t.Fatalf("frame %d captured %s, not after %s", i, cur, prev)
+		}
+		gap := cur.Sub(prev)
+		switch {
+		case !prev.Before(full[0]) && !cur.After(full[1]):
+			inFull++
+			if gap > 150*time.Millisecond {
+				t.Errorf("a gap of %s at %s, inside the event's window (full rate expected)", gap, prev.Sub(ev.Start))
+			}
+		default:
+			elsewhere++
+			if gap > 1100*time.Millisecond {
+				t.Errorf("a gap of %s at %s, outside the event (1 fps expected)", gap, prev.Sub(ev.Start))
+			}
+		}
+	}
+	if want := int(full[1].Sub(full[0]).Seconds() * 30 * 0.8); inFull < want {
+		t.Errorf("%d frames in the event's window of %s, want at least %d", inFull, full[1].Sub(full[0]), want)
+	}
+	if elsewhere == 0 {
+		t.Error("no reduced-rate frame around the event")
+	}
+
+	// Snapshots in the recorded time: the first frame at or after the
+	// moment, within the reduced tier's interval.
+	for _, off := range []time.Duration{7 * time.Second, 13*time.Second + 300*time.Millisecond, 29 * time.Second} {
+		at := started.Add(off)
+		resp, err := http.Get(base + "/snapshot/p?at=" + unixParam(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ts, _ := mjpeg.ParseTimestamp([]byte(resp.Header.Get("X-Timestamp")))
+		if resp.StatusCode != 200 || ts.Before(at) || ts.Sub(at) > cfg.Record.Interval+100*time.Millisecond {
+			t.Errorf("snapshot at %s: %d, frame captured %s after", off, resp.StatusCode, ts.Sub(at))
+		}
+	}
+
+	// Crossing into the frames topic: from 25 s ago (recorded only before
+	// the topic's start) to live, strictly increasing, no gap over 1.1 s.
+	cross := replayParts(t, base, time.Now().Add(-28*time.Second), time.Now().Add(-2*time.Second))
+	for i := 1; i < len(cross); i++ {
+		if gap := cross[i].Timestamp.Sub(cross[i-1].Timestamp); gap <= 0 || gap > 1100*time.Millisecond {
+			t.Fatalf("crossing: frame %d comes %s after the one before", i, gap)
+		}
+	}
+	if n := len(cross); n < 30*10 {
+		t.Errorf("crossing: %d frames over 26 s; the frames topic's part should be at full rate", n)
+	}
+
+	// Export: the event's window as MP4, its duration exact within a frame.
+	exFrom, exTo := ev.Start.Add(-3*time.Second), ev.Start.Add(5*time.Second)
+	resp, err := http.Get(fmt.Sprintf("%s/api/cameras/p/export?from=%s&to=%s", base, unixParam(exFrom), unixParam(exTo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp4, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("export: %d %s %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), mp4)
+	}
+	d, err := mp4Duration(mp4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := d - exTo.Sub(exFrom); diff < -time.Second/30 || diff > time.Second/30 {
+		t.Errorf("export lasts %s, asked %s", d, exTo.Sub(exFrom))
+	}
+	resp, err = http.Get(base + "/api/events/" + ev.ID + "/clip.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if d, err := mp4Duration(clip); resp.StatusCode != 200 || err != nil || d < ev.End.Sub(ev.Start)+cfg.Record.PreRoll {
+		t.Errorf("event clip: %d, %s, %v", resp.StatusCode, d, err)
+	}
+	for q, want := range map[string]int{
+		"from=" + unixParam(exTo) + "&to=" + unixParam(exFrom): 400,
+		"from=-1h&to=now": 400, // longer than recording.max_export
+		"from=" + unixParam(started.Add(-time.Hour)) + "&to=" + unixParam(started.Add(-50*time.Minute)): 404,
+	} {
+		if code, body := status(t, base+"/api/cameras/p/export?"+q); code != want {
+			t.Errorf("export?%s: %d %s, want %d", q, code, body, want)
+		}
+	}
+
+	// Storage: both tiers, how far back, bytes and rates.
+	var st struct {
+		Cameras []struct {
+			Camera      string
+			HeldSeconds float64 `json:"held_seconds"`
+			Held        string
+			Tiers       []struct {
+				Tier         string
+				Bytes        int64
+				BytesPerHour float64 `json:"bytes_per_hour"`
+			}
+		}
+	}
+	getJSON(t, base+"/api/storage", &st)
+	if len(st.Cameras) != 1 || len(st.Cameras[0].Tiers) != 2 || st.Cameras[0].HeldSeconds < 60 {
+		t.Fatalf("storage: %+v", st)
+	}
+	for _, tier := range st.Cameras[0].Tiers {
+		if tier.Bytes <= 0 || tier.BytesPerHour <= 0 {
+			t.Errorf("storage of tier %s: %+v", tier.Tier, tier)
+		}
+	}
+}
+
+// A recorder stopped and started again (the all-in-one, with its data
+// directory) records no frame twice, and misses only the downtime.
+func TestRecordingSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := recordingConfig(t, dir, nil)
+	a, base := startRecording(t, cfg)
+	waitStatus(t, base+"/snapshot/p", 200)
+	time.Sleep(12 * time.Second)
+	if err := a.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	time.Sleep(3 * time.Second)
+	cfg2 := recordingConfig(t, dir, nil)
+	a2, base2 := startRecording(t, cfg2)
+	up := time.Now()
+	waitStatus(t, base2+"/snapshot/p", 200)
+	time.Sleep(12 * time.Second)
+	if err := a2.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Read the reduced tier back with a plain Kafka client.
+	cfg3 := recordingConfig(t, dir, map[string]string{"recording.enabled": "false", "analyzer.enabled": "false"})
+	cfg3.Cameras = nil
+	a3 := newApp(t, cfg3)
+	if err := a3.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a3.Shutdown(t.Context())
+	client, err := sarama.NewClient([]string{a3.broker.addr()}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var times []time.Time
+	readAll(t, client, cfg.Record.ReducedTopic, func(m *sarama.ConsumerMessage) {
+		for _, h := range m.Headers {
+			if string(h.Key) == record.HeaderSpanStart {
+				n, _ := strconv.ParseInt(string(h.Value), 10, 64)
+				times = append(times, time.Unix(0, n))
+			}
+		}
+	})
+	if len(times) < 20 {
+		t.Fatalf("%d reduced frames", len(times))
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	downtime := 0
+	for i := 1; i < len(times); i++ {
+		gap := times[i].Sub(times[i-1])
+		if gap == 0 {
+			t.Fatalf("frame captured %s recorded twice", times[i])
+		}
+		if gap > 1100*time.Millisecond {
+			if times[i-1].Before(down.Add(-2*time.Second)) || times[i].After(up.Add(5*time.Second)) {
+				t.Errorf("a gap of %s from %s, outside the downtime %s..%s", gap, times[i-1], down, up)
+			}
+			downtime++
+		}
+	}
+	if downtime > 1 {
+		t.Errorf("%d gaps, want the downtime's only", downtime)
+	}
+	var spans [][2]int64
+	readAll(t, client, cfg.Record.FullTopic, func(m *sarama.ConsumerMessage) {
+		var s [2]int64
+		for _, h := range m.Headers {
+			switch string(h.Key) {
+			case record.HeaderSpanStart:
+				s[0], _ = strconv.ParseInt(string(h.Value), 10, 64)
+			case record.HeaderSpanEnd:
+				s[1], _ = strconv.ParseInt(string(h.Value), 10, 64)
+			}
+		}
+		spans = append(spans, s)
+	})
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0] < spans[j][0] })
+	for i := 1; i < len(spans); i++ {
+		if spans[i][0] <= spans[i-1][1] {
+			t.Errorf("full-tier chunks overlap: %v and %v", spans[i-1], spans[i])
+		}
+	}
+}
+
+// readAll reads every record of topic.
+func readAll(t *testing.T, client sarama.Client, topic string, fn func(*sarama.ConsumerMessage)) {
+	t.Helper()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range parts {
+		hwm, _ := client.GetOffset(topic, p, sarama.OffsetNewest)
+		old, _ := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if hwm <= old {
+			continue
+		}
+		pc, err := c.ConsumePartition(topic, p, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range pc.Messages() {
+			fn(m)
+			if m.Offset+1 >= hwm {
+				break
+			}
+		}
+		pc.Close()
+	}
+}
+
+// mp4Duration reads the duration of an MP4 from its movie header (mvhd).
+func mp4Duration(b []byte) (time.Duration, error) {
+	for i := 0; i+8 <= len(b); {
+		size := int(binary.BigEndian.Uint32(b[i:]))
+		typ := string(b[i+4 : i+8])
+		if size < 8 || i+size > len(b) {
+			return 0, fmt.Errorf("mp4: bad box %q of %d bytes at %d", typ, size, i)
+		}
+		switch typ {
+		case "moov":
+			b, i = b[i+8:i+size], 0
+			continue
+		case "mvhd":
+			box := b[i+8 : i+size]
+			if box[0] == 1 {
+				scale := binary.BigEndian.Uint32(box[20:])
+				dur := binary.BigEndian.Uint64(box[24:])
+				return time.Duration(float64(dur) / float64(scale) * float64(time.Second)), nil
+			}
+			scale := binary.BigEndian.Uint32(box[12:])
+			dur := binary.BigEndian.Uint32(box[16:])
+			return time.Duration(float64(dur) / float64(scale) * float64(time.Second)), nil
+		}
+		i += size
+	}
+	return 0, fmt.Errorf("mp4: no movie header")
+}
+
+// unixParam writes t as a replay time parameter: unix seconds.
+func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }

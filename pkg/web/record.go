@@ -1,0 +1,231 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Recordings is what a web node knows of the recording tiers (package
+// record): what they hold, and MP4 exports of them.
+type Recordings interface {
+	// Storage reports what is held, per camera.
+	Storage() []Storage
+	// Spans returns the spans of camera's recording between from and to.
+	Spans(camera string, from, to time.Time) []Span
+	// Export returns camera's video from from to to as an H.264 MP4;
+	// ErrNothingRecorded when nothing is held in that time.
+	Export(ctx context.Context, camera string, from, to time.Time) ([]byte, error)
+}
+
+// Storage is what the recording holds of one camera.
+type Storage struct {
+	Camera string        `json:"camera"`
+	Oldest time.Time     `json:"oldest"` // the oldest frame held, any tier
+	Newest time.Time     `json:"newest"`
+	Tiers  []TierStorage `json:"tiers"`
+	// Retain is recording.retain; BudgetCut says recording.max_bytes
+	// removed recordings younger than that.
+	Retain    time.Duration `json:"-"`
+	BudgetCut bool          `json:"budget_cut"`
+}
+
+// TierStorage is what one tier holds of a camera.
+type TierStorage struct {
+	Tier         string    `json:"tier"`
+	Bytes        int64     `json:"bytes"` // per replica
+	Frames       int       `json:"frames"`
+	Oldest       time.Time `json:"oldest"`
+	Newest       time.Time `json:"newest"`
+	BytesPerHour float64   `json:"bytes_per_hour"` // measured over what is held
+}
+
+// Span is a stretch of time one tier recorded without a break.
+type Span struct {
+	Tier  string    `json:"tier"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// ErrExportUnsupported is returned by Recordings.Export in a binary that
+// cannot encode video.
+var ErrExportUnsupported = errors.New("export needs OpenCV, and this binary was built without it")
+
+// routeRecordings adds the recording routes (inside the protected group).
+func (s *Server) routeRecordings(r chi.Router) {
+	r.With(s.requireAllCameras).Get("/api/storage", s.storage)
+	r.Get("/api/cameras/{camera}/spans", s.spans)
+	r.Get("/api/cameras/{camera}/export", s.export)
+	if s.o.Events != nil {
+		r.Get("/api/events/{id}/clip.mp4", s.eventClip)
+	}
+}
+
+// storage serves /api/storage.
+func (s *Server) storage(w http.ResponseWriter, _ *http.Request) {
+	list := s.o.Recordings.Storage()
+	if list == nil {
+		list = []Storage{}
+	}
+	now := time.Now()
+	type camera struct {
+		Storage
+		HeldSeconds float64 `json:"held_seconds"`
+		Held        string  `json:"held"` // "2 d 4 h"
+	}
+	out := make([]camera, 0, len(list))
+	for _, st := range list {
+		c := camera{Storage: st}
+		if st.Tiers == nil {
+			c.Tiers = []TierStorage{}
+		}
+		if !st.Oldest.IsZero() {
+			c.HeldSeconds = now.Sub(st.Oldest).Seconds()
+			c.Held = HumanDuration(now.Sub(st.Oldest))
+		}
+		out = append(out, c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cameras": out})
+}
+
+// HumanDuration writes d the way the page says how far back a camera
+// goes: "2 d 4 h", "3 h 12 min", "5 min", "40 s".
+func HumanDuration(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%d d %d h", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d s", int(d.Seconds()))
+}
+
+// spans serves /api/cameras/{camera}/spans?from=&to= (default: all).
+func (s *Server) spans(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.camera(w, r)
+	if !ok {
+		return
+	}
+	from, to, ok := timeRange(w, r, time.Unix(0, 0), time.Now(), 0)
+	if !ok {
+		return
+	}
+	sp := s.o.Recordings.Spans(id, from, to)
+	if sp == nil {
+		sp = []Span{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"camera": id, "spans": sp})
+}
+
+// timeRange reads from and to (T as in replay); maxLen > 0 caps to-from.
+// ok false means the error was written.
+func timeRange(w http.ResponseWriter, r *http.Request, defFrom, defTo time.Time, maxLen time.Duration) (from, to time.Time, ok bool) {
+	q := r.URL.Query()
+	now := time.Now()
+	from, to = defFrom, defTo
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		v := q.Get(name)
+		if v == "" {
+			if dst.IsZero() {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q is required", name))
+				return from, to, false
+			}
+			continue
+		}
+		t, err := parseTime(name, v, now)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return from, to, false
+		}
+		*dst = t
+	}
+	if !from.Before(to) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %s is not before %q %s", "from", from.Format(time.RFC3339Nano), "to", to.Format(time.RFC3339Nano)))
+		return from, to, false
+	}
+	if maxLen > 0 && to.Sub(from) > maxLen {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %s after from is longer than the export limit %s (recording.max_export)", "to", to.Sub(from), maxLen))
+		return from, to, false
+	}
+	return from, to, true
+}
+
+// export serves /api/cameras/{camera}/export?from=&to=.
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.camera(w, r)
+	if !ok {
+		return
+	}
+	from, to, ok := timeRange(w, r, time.Time{}, time.Time{}, s.o.MaxExport)
+	if !ok {
+		return
+	}
+	s.sendExport(w, r, id, from, to, id+"-"+from.UTC().Format("20060102T150405Z")+".mp4")
+}
+
+// eventClip serves /api/events/{id}/clip.mp4: the event with the
+// recording's pre- and post-roll.
+func (s *Server) eventClip(w http.ResponseWriter, r *http.Request) {
+	e, ok := s.event(w, r)
+	if !ok {
+		return
+	}
+	end := time.Now()
+	if e.End != nil {
+		end = *e.End
+	}
+	from, to := e.Start.Add(-s.o.ClipPreRoll), end.Add(s.o.ClipPostRoll)
+	if to.Sub(from) > s.o.MaxExport {
+		to = from.Add(s.o.MaxExport)
+	}
+	s.sendExport(w, r, e.Camera, from, to, "event-"+e.ID+".mp4")
+}
+
+// sendExport encodes and sends an export, within the concurrency cap.
+func (s *Server) sendExport(w http.ResponseWriter, r *http.Request, camera string, from, to time.Time, name string) {
+	s.viewersMu.Lock()
+	if s.o.MaxExports > 0 && s.exports >= s.o.MaxExports {
+		s.viewersMu.Unlock()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("server at its export limit (%d, recording.max_exports)", s.o.MaxExports))
+		return
+	}
+	s.exports++
+	s.viewersMu.Unlock()
+	defer func() {
+		s.viewersMu.Lock()
+		s.exports--
+		s.viewersMu.Unlock()
+	}()
+	// Encoding takes a while: the response is written once it is done.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
+	mp4, err := s.o.Recordings.Export(r.Context(), camera, from, to)
+	switch {
+	case errors.Is(err, ErrNothingRecorded):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("camera %q: nothing recorded between %s and %s", camera, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+		return
+	case errors.Is(err, ErrExportUnsupported):
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	case err != nil:
+		if r.Context().Err() != nil {
+			return
+		}
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("export of camera %q: %v", camera, err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Content-Length", strconv.Itoa(len(mp4)))
+	h.Set("Content-Disposition", `inline; filename="`+name+`"`)
+	noCache(h)
+	_, _ = w.Write(mp4)
+}

@@ -66,6 +66,11 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 		streams[i] = watchStream(ctx, w, "pattern")
 	}
 	time.Sleep(5 * time.Second) // warm-up
+	nodes := append([]*node{prod}, webs...)
+	cpu0 := make([]float64, len(nodes))
+	for i, n := range nodes {
+		cpu0[i], _ = n.metric("process_cpu_seconds_total")
+	}
 	b.ResetTimer()
 	from := time.Now()
 	nmoves := 0
@@ -89,11 +94,20 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 	}
 	to := time.Now()
 	b.StopTimer()
+	cores := make([]float64, len(nodes))
+	for i, n := range nodes {
+		c, err := n.metric("process_cpu_seconds_total")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cores[i] = (c - cpu0[i]) / to.Sub(from).Seconds()
+	}
 	cancel()
 	errs, _ := prod.metric("streamd_kafka_produce_errors_total")
 	var report strings.Builder
-	fmt.Fprintf(&report, "cluster bench: %d broker(s), RF %d, 1 producer 1280x720 30 fps, 2 web nodes × 1 viewer, %v, moves %d (leaders and coordinators alternately every 5 s), producer errors %.0f\n",
-		brokers, brokers, d, nmoves, errs)
+	fmt.Fprintf(&report, "cluster bench: %d broker(s), RF %d, 1 producer 1280x720 30 fps, 2 web nodes × 1 viewer, %v, moves %d (leaders and coordinators alternately every 5 s)\n",
+		brokers, brokers, d, nmoves)
+	fmt.Fprintf(&report, "  producer CPU %.2f cores, errors %.0f\n", cores[0], errs)
 	var worstP99, worstGap time.Duration
 	minFPS := 1e9
 	for i, s := range streams {
@@ -104,8 +118,8 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 			delivered = 100 * float64(st.frames) / float64(st.expected)
 		}
 		p50, p99, pmax := percentile(st.latencies, 0.5), percentile(st.latencies, 0.99), percentile(st.latencies, 1)
-		fmt.Fprintf(&report, "  %-6s fps %5.1f  delivered %6.2f %%  max gap %4d ms  latency p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  reconnects %d\n",
-			webs[i].name, fps, delivered, st.maxGap.Milliseconds(), ms(p50), ms(p99), ms(pmax), s.reconnects())
+		fmt.Fprintf(&report, "  %-6s fps %5.1f  delivered %6.2f %%  max gap %4d ms  latency p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  reconnects %d  CPU %.2f cores\n",
+			webs[i].name, fps, delivered, st.maxGap.Milliseconds(), ms(p50), ms(p99), ms(pmax), s.reconnects(), cores[i+1])
 		worstP99, worstGap, minFPS = max(worstP99, p99), max(worstGap, st.maxGap), min(minFPS, fps)
 	}
 	fmt.Print(report.String())

@@ -86,7 +86,7 @@ install: build
 	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/streamd $(DESTDIR)/etc/nginx/sites-available
 	sed 's#/usr/local/bin/streamd#$(PREFIX)/bin/streamd#' systemd/streamd@.service > $(DESTDIR)/etc/systemd/system/streamd@.service
 	chmod 0644 $(DESTDIR)/etc/systemd/system/streamd@.service
-	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml analyzer:config/analyzer.yaml all:config/streamd.yaml; do \
+	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml analyzer:config/analyzer.yaml recorder:config/recorder.yaml all:config/streamd.yaml; do \
 		role=$${pair%%:*}; src=$${pair#*:}; dst=$(DESTDIR)/etc/streamd/$$role.yaml; \
 		if [ -e $$dst ]; then echo "keeping $$dst"; else install -m 0640 $$src $$dst; fi; \
 	done

@@ -24,7 +24,7 @@ function tile(cam) {
   el.innerHTML = `<div class="view"><canvas></canvas><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
     <div class="tline" title="click to replay from there"><div class="marks"></div></div>
     <div class="bar"><span class="name"><span class="dot"></span><a></a></span>
-    <span class="fps"></span><span class="lat"></span><span class="viewers"></span></div>`;
+    <span class="fps"></span><span class="lat"></span><span class="viewers"></span><span class="held"></span></div>`;
   const link = el.querySelector(".name a");
   link.textContent = cam.id;
   link.href = withToken(`/cameras/${encodeURIComponent(cam.id)}`);
@@ -68,6 +68,25 @@ async function refresh() {
   }
   drawOverlays();
 }
+
+// How far back each camera's recording goes ("2 d 4 h"), from
+// /api/storage, every 10 s; a warning when the disk budget cuts it short.
+async function refreshStorage() {
+  try {
+    const res = await fetch(withToken("/api/storage"), { cache: "no-store" });
+    if (!res.ok) return; // no recording here, or not allowed
+    for (const c of (await res.json()).cameras) {
+      const el = tiles.get(c.camera);
+      if (!el || !c.held) continue;
+      const h = el.querySelector(".held");
+      h.textContent = `rec ${c.held}`;
+      h.title = c.budget_cut ? "recording.max_bytes removes recordings younger than recording.retain" : `recorded back ${c.held}`;
+      h.classList.toggle("warn", c.budget_cut);
+    }
+  } catch (_) { /* next time */ }
+}
+setInterval(refreshStorage, 10000);
+setTimeout(refreshStorage, 1500);
 
 // ---- the multiplexed live stream ----
 // For tests and the curious: frames painted and the last capture→paint

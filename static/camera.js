@@ -19,6 +19,8 @@ $("cam-name").textContent = id;
 const st = window.streamd = { mode: "live", position: 0, speed: 1, painted: 0, interval: 100, error: "" };
 let abort = null;
 let range = { oldest: 0, newest: 0 };
+let spans = [];      // the recording's spans (/api/cameras/{id}/spans)
+let storage = null;  // this camera's /api/storage entry
 let camEvents = [];
 
 const fmt = (ms) => new Date(ms).toLocaleString([], { hour12: false });
@@ -119,7 +121,24 @@ const frac = (ms) => range.newest > range.oldest ? (ms - range.oldest) / (range.
 function drawCursor() {
   $("tl-cursor").style.left = `${Math.min(1, Math.max(0, frac(st.position))) * 100}%`;
 }
+// Recorded spans under the events: full rate (every frame, around
+// events) dark, reduced rate (a frame a second) light; where the timeline
+// has neither, only the frames topic holds video (full rate, recent).
+function drawSpans() {
+  $("tl-spans").replaceChildren(...spans.map((s) => {
+    const d = document.createElement("div");
+    const a = Date.parse(s.start), b = Date.parse(s.end);
+    d.className = `span ${s.tier}`;
+    d.style.left = `${Math.max(0, frac(a)) * 100}%`;
+    d.style.width = `${Math.max(0.2, (frac(b) - Math.max(0, frac(a))) * 100)}%`;
+    d.title = `${s.tier === "full" ? "full rate" : "1 frame/s"} ${fmt(a)} – ${fmt(b)}`;
+    return d;
+  }));
+}
 function drawTimeline() {
+  drawSpans();
+  $("tl-held").textContent = storage ? `recorded back ${storage.held}${storage.budget_cut ? " (cut short by recording.max_bytes)" : ""}` : "";
+  $("tl-held").classList.toggle("warn", !!(storage && storage.budget_cut));
   $("tl-oldest").textContent = range.oldest ? fmt(range.oldest) : "";
   $("tl-newest").textContent = range.newest ? fmt(range.newest) : "";
   $("tl-events").replaceChildren(...camEvents.map((e) => {
@@ -142,6 +161,10 @@ async function loadRange() {
     }
     const ev = await fetch(withToken(`/api/events?camera=${encodeURIComponent(id)}&limit=500`), { cache: "no-store" });
     if (ev.ok) camEvents = await ev.json();
+    const sp = await fetch(withToken(`/api/cameras/${encodeURIComponent(id)}/spans`), { cache: "no-store" });
+    if (sp.ok) spans = (await sp.json()).spans;
+    const so = await fetch(withToken("/api/storage"), { cache: "no-store" });
+    if (so.ok) storage = (await so.json()).cameras.find((c) => c.camera === id) || null;
   } catch (_) { /* next time */ }
   drawTimeline();
   renderEvents();
@@ -165,6 +188,14 @@ function renderEvents() {
     li.innerHTML = `${thumb}<div><b class="type"></b><br><span class="muted">${fmt(Date.parse(e.start))}</span></div>`;
     li.querySelector(".type").textContent = e.type;
     li.addEventListener("click", () => replay(Date.parse(e.start) - 5000));
+    if (e.end) {
+      const a = document.createElement("a");
+      a.className = "clip";
+      a.textContent = "MP4";
+      a.href = withToken(`/api/events/${encodeURIComponent(e.id)}/clip.mp4`);
+      a.addEventListener("click", (ev) => ev.stopPropagation());
+      li.append(a);
+    }
     return li;
   }));
   $("ev-empty").hidden = camEvents.length > 0;
@@ -178,6 +209,10 @@ $("speed").addEventListener("change", (e) => {
   st.speed = parseFloat(e.target.value);
   if (st.mode === "replay") replay(st.position + 1);
   else setURL();
+});
+$("export").addEventListener("click", (ev) => {
+  const to = (st.mode === "live" ? Date.now() : st.position) / 1000;
+  ev.currentTarget.href = withToken(`/api/cameras/${encodeURIComponent(id)}/export?from=${(to - 60).toFixed(3)}&to=${to.toFixed(3)}`);
 });
 $("full").addEventListener("click", () => $("player").requestFullscreen?.());
 

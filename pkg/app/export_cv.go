@@ -54,7 +54,7 @@ func (r *replays) Export(ctx context.Context, camera string, from, to time.Time)
 	if w == 0 || h == 0 {
 		w, h = frame.Dimensions(first.Data)
 	}
-	vw, err := video.NewWriter("", fps, w, h)
+	vw, err := video.NewWriter("", video.H264, fps, w, h)
 	if err != nil {
 		return nil, err
 	}

@@ -60,8 +60,10 @@ func recordTopics(cfg *config.Config, k *kafkaConns) {
 // was recorded as the commit's metadata: a restart neither records a frame
 // twice nor leaves a gap beyond its downtime.
 //
-// Full-tier chunks are encoded to H.264 by workers (one per two cores),
-// each camera always on the same worker so that its chunks stay in order.
+// Full-tier chunks are encoded (H.264 by default) by workers, one per
+// core, each camera always on the same worker so that its chunks stay in
+// order. When encoding cannot keep up, the consumer waits (the frames
+// topic keeps the frames meanwhile).
 type recorder struct {
 	cfg    *config.Config
 	log    *slog.Logger
@@ -122,7 +124,7 @@ func newRecorder(cfg *config.Config, log *slog.Logger, k *kafkaConns) (*recorder
 	k.want(recordEventsClient, nil)
 	recordTopics(cfg, k)
 	eventTopics(cfg, k)
-	for range max(1, runtime.NumCPU()/2) {
+	for range runtime.NumCPU() {
 		r.workers = append(r.workers, newEncodeQueue())
 	}
 	return r, nil
@@ -382,7 +384,7 @@ func (r *recorder) writeChunk(j chunkJob) {
 		r.log.Warn("cannot encode a chunk; its frames stay in the reduced tier only", "camera", j.cam.id, "frames", len(j.chunk), "err", err)
 		return
 	}
-	p, off, ok := r.send(message(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, codecName)))
+	p, off, ok := r.send(message(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, r.cfg.Record.Codec)))
 	if !ok {
 		return
 	}

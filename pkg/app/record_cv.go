@@ -9,12 +9,10 @@ import (
 	"github.com/streamd/streamd/pkg/video"
 )
 
-// codecName is the codec of full-tier chunks.
-const codecName = video.Codec
-
-// newChunkEncoder returns the full tier's encoder: H.264 MP4 at the
-// chunk's own frame rate.
-func newChunkEncoder(*config.Config) (func(record.Chunk) ([]byte, error), error) {
+// newChunkEncoder returns the full tier's encoder: recording.codec (H.264
+// or MPEG-4 Part 2) in MP4 at the chunk's own frame rate.
+func newChunkEncoder(cfg *config.Config) (func(record.Chunk) ([]byte, error), error) {
+	codec := cfg.Record.Codec
 	return func(c record.Chunk) ([]byte, error) {
 		jpegs := make([][]byte, len(c))
 		for i, f := range c {
@@ -24,7 +22,7 @@ func newChunkEncoder(*config.Config) (func(record.Chunk) ([]byte, error), error)
 		if w == 0 || h == 0 {
 			w, h = 1280, 720
 		}
-		return video.Encode("", jpegs, chunkFPS(c), w, h)
+		return video.Encode("", codec, jpegs, chunkFPS(c), w, h)
 	}, nil
 }
 

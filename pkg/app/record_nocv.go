@@ -10,8 +10,6 @@ import (
 	"github.com/streamd/streamd/pkg/record"
 )
 
-const codecName = "h264/mp4"
-
 // newChunkEncoder refuses: recording encodes H.264 with OpenCV. Config
 // validation refuses such a role first (exit 2); this is the backstop.
 func newChunkEncoder(cfg *config.Config) (func(record.Chunk) ([]byte, error), error) {

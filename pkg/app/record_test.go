@@ -52,11 +52,16 @@ func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *con
 // again: an event every 10 s.
 func scriptedMotion(t *testing.T) string {
 	t.Helper()
-	clip, err := visiontest.MovingObject(visiontest.Options{Width: 320, Height: 180, Frames: 240, Warmup: 150})
+	return scriptedMotionSized(t, 320, 180)
+}
+
+func scriptedMotionSized(t *testing.T, w, h int) string {
+	t.Helper()
+	clip, err := visiontest.MovingObject(visiontest.Options{Width: w, Height: h, Frames: 240, Warmup: 150})
 	if err != nil {
 		t.Fatal(err)
 	}
-	still, err := visiontest.Still(visiontest.Options{Width: 320, Height: 180, Frames: 60, Seed: 7})
+	still, err := visiontest.Still(visiontest.Options{Width: w, Height: h, Frames: 60, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,3 +421,54 @@ func mp4Duration(b []byte) (time.Duration, error) {
 
 // unixParam writes t as a replay time parameter: unix seconds.
 func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
+
+// With a tiny recording.max_bytes, the brokers hold no more than the
+// budget plus a segment per tier, the oldest recording moves forward, and
+// the storage report says the budget cuts the camera short.
+func TestRecordingBudget(t *testing.T) {
+	const budget = 4 << 20
+	cfg := recordingConfig(t, "", map[string]string{
+		"recording.max_bytes": strconv.Itoa(budget), "recording.full_share": "0.25",
+		"kafka.retention": "1m",
+	})
+	cfg.Cameras[0].Source = scriptedMotionSized(t, 640, 360)
+	cfg.Cameras[0].Quality = 95
+	a, base := startRecording(t, cfg)
+	waitStatus(t, base+"/snapshot/p", 200)
+	type storage struct {
+		Cameras []struct {
+			Oldest    time.Time
+			BudgetCut bool `json:"budget_cut"`
+		}
+	}
+	var firstCut time.Time
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		time.Sleep(5 * time.Second)
+		var st storage
+		getJSON(t, base+"/api/storage", &st)
+		if len(st.Cameras) == 1 && st.Cameras[0].BudgetCut {
+			if firstCut.IsZero() {
+				firstCut = st.Cameras[0].Oldest
+			} else if st.Cameras[0].Oldest.After(firstCut.Add(2 * time.Second)) {
+				break // the oldest moved on
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget never cut the recording, or its oldest did not move: %+v (first cut at %s)", st, firstCut)
+		}
+	}
+	client, err := sarama.NewClient([]string{a.BrokerAddr()}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	const segment = 1 << 20 // the smallest segment streamd sets
+	for topic, share := range map[string]float64{cfg.Record.FullTopic: 0.25, cfg.Record.ReducedTopic: 0.75} {
+		var held int64
+		readAll(t, client, topic, func(m *sarama.ConsumerMessage) { held += int64(len(m.Value) + len(m.Key)) })
+		if limit := int64(budget*share) + segment; held > limit {
+			t.Errorf("%s holds %d bytes, over its budget plus a segment (%d)", topic, held, limit)
+		}
+	}
+}

@@ -374,6 +374,9 @@ func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
 	if r.Chunk < 500*time.Millisecond || r.Chunk > 30*time.Second {
 		bad("recording.chunk", "must be between 500ms and 30s, got %s", r.Chunk)
 	}
+	if r.Codec != "h264/mp4" && r.Codec != "mpeg4/mp4" {
+		bad("recording.codec", "must be %q or %q, got %q", "h264/mp4", "mpeg4/mp4", r.Codec)
+	}
 	if r.MaxExport < time.Second || r.MaxExport > 24*time.Hour {
 		bad("recording.max_export", "must be between 1s and 24h, got %s", r.MaxExport)
 	}

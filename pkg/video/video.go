@@ -5,9 +5,10 @@
 //
 // Choices, from measurements on Debian's OpenCV 4.6 (README, "Recording"):
 //
-//   - The fourcc is "avc1": H.264 in an MP4 container, which every browser's
-//     <video> plays. "mp4v" encodes 6x faster but browsers do not play it,
-//     and VP8/VP9 WebM costs two to three times more CPU than H.264.
+//   - Two codecs: H.264 ("avc1"), which every browser's <video> plays, for
+//     exports; MPEG-4 Part 2 ("mp4v"), about ten times cheaper to encode
+//     for twice the bytes, for recorded chunks, which only streamd decodes.
+//     VP8/VP9 WebM costs two to three times more CPU than H.264.
 //   - OpenCV writes to a file, not to memory, and reads from a file or URL.
 //     Each conversion goes through a temporary file that is removed when the
 //     conversion ends; chunks are a few seconds long, so the files are small.
@@ -35,11 +36,21 @@ import (
 // ContentType is the MIME type of what Writer produces.
 const ContentType = "video/mp4"
 
-// Codec names the encoding of recorded chunks in record headers.
-const Codec = "h264/mp4"
+// Codecs a Writer encodes, by the names record headers and the
+// configuration use.
+const (
+	// H264 is H.264 in MP4 (fourcc avc1): what browsers play, so what
+	// exports are; 8-19 ms a frame at 720p here.
+	H264 = "h264/mp4"
+	// MPEG4 is MPEG-4 Part 2 in MP4 (fourcc mp4v): browsers do not play
+	// it, but it encodes about ten times faster than H.264 for about
+	// twice the bytes: the recorder's default, since recorded chunks are
+	// only ever decoded by streamd (replay, exports).
+	MPEG4 = "mpeg4/mp4"
+)
 
-// fourcc selects H.264 in OpenCV's FFmpeg writer.
-const fourcc = "avc1"
+// fourccs maps codecs to OpenCV fourcc codes.
+var fourccs = map[string]string{H264: "avc1", MPEG4: "mp4v"}
 
 // openMu serializes opening OpenCV video sources and sinks process-wide;
 // see Open.
@@ -71,8 +82,12 @@ type Writer struct {
 }
 
 // NewWriter opens an MP4 file in dir (the system's temporary directory if
-// empty) for frames of width x height at fps.
-func NewWriter(dir string, fps float64, width, height int) (*Writer, error) {
+// empty) for frames of width x height at fps, in codec (H264 or MPEG4).
+func NewWriter(dir, codec string, fps float64, width, height int) (*Writer, error) {
+	fourcc, ok := fourccs[codec]
+	if !ok {
+		return nil, fmt.Errorf("open video writer: codec %q is not %q or %q", codec, H264, MPEG4)
+	}
 	if width < 2 || height < 2 || fps <= 0 {
 		return nil, fmt.Errorf("open video writer: bad size %dx%d or rate %g", width, height, fps)
 	}
@@ -88,7 +103,7 @@ func NewWriter(dir string, fps float64, width, height int) (*Writer, error) {
 		return err
 	})
 	if err == nil && !w.vw.IsOpened() {
-		err = errors.New("FFmpeg backend refused the avc1 (H.264) writer")
+		err = fmt.Errorf("FFmpeg backend refused the %s writer", fourcc)
 	}
 	if err != nil {
 		w.Abort()
@@ -169,13 +184,13 @@ func (w *Writer) Abort() {
 	os.Remove(w.f.Name())
 }
 
-// Encode encodes JPEG frames, one each, into an H.264 MP4 at fps. The
-// size is the first frame's.
-func Encode(dir string, jpegs [][]byte, fps float64, width, height int) ([]byte, error) {
+// Encode encodes JPEG frames, one each, into an MP4 of codec at fps,
+// width x height.
+func Encode(dir, codec string, jpegs [][]byte, fps float64, width, height int) ([]byte, error) {
 	if len(jpegs) == 0 {
 		return nil, fmt.Errorf("video encode: %w", ErrNoFrames)
 	}
-	w, err := NewWriter(dir, fps, width, height)
+	w, err := NewWriter(dir, codec, fps, width, height)
 	if err != nil {
 		return nil, err
 	}

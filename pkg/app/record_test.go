@@ -23,13 +23,13 @@ import (
 )
 
 // recordingConfig is an all-in-one with the analyzer and the recorder, a
-// frames topic that keeps 20 s, and retention applied every second.
+// frames topic that keeps 30 s, and retention applied every second.
 func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *config.Config {
 	t.Helper()
 	o := map[string]string{
 		"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0",
 		"embedded.retention_check": "1s", "embedded.segment_bytes": "1048576",
-		"kafka.retention": "20s", "kafka.partitions": "2",
+		"kafka.retention": "30s", "kafka.partitions": "2",
 		"analyzer.enabled": "true", "analyzer.gap": "1s", "analyzer.fps": "15", "analyzer.faces.enabled": "false",
 		"recording.enabled": "true", "recording.partitions": "1", "replay.max_fps": "120", "recording.pre_roll": "2s", "recording.post_roll": "1s",
 	}
@@ -133,25 +133,26 @@ func TestRecordingTiers(t *testing.T) {
 	_, base := startRecording(t, cfg)
 	waitStatus(t, base+"/snapshot/p", 200)
 	started := time.Now()
-	time.Sleep(70 * time.Second)
+	time.Sleep(3 * time.Minute)
 
 	var rg struct{ Oldest, Newest time.Time }
 	getJSON(t, base+"/api/cameras/p/range", &rg)
 	if rg.Oldest.After(started.Add(5 * time.Second)) {
 		t.Fatalf("range starts %s after the start: the recording is not in it", rg.Oldest.Sub(started))
 	}
-	// The frames topic no longer holds the first 40 s.
+	// The frames topic holds the last 30-40 s: the first two minutes are
+	// in the recording only.
 	var evs []eventJSON
 	getJSON(t, base+"/api/events?camera=p&limit=100", &evs)
 	var ev *eventJSON
 	for i := range evs {
 		e := evs[i]
-		if e.End != nil && e.Start.After(started.Add(5*time.Second)) && e.End.Before(started.Add(35*time.Second)) {
+		if e.End != nil && e.Start.After(started.Add(5*time.Second)) && e.End.Before(started.Add(2*time.Minute)) {
 			ev = &e
 		}
 	}
 	if ev == nil {
-		t.Fatalf("no event ended in the first 35 s: %+v", evs)
+		t.Fatalf("no event ended in the first two minutes: %+v", evs)
 	}
 	from := ev.Start.Add(-5 * time.Second)
 	until := ev.End.Add(3 * time.Second)
@@ -189,7 +190,7 @@ func TestRecordingTiers(t *testing.T) {
 
 	// Snapshots in the recorded time: the first frame at or after the
 	// moment, within the reduced tier's interval.
-	for _, off := range []time.Duration{7 * time.Second, 13*time.Second + 300*time.Millisecond, 29 * time.Second} {
+	for _, off := range []time.Duration{7 * time.Second, 13*time.Second + 300*time.Millisecond, 29 * time.Second, 97*time.Second + 600*time.Millisecond} {
 		at := started.Add(off)
 		resp, err := http.Get(base + "/snapshot/p?at=" + unixParam(at))
 		if err != nil {
@@ -202,16 +203,16 @@ func TestRecordingTiers(t *testing.T) {
 		}
 	}
 
-	// Crossing into the frames topic: from 25 s ago (recorded only before
+	// Crossing into the frames topic: from 50 s ago (recorded only before
 	// the topic's start) to live, strictly increasing, no gap over 1.1 s.
-	cross := replayParts(t, base, time.Now().Add(-28*time.Second), time.Now().Add(-2*time.Second))
+	cross := replayParts(t, base, time.Now().Add(-50*time.Second), time.Now().Add(-2*time.Second))
 	for i := 1; i < len(cross); i++ {
 		if gap := cross[i].Timestamp.Sub(cross[i-1].Timestamp); gap <= 0 || gap > 1100*time.Millisecond {
 			t.Fatalf("crossing: frame %d comes %s after the one before", i, gap)
 		}
 	}
-	if n := len(cross); n < 30*10 {
-		t.Errorf("crossing: %d frames over 26 s; the frames topic's part should be at full rate", n)
+	if n := len(cross); n < 30*20 {
+		t.Errorf("crossing: %d frames over 48 s; the frames topic's part (30 s and more) should be at full rate", n)
 	}
 
 	// Export: the event's window as MP4, its duration exact within a frame.
@@ -265,7 +266,7 @@ func TestRecordingTiers(t *testing.T) {
 		}
 	}
 	getJSON(t, base+"/api/storage", &st)
-	if len(st.Cameras) != 1 || len(st.Cameras[0].Tiers) != 2 || st.Cameras[0].HeldSeconds < 60 {
+	if len(st.Cameras) != 1 || len(st.Cameras[0].Tiers) != 2 || st.Cameras[0].HeldSeconds < 170 {
 		t.Fatalf("storage: %+v", st)
 	}
 	for _, tier := range st.Cameras[0].Tiers {

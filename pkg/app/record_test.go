@@ -276,8 +276,8 @@ func TestRecordingTiers(t *testing.T) {
 	}
 }
 
-// A recorder stopped and started again (the all-in-one, with its data
-// directory) records no frame twice, and misses only the downtime.
+// An all-in-one stopped and started again (with its data directory)
+// records no frame twice, and misses only its downtime.
 func TestRecordingSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := recordingConfig(t, dir, nil)
@@ -289,15 +289,14 @@ func TestRecordingSurvivesRestart(t *testing.T) {
 	}
 	down := time.Now()
 	time.Sleep(3 * time.Second)
-	cfg2 := recordingConfig(t, dir, nil)
-	a2, base2 := startRecording(t, cfg2)
+	a2, base2 := startRecording(t, recordingConfig(t, dir, nil))
 	up := time.Now()
 	waitStatus(t, base2+"/snapshot/p", 200)
 	time.Sleep(12 * time.Second)
 	if err := a2.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// Read the reduced tier back with a plain Kafka client.
+	// Read the tiers back with a plain Kafka client.
 	cfg3 := recordingConfig(t, dir, map[string]string{"recording.enabled": "false", "analyzer.enabled": "false"})
 	cfg3.Cameras = nil
 	a3 := newApp(t, cfg3)
@@ -305,11 +304,57 @@ func TestRecordingSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a3.Shutdown(t.Context())
-	client, err := sarama.NewClient([]string{a3.broker.addr()}, sarama.NewConfig())
+	checkRecording(t, a3.BrokerAddr(), cfg.Record, &[2]time.Time{down, up})
+}
+
+// A recorder process stopped while the camera goes on, and started again,
+// records every second of its downtime too (the frames topic held the
+// frames), and no frame twice.
+func TestRecorderRestartLeavesNoGap(t *testing.T) {
+	cfg := recordingConfig(t, "", map[string]string{"recording.enabled": "false"})
+	a, base := startRecording(t, cfg)
+	waitStatus(t, base+"/snapshot/p", 200)
+	recorder := func() *App {
+		rc, err := config.Load(config.Sources{Overrides: map[string]string{
+			"role": "recorder", "http.listen": "127.0.0.1:0", "embedded.enabled": "false",
+			"kafka.brokers": a.BrokerAddr(), "kafka.partitions": "2", "recording.partitions": "1",
+			"recording.pre_roll": "2s", "recording.post_roll": "1s",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newApp(t, rc)
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, "http://"+r.HTTPAddr()+"/readyz", 200)
+		return r
+	}
+	r1 := recorder()
+	time.Sleep(12 * time.Second)
+	if err := r1.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	r2 := recorder()
+	time.Sleep(12 * time.Second)
+	if err := r2.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkRecording(t, a.BrokerAddr(), cfg.Record, nil)
+}
+
+// checkRecording reads the recording tiers: no reduced frame twice, no
+// gap over the interval except across downtime (if not nil), no
+// full-tier chunks that overlap.
+func checkRecording(t *testing.T, brokerAddr string, rc config.RecordConfig, downtime *[2]time.Time) {
+	t.Helper()
+	client, err := sarama.NewClient([]string{brokerAddr}, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
+	cfg := struct{ Record config.RecordConfig }{rc}
 	var times []time.Time
 	readAll(t, client, cfg.Record.ReducedTopic, func(m *sarama.ConsumerMessage) {
 		for _, h := range m.Headers {
@@ -323,21 +368,23 @@ func TestRecordingSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d reduced frames", len(times))
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-	downtime := 0
+	gaps := 0
 	for i := 1; i < len(times); i++ {
 		gap := times[i].Sub(times[i-1])
 		if gap == 0 {
 			t.Fatalf("frame captured %s recorded twice", times[i])
 		}
 		if gap > 1100*time.Millisecond {
-			if times[i-1].Before(down.Add(-2*time.Second)) || times[i].After(up.Add(5*time.Second)) {
+			if downtime == nil {
+				t.Errorf("a gap of %s from %s: the recorder's downtime should have been caught up", gap, times[i-1])
+			} else if down, up := downtime[0], downtime[1]; times[i-1].Before(down.Add(-2*time.Second)) || times[i].After(up.Add(5*time.Second)) {
 				t.Errorf("a gap of %s from %s, outside the downtime %s..%s", gap, times[i-1], down, up)
 			}
-			downtime++
+			gaps++
 		}
 	}
-	if downtime > 1 {
-		t.Errorf("%d gaps, want the downtime's only", downtime)
+	if gaps > 1 {
+		t.Errorf("%d gaps, want the downtime's only", gaps)
 	}
 	var spans [][2]int64
 	readAll(t, client, cfg.Record.FullTopic, func(m *sarama.ConsumerMessage) {

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,11 +242,30 @@ func (c *Camera) Flush() []Chunk { return c.closeChunk(nil) }
 // undecided or unsent, by partition: the lowest offset still needed of
 // each (what a consumer may commit, at most).
 func (c *Camera) Pending(fn func(partition int32, offset int64)) {
-	if len(c.ring) > 0 {
-		fn(c.ring[0].Partition, c.ring[0].Offset)
+	// Usually one partition; more when the camera's key moved (partitions
+	// added) while frames of the old one are still held.
+	type mark struct {
+		partition int32
+		offset    int64
 	}
-	if len(c.chunk) > 0 {
-		fn(c.chunk[0].Partition, c.chunk[0].Offset)
+	var buf [4]mark
+	low := buf[:0]
+	for _, held := range [2][]*frame.Frame{c.ring, c.chunk} {
+		for _, f := range held {
+			i := 0
+			for i < len(low) && low[i].partition != f.Partition {
+				i++
+			}
+			switch {
+			case i == len(low):
+				low = append(low, mark{f.Partition, f.Offset})
+			case f.Offset < low[i].offset:
+				low[i].offset = f.Offset
+			}
+		}
+	}
+	for _, m := range low {
+		fn(m.partition, m.offset)
 	}
 }
 
@@ -390,7 +410,7 @@ func ParseChunk(header func(string) []byte) (ChunkInfo, error) {
 			return bad("seq %d: %v", i, err)
 		}
 		us, err := strconv.ParseInt(times[i], 10, 64)
-		if err != nil || us < 0 {
+		if err != nil || us < 0 || us > math.MaxInt64/int64(time.Microsecond) {
 			return bad("time %d: %q", i, times[i])
 		}
 		ci.Times[i] = base.Add(time.Duration(us) * time.Microsecond)
@@ -455,7 +475,9 @@ func EncodeProgress(p Progress) string {
 func DecodeProgress(s string) Progress {
 	p := Progress{}
 	if s != "" {
-		_ = json.Unmarshal([]byte(s), &p)
+		if err := json.Unmarshal([]byte(s), &p); err != nil || p == nil {
+			return Progress{} // not what json.Unmarshal left half done
+		}
 	}
 	return p
 }

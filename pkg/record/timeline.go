@@ -150,9 +150,14 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 		return nil, io.ErrClosedPipe
 	}
 	if t.live == nil {
-		f, err := t.recNext(ctx)
-		if err != nil {
-			return nil, err
+		// recHead: the recording's frame read before a failed crossing.
+		f := t.recHead
+		t.recHead = nil
+		if f == nil {
+			var err error
+			if f, err = t.recNext(ctx); err != nil {
+				return nil, err
+			}
 		}
 		if f != nil && f.CapturedAt.Before(t.liveFrom()) {
 			return t.give(f)
@@ -161,11 +166,13 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 		// recording has nothing more).
 		live, err := t.openLive(t.last.Add(time.Nanosecond))
 		if err != nil {
+			t.recHead = f // not lost: the caller may ask again
 			return nil, err
 		}
 		lf, err := live.Next(ctx)
 		if err != nil {
 			live.Close()
+			t.recHead = f
 			return nil, err
 		}
 		t.live, t.liveHead, t.recHead = live, lf, f
@@ -176,11 +183,12 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 			t.recHead = nil
 			break
 		}
-		f := t.recHead
-		var err error
-		if t.recHead, err = t.recNext(ctx); err != nil {
-			return nil, err
+		next, err := t.recNext(ctx)
+		if err != nil {
+			return nil, err // recHead kept for the next call
 		}
+		f := t.recHead
+		t.recHead = next
 		return t.give(f)
 	}
 	if t.rec != nil {

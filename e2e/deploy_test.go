@@ -43,6 +43,8 @@ func TestMakeInstall(t *testing.T) {
 		"etc/streamd/producer.yaml":           0o640,
 		"etc/streamd/consumer.yaml":           0o640,
 		"etc/streamd/all.yaml":                0o640,
+		"etc/streamd/analyzer.yaml":           0o640,
+		"etc/streamd/recorder.yaml":           0o640,
 		"etc/nginx/sites-available/streamd":   0o644,
 	} {
 		st, err := os.Stat(filepath.Join(dest, path))
@@ -58,7 +60,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatalf("unit not adapted to PREFIX:\n%s", unit)
 	}
 	// Every installed config passes the installed binary's check.
-	for _, role := range []string{"producer", "consumer", "all"} {
+	for _, role := range []string{"producer", "consumer", "analyzer", "recorder", "all"} {
 		out, err := exec.Command(filepath.Join(dest, "opt/streamd/bin/streamd"), "--config", filepath.Join(dest, "etc/streamd", role+".yaml"), "--role", role, "--check").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s.yaml: %v\n%s", role, err, out)

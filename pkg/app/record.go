@@ -574,7 +574,6 @@ type encodeQueue struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	jobs   []chunkJob
-	busy   bool
 	closed bool
 }
 

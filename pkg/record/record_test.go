@@ -31,9 +31,6 @@ func frame30(i int) *frame.Frame {
 	}
 }
 
-// index30 is the index of the 30 fps frame captured at t (t must be one).
-func index30(t time.Time) int { return int(t.Sub(base) * 30 / time.Second) }
-
 // recorder feeds a Camera and gathers what it records.
 type recorder struct {
 	cam     *record.Camera

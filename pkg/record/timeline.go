@@ -178,11 +178,7 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 		t.live, t.liveHead, t.recHead = live, lf, f
 	}
 	// The recording's frames from before the frames topic's first.
-	for t.recHead != nil {
-		if !t.recHead.CapturedAt.Before(t.liveHead.CapturedAt) {
-			t.recHead = nil
-			break
-		}
+	if t.recHead != nil && t.recHead.CapturedAt.Before(t.liveHead.CapturedAt) {
 		next, err := t.recNext(ctx)
 		if err != nil {
 			return nil, err // recHead kept for the next call
@@ -191,6 +187,7 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 		t.recHead = next
 		return t.give(f)
 	}
+	t.recHead = nil
 	if t.rec != nil {
 		t.rec.Close()
 		t.rec = nil

@@ -21,7 +21,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Defaults of Options, used for zero fields.
@@ -192,6 +194,14 @@ func (b *Broker) HasGroup(group string) bool { return b.cluster.GroupInfo(group)
 
 // CoordinatorFor returns the node coordinating a consumer group.
 func (b *Broker) CoordinatorFor(group string) int32 { return b.cluster.CoordinatorFor(group) }
+
+// RefuseWrites makes every broker answer writes to topic with
+// NOT_ENOUGH_REPLICAS, as a cluster left with fewer in-sync replicas than
+// min.insync.replicas answers acks=all, until restore is called.
+func (b *Broker) RefuseWrites(topic string) (restore func()) {
+	h := b.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.NotEnoughReplicas, Count: -1})
+	return h.Remove
+}
 
 // RemoveNode takes a broker away for good, as a machine that died: it stops
 // listening, every connection to it is cut, and its partitions get new

@@ -685,15 +685,17 @@ type recPlayback struct {
 	// frame in the frame at T1 (still scene) and at T2 (the object in it).
 	Still float64 `json:"still"`
 	Moved float64 `json:"moved"`
+	// After seeking back to 0.5 s: the seekable end, and where it went.
+	SeekEnd  float64 `json:"seekEnd"`
+	SeekedTo float64 `json:"seekedTo"`
 }
 
 // recPlayJS adds a muted <video> of src to the page and waits for its
 // first frame; plays it until currentTime passed 1 s and pauses; plays on
 // at 4x until eventAt and pauses. The frames shown at 0, at 1 s and at
 // eventAt are read through a canvas (the page and the video are of one
-// origin). It does not seek: streamd answers a Range request with the
-// whole file (200, no Accept-Ranges), so Chromium holds the video not
-// seekable (seekable is [0, 0]) and ignores currentTime = t.
+// origin). Then it seeks back to 0.5 s: the whole video is seekable
+// (streamd answers Range requests).
 const recPlayJS = `(async (src, label, eventAt) => {
   const box = document.createElement("figure");
   const cap = document.createElement("figcaption");
@@ -744,6 +746,9 @@ const recPlayJS = `(async (src, label, eventAt) => {
   out.error = await playUntil(eventAt);
   out.t2 = v.currentTime;
   out.still = changed(first, still); out.moved = changed(first, luma());
+  out.seekEnd = v.seekable.length ? v.seekable.end(0) : 0;
+  await new Promise(r => { v.addEventListener("seeked", r, {once: true}); v.currentTime = 0.5; setTimeout(r, 5000); });
+  out.seekedTo = v.currentTime;
   return out;
 })(%s, %s, %f)`
 
@@ -851,6 +856,9 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 			if r.T2 < c.eventAt.Seconds() || r.T2 > c.eventAt.Seconds()+1 || r.Still > 0.005 || r.Moved < 0.01 {
 				t.Errorf("%s: %.2f %% of the pixels changed from 0 s to %.2f s (still scene), %.2f %% to %.2f s (the object crossing, at %.2f s)",
 					c.name, 100*r.Still, r.T1, 100*r.Moved, r.T2, c.eventAt.Seconds())
+			}
+			if r.SeekEnd < r.Duration-0.1 || r.SeekedTo < 0.45 || r.SeekedTo > 0.55 {
+				t.Errorf("%s: seekable to %.2f s of %.2f; seeking to 0.5 s went to %.2f s", c.name, r.SeekEnd, r.Duration, r.SeekedTo)
 			}
 		}
 		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())

@@ -1,11 +1,11 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -224,8 +224,9 @@ func (s *Server) sendExport(w http.ResponseWriter, r *http.Request, camera strin
 	}
 	h := w.Header()
 	h.Set("Content-Type", "video/mp4")
-	h.Set("Content-Length", strconv.Itoa(len(mp4)))
 	h.Set("Content-Disposition", `inline; filename="`+name+`"`)
 	noCache(h)
-	_, _ = w.Write(mp4)
+	// ServeContent answers Range requests: without them, browsers treat
+	// the video as not seekable (they ask "bytes=0-" and keep what comes).
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(mp4))
 }

@@ -106,15 +106,9 @@ func recStart(t *testing.T, kafka, recording string) *proc {
 	return p
 }
 
-// kcRecord is a record as kcat reads it.
-type kcRecord struct {
-	Partition int32
-	Offset    int64
-	Key       string
-	Headers   map[string]string
-	Size      int
-	Value     []byte
-}
+// kcRecord is a record as kcat reads it: the frames topic's record type
+// (kafka_test.go), without its timestamp.
+type kcRecord = record
 
 func (r kcRecord) String() string {
 	var hs []string

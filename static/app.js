@@ -66,11 +66,16 @@ async function refresh() {
   } catch (e) {
     status.textContent = `cannot load cameras: ${e.message}`;
   }
+  // After the camera list, not beside it: one request at a time keeps
+  // the page's API calls on one connection.
+  if (refreshes++ % 10 === 1) await refreshStorage();
   drawOverlays();
 }
+let refreshes = 0;
 
 // How far back each camera's recording goes ("2 d 4 h"), from
-// /api/storage, every 10 s; a warning when the disk budget cuts it short.
+// /api/storage, every 10th refresh; a warning when the disk budget cuts
+// it short.
 async function refreshStorage() {
   try {
     const res = await fetch(withToken("/api/storage"), { cache: "no-store" });
@@ -85,8 +90,7 @@ async function refreshStorage() {
     }
   } catch (_) { /* next time */ }
 }
-setInterval(refreshStorage, 10000);
-setTimeout(refreshStorage, 1500);
+
 
 // ---- the multiplexed live stream ----
 // For tests and the curious: frames painted and the last capture→paint

@@ -129,6 +129,7 @@ type eventJSON struct {
 // twice. Snapshots anywhere in the recording are within the reduced
 // tier's interval; an export has the length asked for.
 func TestRecordingTiers(t *testing.T) {
+	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
 	cfg := recordingConfig(t, "", nil)
 	_, base := startRecording(t, cfg)
 	waitStatus(t, base+"/snapshot/p", 200)
@@ -279,6 +280,7 @@ func TestRecordingTiers(t *testing.T) {
 // An all-in-one stopped and started again (with its data directory)
 // records no frame twice, and misses only its downtime.
 func TestRecordingSurvivesRestart(t *testing.T) {
+	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
 	dir := t.TempDir()
 	cfg := recordingConfig(t, dir, nil)
 	a, base := startRecording(t, cfg)
@@ -311,6 +313,7 @@ func TestRecordingSurvivesRestart(t *testing.T) {
 // records every second of its downtime too (the frames topic held the
 // frames), and no frame twice.
 func TestRecorderRestartLeavesNoGap(t *testing.T) {
+	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
 	cfg := recordingConfig(t, "", map[string]string{"recording.enabled": "false"})
 	a, base := startRecording(t, cfg)
 	waitStatus(t, base+"/snapshot/p", 200)
@@ -474,6 +477,7 @@ func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMi
 // budget plus a segment per tier, the oldest recording moves forward, and
 // the storage report says the budget cuts the camera short.
 func TestRecordingBudget(t *testing.T) {
+	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
 	const budget = 4 << 20
 	cfg := recordingConfig(t, "", map[string]string{
 		"recording.max_bytes": strconv.Itoa(budget), "recording.full_share": "0.25",

@@ -35,11 +35,10 @@ type recordings struct {
 	following atomic.Bool
 	invalid   atomic.Uint64
 
-	mu      sync.Mutex
-	cams    map[string]*camIndex
-	starts  map[string]int64 // "topic/partition" → oldest offset held
-	startAt time.Time        // when starts was read
-	warned  map[string]bool  // cameras whose budget cut was logged
+	mu     sync.Mutex
+	cams   map[string]*camIndex
+	starts map[string]int64 // "topic/partition" → oldest offset held, every 5 s
+	warned map[string]bool  // cameras whose budget cut was logged
 }
 
 // camIndex is what one camera's recording holds, per tier, oldest first.
@@ -63,9 +62,26 @@ func (r *recordings) Run(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
+	// What retention removed is read in the background, so that answers
+	// (the range of every tile) never wait for the brokers.
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if r.following.Load() {
+					r.refreshStarts(client)
+				}
+			}
+		}
+	}()
 	for backoff := time.Second; ctx.Err() == nil; backoff = min(backoff*2, 30*time.Second) {
 		if parts, err := client.Partitions(r.cfg.Record.IndexTopic); err == nil && len(parts) > 0 {
 			r.following.Store(true)
+			r.refreshStarts(client)
 			err = kafka.Follow(ctx, client, r.cfg.Record.IndexTopic, time.Unix(0, 0), r.add, r.log)
 			r.following.Store(false)
 			if err != nil {
@@ -115,19 +131,9 @@ func (r *recordings) topicOf(tier string) string {
 	return r.cfg.Record.ReducedTopic
 }
 
-// refreshStarts re-reads the oldest offset of every tier partition, at
-// most every 5 s, and drops the index entries retention removed.
-func (r *recordings) refreshStarts() {
-	r.mu.Lock()
-	fresh := time.Since(r.startAt) < 5*time.Second
-	r.mu.Unlock()
-	if fresh {
-		return
-	}
-	client, err := r.kafka.await(context.Background(), recordingsClient)
-	if err != nil {
-		return
-	}
+// refreshStarts re-reads the oldest offset of every tier partition and
+// drops the index entries retention removed.
+func (r *recordings) refreshStarts(client sarama.Client) {
 	starts := map[string]int64{}
 	for _, tier := range []string{record.TierFull, record.TierReduced} {
 		topic := r.topicOf(tier)
@@ -143,7 +149,7 @@ func (r *recordings) refreshStarts() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.starts, r.startAt = starts, time.Now()
+	r.starts = starts
 	for _, c := range r.cams {
 		c.full = r.dropGone(r.cfg.Record.FullTopic, c.full)
 		c.reduced = r.dropGone(r.cfg.Record.ReducedTopic, c.reduced)
@@ -164,7 +170,6 @@ func partKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(i
 
 // entries returns a copy of one camera's entries of a tier.
 func (r *recordings) entries(camera, tier string) []record.IndexEntry {
-	r.refreshStarts()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.cams[camera]
@@ -200,7 +205,6 @@ func (r *recordings) reducedPartition(camera string) (int32, bool) {
 
 // Storage reports what the recording holds per camera and tier.
 func (r *recordings) Storage() []web.Storage {
-	r.refreshStarts()
 	r.mu.Lock()
 	ids := make([]string, 0, len(r.cams))
 	for id := range r.cams {

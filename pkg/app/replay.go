@@ -306,7 +306,15 @@ func (r *replays) frames(ctx context.Context, camera string, at time.Time) (repl
 		h, _, _, err := r.history(context.WithoutCancel(ctx), camera, since)
 		return h, err
 	}
-	return record.NewTimeline(src, at, liveFrom, openLive), parts, client, nil
+	tl := record.NewTimeline(src, at, liveFrom, openLive)
+	// Crossing near the frames topic's start, retention may remove what
+	// the reader was about to read: back to the recording, and across
+	// again further on.
+	tl.Reopen(func(since time.Time) (record.Source, error) {
+		cachedAt = time.Time{}
+		return r.recorded(client, camera, since)
+	})
+	return tl, parts, client, nil
 }
 
 // recorded returns camera's recording from at: both tiers merged (the

@@ -1046,3 +1046,52 @@ func BenchmarkCameraAdd(b *testing.B) {
 		cam.Add(f)
 	}
 }
+
+// When the frames topic's reader ends under the timeline (retention), it
+// goes back to the recording from the last frame given and crosses again:
+// no gap, nothing twice.
+func TestTimelineReopensAfterTheLiveReaderEnds(t *testing.T) {
+	recFrom := func(since time.Time) record.Source {
+		var fs []*frame.Frame
+		for _, f := range frames10(0, 19) {
+			if !f.CapturedAt.Before(since) {
+				fs = append(fs, f)
+			}
+		}
+		return &source{frames: fs}
+	}
+	opened := 0
+	openLive := func(time.Time) (record.Source, error) {
+		opened++
+		if opened == 1 {
+			// Two frames, then retention takes the rest under the reader.
+			return &source{frames: frames10(10, 11), fail: map[int]error{2: errors.New("history ended")}}, nil
+		}
+		return &source{frames: frames10(15, 24)}, nil // the topic now starts at frame 15
+	}
+	tl := record.NewTimeline(recFrom(base), base, func() time.Time { return at10(10) }, openLive)
+	tl.Reopen(func(since time.Time) (record.Source, error) { return recFrom(since), nil })
+	for i := 0; i < 25; i++ {
+		f, err := tl.Next(t.Context())
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !f.CapturedAt.Equal(at10(i)) {
+			t.Fatalf("frame %d captured at %s, want %s", i, f.CapturedAt.Sub(base), at10(i).Sub(base))
+		}
+	}
+	if opened != 2 {
+		t.Errorf("the frames topic was opened %d times, want 2", opened)
+	}
+	// Without Reopen the error ends the timeline.
+	opened = 0
+	tl = record.NewTimeline(recFrom(base), base, func() time.Time { return at10(10) }, openLive)
+	for i := 0; i < 12; i++ {
+		if _, err := tl.Next(t.Context()); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if _, err := tl.Next(t.Context()); err == nil {
+		t.Error("the reader's error was swallowed without Reopen")
+	}
+}

@@ -110,7 +110,19 @@ type Timeline struct {
 	recHead  *frame.Frame // the recording's next frame, once crossing
 	liveHead *frame.Frame // the frames topic's first frame, until given
 	closed   bool
+	// reopenRec, if set, opens the recording again from since when the
+	// frames topic's reader ends under the timeline (Reopen).
+	reopenRec func(since time.Time) (Source, error)
+	given     bool // a frame was given since the last reopening
 }
+
+// Reopen makes the timeline survive the frames topic's reader ending (an
+// error from it other than the context's): retention removing the records
+// it was about to read, when playback crossed near the topic's start.
+// The timeline then goes back to the recording from the last frame given,
+// opened with openRec, and crosses again, as at first. It gives up, with
+// the error, when the reader ends again before a frame was given.
+func (t *Timeline) Reopen(openRec func(since time.Time) (Source, error)) { t.reopenRec = openRec }
 
 // NewTimeline plays rec, the recording from at on (Merge of the tiers),
 // while its frames are older than what the frames topic holds at full rate
@@ -141,7 +153,23 @@ func (t *Timeline) recNext(ctx context.Context) (*frame.Frame, error) {
 
 func (t *Timeline) give(f *frame.Frame) (*frame.Frame, error) {
 	t.last = f.CapturedAt
+	t.given = true
 	return f, nil
+}
+
+// fallBack handles an error of the frames topic's reader: back to the
+// recording (Reopen) when that can help, else the error.
+func (t *Timeline) fallBack(ctx context.Context, err error) (*frame.Frame, error) {
+	if t.reopenRec == nil || !t.given || ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	rec, rerr := t.reopenRec(t.last.Add(time.Nanosecond))
+	if rerr != nil {
+		return nil, err
+	}
+	t.live.Close()
+	t.live, t.liveHead, t.recHead, t.rec, t.given = nil, nil, nil, rec, false
+	return t.Next(ctx)
 }
 
 // Next returns the next frame of the camera's history.
@@ -201,7 +229,7 @@ func (t *Timeline) Next(ctx context.Context) (*frame.Frame, error) {
 	for {
 		f, err := t.live.Next(ctx)
 		if err != nil {
-			return nil, err
+			return t.fallBack(ctx, err)
 		}
 		if f.CapturedAt.After(t.last) {
 			return t.give(f)

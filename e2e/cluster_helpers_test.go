@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/streamd/streamd/pkg/bench"
 	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/mjpeg"
 	"github.com/streamd/streamd/pkg/testutil"
@@ -242,28 +242,19 @@ func (n *node) metric(name string) (float64, error) {
 	defer resp.Body.Close()
 	sum := 0.0
 	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
+	err = bench.EachSample(resp.Body, func(key string, v float64) {
+		if key == name || strings.HasPrefix(key, name+"{") {
+			sum += v
+			found = true
 		}
-		key, val, ok := strings.Cut(line, " ")
-		if !ok || (key != name && !strings.HasPrefix(key, name+"{")) {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %q: %w", name, line, err)
-		}
-		sum += v
-		found = true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %s: %w", n.name, name, err)
 	}
 	if !found {
 		return 0, fmt.Errorf("%s: no %s in /metrics", n.name, name)
 	}
-	return sum, sc.Err()
+	return sum, nil
 }
 
 // metricByCamera reads a per-camera metric of the node's /metrics.
@@ -275,25 +266,15 @@ func (n *node) metricByCamera(name string) (map[string]float64, error) {
 	}
 	defer resp.Body.Close()
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	prefix := name + `{camera="`
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
-		if !ok {
-			continue
+	err = bench.EachSample(resp.Body, func(key string, v float64) {
+		if rest, ok := strings.CutPrefix(key, prefix); ok {
+			if cam, _, ok := strings.Cut(rest, `"`); ok {
+				out[cam] = v
+			}
 		}
-		cam, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		out[cam] = v
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 // analysisCounts reads /api/status's analysis list: analyzed frames by

@@ -435,21 +435,7 @@ func scrape(ctx context.Context, client *http.Client, base string) (sample, erro
 		return s, fmt.Errorf("bench: scrape %s/metrics: %s", base, resp.Status)
 	}
 	found := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
+	err = EachSample(resp.Body, func(name string, v float64) {
 		switch {
 		case name == "process_cpu_seconds_total":
 			s.cpu = v
@@ -466,11 +452,36 @@ func scrape(ctx context.Context, client *http.Client, base string) (sample, erro
 				s.slowDropped[cam] = v
 			}
 		}
+	})
+	if err != nil {
+		return s, fmt.Errorf("bench: scrape %s/metrics: %w", base, err)
 	}
 	if found < 3 {
 		return s, fmt.Errorf("bench: %s/metrics lacks process_cpu_seconds_total, process_resident_memory_bytes or go_goroutines", base)
 	}
-	return s, sc.Err()
+	return s, nil
+}
+
+// EachSample reads Prometheus text exposition from r and calls fn with
+// each sample's name (labels included, as written: `x_total{camera="a"}`)
+// and value; comments and lines that are not samples are skipped.
+func EachSample(r io.Reader, fn func(name string, value float64)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			fn(name, v)
+		}
+	}
+	return sc.Err()
 }
 
 // Ceiling moves total bytes over conns loopback TCP connections with a plain

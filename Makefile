@@ -57,7 +57,7 @@ test: deps vet test-unit test-e2e
 # recorder's concurrency is raced by TestRecordingSurvivesRestart.
 test-unit:
 	$(GO) test -count=1 -timeout 10m ./...
-	$(GO) test -count=1 -race -timeout 10m -skip 'TestRecording(Tiers|Budget)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record
+	$(GO) test -count=1 -race -timeout 10m -skip 'TestRecording(Tiers|Budget)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record ./pkg/broker
 
 ## test-e2e: processes, Kafka clients, browsers, nginx, systemd, install (the e2e module, tag e2e)
 # -p 1: one test binary at a time, so that the timing checks (latency,

@@ -69,7 +69,10 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 	nodes := append([]*node{prod}, webs...)
 	cpu0 := make([]float64, len(nodes))
 	for i, n := range nodes {
-		cpu0[i], _ = n.metric("process_cpu_seconds_total")
+		var err error
+		if cpu0[i], err = n.metric("process_cpu_seconds_total"); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ResetTimer()
 	from := time.Now()
@@ -103,7 +106,10 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 		cores[i] = (c - cpu0[i]) / to.Sub(from).Seconds()
 	}
 	cancel()
-	errs, _ := prod.metric("streamd_kafka_produce_errors_total")
+	errs, err := prod.metric("streamd_kafka_produce_errors_total")
+	if err != nil {
+		b.Fatal(err)
+	}
 	var report strings.Builder
 	fmt.Fprintf(&report, "cluster bench: %d broker(s), RF %d, 1 producer 1280x720 30 fps, 2 web nodes × 1 viewer, %v, moves %d (leaders and coordinators alternately every 5 s)\n",
 		brokers, brokers, d, nmoves)

@@ -130,7 +130,7 @@ function drawSpans() {
     const a = Date.parse(s.start), b = Date.parse(s.end);
     d.className = `span ${s.tier}`;
     d.style.left = `${Math.max(0, frac(a)) * 100}%`;
-    d.style.width = `${Math.max(0.2, (frac(b) - Math.max(0, frac(a))) * 100)}%`;
+    d.style.width = `${Math.max(0.2, (Math.min(1, frac(b)) - Math.max(0, frac(a))) * 100)}%`;
     d.title = `${s.tier === "full" ? "full rate" : "1 frame/s"} ${fmt(a)} – ${fmt(b)}`;
     return d;
   }));

@@ -10,7 +10,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/kafka"
-	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/video"
 	"github.com/streamd/streamd/pkg/web"
 )
@@ -109,10 +109,12 @@ func (r *replays) Export(ctx context.Context, camera string, from, to time.Time)
 
 // nextBefore returns src's next frame captured before to, nil after it
 // (or when the frames topic has nothing more by to plus a margin).
-func nextBefore(ctx context.Context, src interface {
-	Next(context.Context) (*frame.Frame, error)
-}, to time.Time) (*frame.Frame, error) {
-	wait, cancel := context.WithDeadline(ctx, latestOf(to.Add(5*time.Second), time.Now().Add(5*time.Second)))
+func nextBefore(ctx context.Context, src replay.Frames, to time.Time) (*frame.Frame, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	if d := to.Add(5 * time.Second); d.After(deadline) {
+		deadline = d
+	}
+	wait, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	f, err := src.Next(wait)
 	switch {
@@ -129,10 +131,8 @@ func nextBefore(ctx context.Context, src interface {
 // exportFPS is the rate of an export: the full tier's where the range has
 // some, else the rate of the first frames read, between 1 and 30.
 func (r *replays) exportFPS(camera string, from, to time.Time, ahead []*frame.Frame) float64 {
-	for _, e := range r.rec.entries(camera, record.TierFull) {
-		if e.End.After(from) && e.Start.Before(to) && e.Frames > 1 && e.End.After(e.Start) {
-			return clampFPS(float64(e.Frames-1) / e.End.Sub(e.Start).Seconds())
-		}
+	if f := r.rec.fullRate(camera, from, to); f > 0 {
+		return clampFPS(f)
 	}
 	if len(ahead) > 1 {
 		span := ahead[len(ahead)-1].CapturedAt.Sub(ahead[0].CapturedAt).Seconds()
@@ -151,11 +151,4 @@ func clampFPS(f float64) float64 {
 		return 30
 	}
 	return float64(int(f + 0.5))
-}
-
-func latestOf(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -75,7 +76,7 @@ type recorder struct {
 	cams    map[string]*recCam
 	parts   map[int32]*recPart
 	durable *kafka.Durable
-	out     sarama.SyncProducer
+	out     *kafka.Writer
 	workers []*encodeQueue
 	wg      sync.WaitGroup
 
@@ -151,8 +152,8 @@ func (r *recorder) Run(ctx context.Context) error {
 	if outClient == nil || evClient == nil {
 		return nil
 	}
-	if r.out, err = sarama.NewSyncProducerFromClient(outClient); err != nil {
-		return fmt.Errorf("recorder: start producer: %w", err)
+	if r.out, err = kafka.NewWriter(outClient); err != nil {
+		return fmt.Errorf("recorder: %w", err)
 	}
 	for _, w := range r.workers {
 		r.wg.Add(1)
@@ -231,7 +232,7 @@ func (r *recorder) event(rec kafka.Record) {
 func (r *recorder) camera(id string, partition int32) *recCam {
 	c, ok := r.cams[id]
 	if !ok {
-		c = &recCam{id: id, partition: -1, rc: record.NewCamera(r.opts), worker: r.workers[int(fnv32(id))%len(r.workers)]}
+		c = &recCam{id: id, partition: -1, rc: record.NewCamera(r.opts), worker: r.workers[workerOf(id, len(r.workers))]}
 		r.cams[id] = c
 	}
 	if partition >= 0 && c.partition != partition {
@@ -246,12 +247,11 @@ func (r *recorder) camera(id string, partition int32) *recCam {
 	return c
 }
 
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint32(s[i])) * 16777619
-	}
-	return h
+// workerOf is the encode worker of camera id, always the same one.
+func workerOf(id string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
 }
 
 // Assigned starts a group session: state from an earlier one is dropped
@@ -318,14 +318,14 @@ func (r *recorder) queue(c *recCam, chunks []record.Chunk) {
 // send writes one record, retrying until it is written or the recorder
 // stops: a recording must not have holes (the frames topic keeps the
 // frames meanwhile, and the offsets are not committed past them).
-func (r *recorder) send(msg *sarama.ProducerMessage) (int32, int64, bool) {
+func (r *recorder) send(topic, key string, value []byte, ts time.Time, headers []frame.Header) (int32, int64, bool) {
 	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		p, off, err := r.out.SendMessage(msg)
+		p, off, err := r.out.Write(topic, key, value, ts, headers)
 		if err == nil {
 			return p, off, true
 		}
 		r.errs.Add(1)
-		r.log.Warn("cannot write recording, retrying", "topic", msg.Topic, "err", err, "retry_in", backoff)
+		r.log.Warn("cannot write recording, retrying", "err", err, "retry_in", backoff)
 		if r.stopping.Load() {
 			return 0, 0, false
 		}
@@ -333,17 +333,9 @@ func (r *recorder) send(msg *sarama.ProducerMessage) (int32, int64, bool) {
 	}
 }
 
-func message(topic, key string, value []byte, ts time.Time, hs []frame.Header) *sarama.ProducerMessage {
-	headers := make([]sarama.RecordHeader, len(hs))
-	for i, h := range hs {
-		headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
-	}
-	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value), Headers: headers, Timestamp: ts}
-}
-
 // writeReduced writes a reduced-tier frame and sums it into the index.
 func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
-	p, off, ok := r.send(message(r.cfg.Record.ReducedTopic, f.Camera, f.Data, f.CapturedAt, record.ReducedHeaders(f)))
+	p, off, ok := r.send(r.cfg.Record.ReducedTopic, f.Camera, f.Data, f.CapturedAt, record.ReducedHeaders(f))
 	if !ok {
 		return
 	}
@@ -368,7 +360,7 @@ func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
 }
 
 func (r *recorder) writeIndex(e record.IndexEntry) {
-	r.send(message(r.cfg.Record.IndexTopic, e.Camera, e.Marshal(), e.Start, nil))
+	r.send(r.cfg.Record.IndexTopic, e.Camera, e.Marshal(), e.Start, nil)
 }
 
 // writeChunk encodes and writes a full-tier chunk (on a worker).
@@ -384,7 +376,7 @@ func (r *recorder) writeChunk(j chunkJob) {
 		r.log.Warn("cannot encode a chunk; its frames stay in the reduced tier only", "camera", j.cam.id, "frames", len(j.chunk), "err", err)
 		return
 	}
-	p, off, ok := r.send(message(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, r.cfg.Record.Codec)))
+	p, off, ok := r.send(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, r.cfg.Record.Codec))
 	if !ok {
 		return
 	}
@@ -545,7 +537,7 @@ func (r *recorder) Close() error {
 	}
 	if r.out != nil {
 		if cerr := r.out.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("recorder: close producer: %w", cerr)
+			err = fmt.Errorf("recorder: %w", cerr)
 		}
 	}
 	return err

@@ -357,9 +357,8 @@ func checkRecording(t *testing.T, brokerAddr string, rc config.RecordConfig, dow
 		t.Fatal(err)
 	}
 	defer client.Close()
-	cfg := struct{ Record config.RecordConfig }{rc}
 	var times []time.Time
-	readAll(t, client, cfg.Record.ReducedTopic, func(m *sarama.ConsumerMessage) {
+	readAll(t, client, rc.ReducedTopic, func(m *sarama.ConsumerMessage) {
 		for _, h := range m.Headers {
 			if string(h.Key) == record.HeaderSpanStart {
 				n, _ := strconv.ParseInt(string(h.Value), 10, 64)
@@ -390,7 +389,7 @@ func checkRecording(t *testing.T, brokerAddr string, rc config.RecordConfig, dow
 		t.Errorf("%d gaps, want the downtime's only", gaps)
 	}
 	var spans [][2]int64
-	readAll(t, client, cfg.Record.FullTopic, func(m *sarama.ConsumerMessage) {
+	readAll(t, client, rc.FullTopic, func(m *sarama.ConsumerMessage) {
 		var s [2]int64
 		for _, h := range m.Headers {
 			switch string(h.Key) {

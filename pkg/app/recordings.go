@@ -41,9 +41,33 @@ type recordings struct {
 	warned map[string]bool  // cameras whose budget cut was logged
 }
 
-// camIndex is what one camera's recording holds, per tier, oldest first.
-type camIndex struct {
-	full, reduced []record.IndexEntry
+// camIndex is what one camera's recording holds, per tier.
+type camIndex struct{ full, reduced tierIndex }
+
+func (c *camIndex) tier(name string) *tierIndex {
+	if name == record.TierFull {
+		return &c.full
+	}
+	return &c.reduced
+}
+
+// tierIndex is one tier's index entries of a camera, oldest first, with
+// their sums kept as entries come and go: reports cost nothing per entry.
+type tierIndex struct {
+	entries []record.IndexEntry
+	bytes   int64
+	frames  int
+}
+
+// trim drops the entries whose first record retention removed.
+func (t *tierIndex) trim(gone func(record.IndexEntry) bool) {
+	i := 0
+	for i < len(t.entries) && gone(t.entries[i]) {
+		t.bytes -= t.entries[i].Bytes
+		t.frames -= t.entries[i].Frames
+		i++
+	}
+	t.entries = t.entries[i:]
 }
 
 func newRecordings(cfg *config.Config, log *slog.Logger, k *kafkaConns) *recordings {
@@ -110,14 +134,13 @@ func (r *recordings) add(rec kafka.Record) {
 		c = &camIndex{}
 		r.cams[e.Camera] = c
 	}
-	list := &c.reduced
-	if e.Tier == record.TierFull {
-		list = &c.full
-	}
+	t := c.tier(e.Tier)
 	// Entries come in order per camera; after a recorder restart one may
 	// overlap: keep the list sorted by start.
-	i := sort.Search(len(*list), func(i int) bool { return (*list)[i].Start.After(e.Start) })
-	*list = slices.Insert(*list, i, e)
+	i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].Start.After(e.Start) })
+	t.entries = slices.Insert(t.entries, i, e)
+	t.bytes += e.Bytes
+	t.frames += e.Frames
 }
 
 func (r *recordings) Ready() error { return nil }
@@ -151,44 +174,32 @@ func (r *recordings) refreshStarts(client sarama.Client) {
 	defer r.mu.Unlock()
 	r.starts = starts
 	for _, c := range r.cams {
-		c.full = r.dropGone(r.cfg.Record.FullTopic, c.full)
-		c.reduced = r.dropGone(r.cfg.Record.ReducedTopic, c.reduced)
+		for _, tier := range []string{record.TierFull, record.TierReduced} {
+			topic := r.topicOf(tier)
+			c.tier(tier).trim(func(e record.IndexEntry) bool { return e.Offset < starts[partKey(topic, e.Partition)] })
+		}
 	}
-}
-
-// dropGone removes the entries whose records retention removed; for the
-// reduced tier an entry goes once its last frame could be gone.
-func (r *recordings) dropGone(topic string, list []record.IndexEntry) []record.IndexEntry {
-	i := 0
-	for i < len(list) && list[i].Offset < r.starts[partKey(topic, list[i].Partition)] {
-		i++
-	}
-	return list[i:]
 }
 
 func partKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
-// entries returns a copy of one camera's entries of a tier.
-func (r *recordings) entries(camera, tier string) []record.IndexEntry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.cams[camera]
-	if c == nil {
-		return nil
+// tierOf returns a camera's tier index, nil if none. r.mu is held.
+func (r *recordings) tierOf(camera, tier string) *tierIndex {
+	if c := r.cams[camera]; c != nil && len(c.tier(tier).entries) > 0 {
+		return c.tier(tier)
 	}
-	if tier == record.TierFull {
-		return slices.Clone(c.full)
-	}
-	return slices.Clone(c.reduced)
+	return nil
 }
 
 // oldest returns the capture time of the oldest frame recorded of camera
 // (zero if none).
 func (r *recordings) oldest(camera string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var t time.Time
 	for _, tier := range []string{record.TierFull, record.TierReduced} {
-		if e := r.entries(camera, tier); len(e) > 0 && (t.IsZero() || e[0].Start.Before(t)) {
-			t = e[0].Start
+		if ti := r.tierOf(camera, tier); ti != nil && (t.IsZero() || ti.entries[0].Start.Before(t)) {
+			t = ti.entries[0].Start
 		}
 	}
 	return t
@@ -196,36 +207,68 @@ func (r *recordings) oldest(camera string) time.Time {
 
 // reducedPartition returns the reduced tier's partition of camera.
 func (r *recordings) reducedPartition(camera string) (int32, bool) {
-	e := r.entries(camera, record.TierReduced)
-	if len(e) == 0 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ti := r.tierOf(camera, record.TierReduced)
+	if ti == nil {
 		return 0, false
 	}
-	return e[len(e)-1].Partition, true
+	return ti.entries[len(ti.entries)-1].Partition, true
+}
+
+// chunksFrom returns (a copy of) camera's full-tier chunks that end at or
+// after at.
+func (r *recordings) chunksFrom(camera string, at time.Time) []record.IndexEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ti := r.tierOf(camera, record.TierFull)
+	if ti == nil {
+		return nil
+	}
+	i := sort.Search(len(ti.entries), func(i int) bool { return !ti.entries[i].End.Before(at) })
+	return slices.Clone(ti.entries[i:])
+}
+
+// fullRate returns the frame rate of camera's first full-tier chunk that
+// overlaps from..to; 0 if there is none.
+func (r *recordings) fullRate(camera string, from, to time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ti := r.tierOf(camera, record.TierFull)
+	if ti == nil {
+		return 0
+	}
+	for _, e := range ti.entries[sort.Search(len(ti.entries), func(i int) bool { return ti.entries[i].End.After(from) }):] {
+		if !e.Start.Before(to) {
+			break
+		}
+		if e.Frames > 1 && e.End.After(e.Start) {
+			return float64(e.Frames-1) / e.End.Sub(e.Start).Seconds()
+		}
+	}
+	return 0
 }
 
 // Storage reports what the recording holds per camera and tier.
 func (r *recordings) Storage() []web.Storage {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	ids := make([]string, 0, len(r.cams))
 	for id := range r.cams {
 		ids = append(ids, id)
 	}
-	r.mu.Unlock()
 	sort.Strings(ids)
 	now := time.Now()
-	var out []web.Storage
+	out := make([]web.Storage, 0, len(ids))
 	for _, id := range ids {
-		st := web.Storage{Camera: id, Retain: r.cfg.Record.Retain}
+		st := web.Storage{Camera: id}
 		for _, tier := range []string{record.TierFull, record.TierReduced} {
-			list := r.entries(id, tier)
-			if len(list) == 0 {
+			ti := r.tierOf(id, tier)
+			if ti == nil {
 				continue
 			}
-			t := web.TierStorage{Tier: tier, Oldest: list[0].Start, Newest: list[len(list)-1].End}
-			for _, e := range list {
-				t.Bytes += e.Bytes
-				t.Frames += e.Frames
-			}
+			t := web.TierStorage{Tier: tier, Bytes: ti.bytes, Frames: ti.frames,
+				Oldest: ti.entries[0].Start, Newest: ti.entries[len(ti.entries)-1].End}
 			if span := now.Sub(t.Oldest).Hours(); span > 0 {
 				t.BytesPerHour = float64(t.Bytes) / span
 			}
@@ -237,26 +280,23 @@ func (r *recordings) Storage() []web.Storage {
 				st.Newest = t.Newest
 			}
 		}
-		// Retention by bytes removed records younger than retain: the
-		// budget is too small for this camera's partition.
 		st.BudgetCut = r.cut(id, st.Oldest, now)
 		out = append(out, st)
 	}
 	return out
 }
 
-// cut reports whether the reduced tier of camera lost records to the
-// byte budget (the partition's start moved while the oldest kept is
-// younger than recording.retain), and logs it once.
+// cut reports whether recording.max_bytes removed recordings of camera
+// younger than recording.retain (its reduced tier's partition lost
+// records while the oldest kept is younger than that), and logs it once.
+// r.mu is held.
 func (r *recordings) cut(camera string, oldest, now time.Time) bool {
-	list := r.entries(camera, record.TierReduced)
-	if len(list) == 0 || oldest.IsZero() {
+	ti := r.tierOf(camera, record.TierReduced)
+	if ti == nil || r.cfg.Record.MaxBytes <= 0 {
 		return false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	removed := r.starts[partKey(r.cfg.Record.ReducedTopic, list[0].Partition)] > 0
-	cut := removed && r.cfg.Record.MaxBytes > 0 && now.Sub(oldest) < r.cfg.Record.Retain-time.Minute
+	removed := r.starts[partKey(r.cfg.Record.ReducedTopic, ti.entries[0].Partition)] > 0
+	cut := removed && now.Sub(oldest) < r.cfg.Record.Retain-time.Minute
 	if cut && !r.warned[camera] {
 		r.log.Warn("recording.max_bytes holds less than recording.retain for this camera: the oldest recordings are removed early",
 			"camera", camera, "holds", now.Sub(oldest).Round(time.Second).String(), "retain", r.cfg.Record.Retain.String())
@@ -279,15 +319,21 @@ func (r *recordings) Collect(s *metrics.Snapshot) {
 // Spans returns the spans of camera's recording between from and to, the
 // full tier's chunks merged where they follow each other.
 func (r *recordings) Spans(camera string, from, to time.Time) []web.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var out []web.Span
-	gap := 2*r.cfg.Record.Chunk + time.Second
 	for _, tier := range []string{record.TierReduced, record.TierFull} {
-		var cur *web.Span
-		g := gap
+		ti := r.tierOf(camera, tier)
+		if ti == nil {
+			continue
+		}
+		// Entries further apart than this are separate spans.
+		g := 2*r.cfg.Record.Chunk + time.Second
 		if tier == record.TierReduced {
 			g = indexPeriod + 2*r.cfg.Record.Interval
 		}
-		for _, e := range r.entries(camera, tier) {
+		var cur *web.Span
+		for _, e := range ti.entries {
 			if e.End.Before(from) || e.Start.After(to) {
 				continue
 			}

@@ -333,13 +333,7 @@ func (r *replays) recorded(client sarama.Client, camera string, at time.Time) (r
 		reduced = reducedSource{kr}
 	}
 	if canDecodeChunks {
-		var chunks []record.IndexEntry
-		for _, e := range r.rec.entries(camera, record.TierFull) {
-			if !e.End.Before(at) {
-				chunks = append(chunks, e)
-			}
-		}
-		full = &fullSource{client: client, topic: r.cfg.Record.FullTopic, camera: camera, at: at, chunks: chunks}
+		full = &fullSource{client: client, topic: r.cfg.Record.FullTopic, camera: camera, at: at, chunks: r.rec.chunksFrom(camera, at)}
 	}
 	if reduced == nil && full == nil {
 		return nil, web.ErrNothingRecorded

@@ -213,11 +213,13 @@ func (b *Broker) RemoveNode(id int32) error {
 		return fmt.Errorf("remove broker %d: no such broker", id)
 	}
 	l := b.listeners[id]
-	b.removed = append(b.removed, id)
 	b.mu.Unlock()
 	if err := b.cluster.RemoveNode(id); err != nil {
 		return fmt.Errorf("remove broker %d: %w", id, err)
 	}
+	b.mu.Lock()
+	b.removed = append(b.removed, id)
+	b.mu.Unlock()
 	l.cut()
 	b.log.Info("embedded broker removed", "node", id, "addr", l.Addr().String())
 	return nil

@@ -127,6 +127,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "section as value", yaml: "http: 8080\n", want: `"http": must be a mapping of keys, got "8080"`},
 		{name: "value as section", yaml: "role:\n  x: 1\n", want: `"role": must be a single value, got a mapping`},
 		{name: "bad role", yaml: "role: viewer\n", want: `"role": must be producer, consumer, analyzer, recorder or all, got "viewer"`},
+		{name: "bad acks", yaml: "kafka:\n  acks: some\n", want: `"kafka.acks": must be none, leader or all, got "some"`},
+		{name: "bad retain", yaml: "recording:\n  retain: 30s\n", want: `"recording.retain": must be at least 1m (write days as 7d), got 30s`},
 		{name: "bad number", yaml: "kafka:\n  partitions: many\n", want: `"kafka.partitions": cannot use "many" as a whole number`},
 		{name: "bad duration", yaml: "kafka:\n  fetch_max_wait: 5 sec\n", want: `"kafka.fetch_max_wait": cannot use "5 sec" as a duration (such as 500ms, 10s, 1h)`},
 		{name: "bad camera number", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: fast\n", want: `"cameras[0].fps": cannot use "fast" as a number`},

@@ -127,18 +127,7 @@ func (p *Producer) Publish(f *frame.Frame) error {
 		p.tooLarge.Add(1)
 		return fmt.Errorf("publish camera %q frame %d: %d bytes: %w (%d)", f.Camera, f.Seq, len(f.Data), ErrTooLarge, p.maxBytes)
 	}
-	hs := f.Headers()
-	headers := make([]sarama.RecordHeader, len(hs))
-	for i, h := range hs {
-		headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
-	}
-	msg := &sarama.ProducerMessage{
-		Topic:     p.topic,
-		Key:       sarama.StringEncoder(f.Camera),
-		Value:     sarama.ByteEncoder(f.Data),
-		Headers:   headers,
-		Timestamp: f.CapturedAt,
-	}
+	msg := message(p.topic, f.Camera, f.Data, f.CapturedAt, f.Headers())
 	return p.enqueue(msg, func() string { return fmt.Sprintf("publish camera %q frame %d", f.Camera, f.Seq) })
 }
 

@@ -53,12 +53,49 @@ func (p *Producer) PublishRecord(topic, key string, value []byte, ts time.Time, 
 		p.tooLarge.Add(1)
 		return fmt.Errorf("publish %s record %q: %d bytes: %w (%d)", topic, key, len(value), ErrTooLarge, p.maxBytes)
 	}
+	return p.enqueue(message(topic, key, value, ts, headers),
+		func() string { return fmt.Sprintf("publish %s record %q", topic, key) })
+}
+
+// message builds the sarama message of a record: every write of streamd
+// goes through it.
+func message(topic, key string, value []byte, ts time.Time, headers []frame.Header) *sarama.ProducerMessage {
 	hs := make([]sarama.RecordHeader, len(headers))
 	for i, h := range headers {
 		hs[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 	}
-	return p.enqueue(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value), Headers: hs, Timestamp: ts},
-		func() string { return fmt.Sprintf("publish %s record %q", topic, key) })
+	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value), Headers: hs, Timestamp: ts}
+}
+
+// Writer writes records one at a time and waits for each to be
+// acknowledged: for work that must know a record is stored, and where,
+// before it goes on (the recorder). Producer is the fire-and-forget kind.
+type Writer struct{ sp sarama.SyncProducer }
+
+// NewWriter starts a Writer on client (close it before the client).
+func NewWriter(client sarama.Client) (*Writer, error) {
+	sp, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return nil, fmt.Errorf("start writer: %w", err)
+	}
+	return &Writer{sp: sp}, nil
+}
+
+// Write stores one record and returns where it went.
+func (w *Writer) Write(topic, key string, value []byte, ts time.Time, headers []frame.Header) (partition int32, offset int64, err error) {
+	partition, offset, err = w.sp.SendMessage(message(topic, key, value, ts, headers))
+	if err != nil {
+		return 0, 0, fmt.Errorf("write %s record %q: %w", topic, key, err)
+	}
+	return partition, offset, nil
+}
+
+// Close stops the writer.
+func (w *Writer) Close() error {
+	if err := w.sp.Close(); err != nil {
+		return fmt.Errorf("close writer: %w", err)
+	}
+	return nil
 }
 
 // Follow reads every partition of topic from the first record at or after

@@ -5,9 +5,10 @@
 //
 // Choices, from measurements on Debian's OpenCV 4.6 (README, "Recording"):
 //
-//   - Two codecs: H.264 ("avc1"), which every browser's <video> plays, for
-//     exports; MPEG-4 Part 2 ("mp4v"), about ten times cheaper to encode
-//     for twice the bytes, for recorded chunks, which only streamd decodes.
+//   - Two codecs: H.264 ("avc1"), which every browser's <video> plays: the
+//     exports and, by default, recorded chunks; MPEG-4 Part 2 ("mp4v"),
+//     about half the encode time for 2-10 times the bytes, a choice for
+//     recorded chunks, which only streamd decodes.
 //     VP8/VP9 WebM costs two to three times more CPU than H.264.
 //   - OpenCV writes to a file, not to memory, and reads from a file or URL.
 //     Each conversion goes through a temporary file that is removed when the
@@ -43,8 +44,8 @@ const (
 	// exports are; 8-19 ms a frame at 720p here.
 	H264 = "h264/mp4"
 	// MPEG4 is MPEG-4 Part 2 in MP4 (fourcc mp4v): browsers do not play
-	// it, but it encodes about ten times faster than H.264 for about
-	// twice the bytes: the recorder's default, since recorded chunks are
+	// it, but it encodes in about half H.264's time for 2-10 times the
+	// bytes: a choice for recorders short of CPU, since recorded chunks are
 	// only ever decoded by streamd (replay, exports).
 	MPEG4 = "mpeg4/mp4"
 )

@@ -29,10 +29,9 @@ type Storage struct {
 	Oldest time.Time     `json:"oldest"` // the oldest frame held, any tier
 	Newest time.Time     `json:"newest"`
 	Tiers  []TierStorage `json:"tiers"`
-	// Retain is recording.retain; BudgetCut says recording.max_bytes
-	// removed recordings younger than that.
-	Retain    time.Duration `json:"-"`
-	BudgetCut bool          `json:"budget_cut"`
+	// BudgetCut says recording.max_bytes removed recordings younger
+	// than recording.retain.
+	BudgetCut bool `json:"budget_cut"`
 }
 
 // TierStorage is what one tier holds of a camera.
@@ -58,7 +57,7 @@ var ErrExportUnsupported = errors.New("export needs OpenCV, and this binary was 
 
 // routeRecordings adds the recording routes (inside the protected group).
 func (s *Server) routeRecordings(r chi.Router) {
-	r.With(s.requireAllCameras).Get("/api/storage", s.storage)
+	r.Get("/api/storage", s.storage)
 	r.Get("/api/cameras/{camera}/spans", s.spans)
 	r.Get("/api/cameras/{camera}/export", s.export)
 	if s.o.Events != nil {
@@ -66,12 +65,10 @@ func (s *Server) routeRecordings(r chi.Router) {
 	}
 }
 
-// storage serves /api/storage.
-func (s *Server) storage(w http.ResponseWriter, _ *http.Request) {
+// storage serves /api/storage: the cameras the principal may watch.
+func (s *Server) storage(w http.ResponseWriter, r *http.Request) {
 	list := s.o.Recordings.Storage()
-	if list == nil {
-		list = []Storage{}
-	}
+	p := principal(r)
 	now := time.Now()
 	type camera struct {
 		Storage
@@ -80,6 +77,9 @@ func (s *Server) storage(w http.ResponseWriter, _ *http.Request) {
 	}
 	out := make([]camera, 0, len(list))
 	for _, st := range list {
+		if !p.Allowed(st.Camera) {
+			continue
+		}
 		c := camera{Storage: st}
 		if st.Tiers == nil {
 			c.Tiers = []TierStorage{}
@@ -124,13 +124,18 @@ func (s *Server) spans(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"camera": id, "spans": sp})
 }
 
-// timeRange reads from and to (T as in replay); maxLen > 0 caps to-from.
+// timeRange reads from and to (T as in replay), checked in that order;
+// a zero default makes the parameter required. maxLen > 0 caps to-from.
 // ok false means the error was written.
 func timeRange(w http.ResponseWriter, r *http.Request, defFrom, defTo time.Time, maxLen time.Duration) (from, to time.Time, ok bool) {
 	q := r.URL.Query()
 	now := time.Now()
 	from, to = defFrom, defTo
-	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		name, dst := p.name, p.dst
 		v := q.Get(name)
 		if v == "" {
 			if dst.IsZero() {
@@ -188,8 +193,15 @@ func (s *Server) eventClip(w http.ResponseWriter, r *http.Request) {
 	s.sendExport(w, r, e.Camera, from, to, "event-"+e.ID+".mp4")
 }
 
-// sendExport encodes and sends an export, within the concurrency cap.
+// sendExport encodes and sends an export, within the concurrency cap. A
+// HEAD is answered from the request alone: encoding minutes of video to
+// throw the body away would waste an export slot.
 func (s *Server) sendExport(w http.ResponseWriter, r *http.Request, camera string, from, to time.Time, name string) {
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "video/mp4")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	s.viewersMu.Lock()
 	if s.o.MaxExports > 0 && s.exports >= s.o.MaxExports {
 		s.viewersMu.Unlock()

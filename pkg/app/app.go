@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/metrics"
@@ -26,9 +25,6 @@ import (
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
 )
-
-// ShutdownTimeout bounds how long Run waits for a clean shutdown.
-const ShutdownTimeout = 15 * time.Second
 
 // NewLogger returns the process logger the config asks for.
 func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
@@ -376,47 +372,6 @@ func (a *App) BrokerAddr() string {
 		return ""
 	}
 	return a.broker.addr()
-}
-
-// Shutdown stops the components in reverse start order: for each, its Run
-// is cancelled and awaited, then it is closed. It is idempotent; later
-// calls return the first call's result. Components that fail to close
-// cleanly (a broker already gone, say) are logged; only a shutdown that
-// does not finish within ctx is an error.
-func (a *App) Shutdown(ctx context.Context) error {
-	a.shutdownOnce.Do(func() {
-		_ = a.notify.Stopping()
-		// Scripts must not find a ready file for a process that stops.
-		if a.readyFile != "" {
-			_ = os.Remove(a.readyFile)
-		}
-		var errs []error
-		// The watchdog (if any) was started last.
-		for i := len(a.runs) - 1; i >= len(a.components); i-- {
-			a.runs[i].cancel()
-		}
-		for i := len(a.components) - 1; i >= 0; i-- {
-			c := a.components[i]
-			if i < len(a.runs) {
-				a.runs[i].cancel()
-				select {
-				case <-a.runs[i].done:
-				case <-ctx.Done():
-					errs = append(errs, fmt.Errorf("shutdown: %s did not stop: %w", c.Name(), ctx.Err()))
-				}
-			}
-			a.warnClose(c.Name(), c.Close())
-		}
-		a.shutdownErr = errors.Join(errs...)
-		a.log.Info("streamd stopped")
-	})
-	return a.shutdownErr
-}
-
-func (a *App) warnClose(what string, err error) {
-	if err != nil {
-		a.log.Warn("shutdown: "+what+" did not close cleanly", "err", err)
-	}
 }
 
 // Run builds and starts the app for cfg, then serves (see Serve).

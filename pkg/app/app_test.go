@@ -133,14 +133,19 @@ func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 	}
 	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: config.SourceTestPattern, Width: 160, Height: 120, FPS: 30, Quality: 80}}
 	a := newApp(t, cfg)
-	// A component that ignores its context: shutdown must still end
-	// when its deadline does, and say which component hung.
+	// A component that ignores its context, in the middle of the start
+	// order: shutdown must give up on it after its own stop budget, still
+	// stop every component before and after it within theirs (the
+	// embedded broker, started first, stops last), call only the stuck
+	// one stuck, and never close it while its Run runs.
 	stuck := &fakeComponent{name: "stuck", ignoreCancel: true}
-	a.components = append([]Component{stuck}, a.components...)
+	mid := len(a.components) / 2
+	a.components = append(a.components[:mid:mid], append([]Component{stuck}, a.components[mid:]...)...)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + a.HTTPAddr()
+	brokerAddr := a.BrokerAddr()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, _ := status(t, base+"/snapshot/p"); code == 200 {
@@ -161,25 +166,24 @@ func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 	}
 	defer resp.Body.Close()
 
-	const bound = 2 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	start := time.Now()
 	err = a.Shutdown(ctx)
 	took := time.Since(start)
-	if err == nil || !strings.Contains(err.Error(), "stuck did not stop") {
-		t.Fatalf("shutdown with a hung component: %v", err)
+	if err == nil || err.Error() != "shutdown: stuck did not stop within "+DefaultStopBudget.String() {
+		t.Fatalf("shutdown with a hung component: %v (want only the hung one named)", err)
 	}
-	if took > bound+time.Second {
-		t.Fatalf("shutdown took %s, bound %s", took, bound)
+	if took > DefaultStopBudget+3*time.Second {
+		t.Fatalf("shutdown took %s: the hung component's budget is %s and the others stop at once", took, DefaultStopBudget)
 	}
 	// Everything else stopped in order despite the hung component: the
-	// stream ended and nothing serves.
+	// stream ended, nothing serves, the broker is closed.
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("stream ended with %v", err)
 	}
-	if !stuck.closed.Load() {
-		t.Fatal("the hung component was not closed")
+	if stuck.closed.Load() {
+		t.Fatal("the hung component was closed while its Run was running")
 	}
 	again := time.Now()
 	if err2 := a.Shutdown(context.Background()); err2 == nil || err2.Error() != err.Error() || time.Since(again) > 100*time.Millisecond {
@@ -188,7 +192,41 @@ func TestShutdownIsIdempotentAndBounded(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("still serving after shutdown")
 	}
+	if c, err := net.DialTimeout("tcp", brokerAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("the embedded broker (started before the hung component) still listens on %s", brokerAddr)
+	}
 	stuck.release()
+}
+
+// A component whose Close blocks (a recorder draining its queue, say)
+// holds the shutdown for CloseBudget at most, and the components closed
+// after it are not reported stuck.
+func TestShutdownBoundsABlockingClose(t *testing.T) {
+	cfg, err := config.Load(config.Sources{Overrides: map[string]string{"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t, cfg)
+	slow := &fakeComponent{name: "slow-close", blockClose: true}
+	mid := len(a.components) / 2
+	a.components = append(a.components[:mid:mid], append([]Component{slow}, a.components[mid:]...)...)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	brokerAddr := a.BrokerAddr()
+	start := time.Now()
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v (a slow Close is logged, nothing is stuck)", err)
+	}
+	if took := time.Since(start); took > CloseBudget+3*time.Second {
+		t.Fatalf("shutdown took %s with a Close that blocks; its budget is %s", took, CloseBudget)
+	}
+	if c, err := net.DialTimeout("tcp", brokerAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("the embedded broker still listens on %s", brokerAddr)
+	}
+	slow.release()
 }
 
 func TestComponentFailureStopsTheProcess(t *testing.T) {
@@ -224,6 +262,7 @@ type fakeComponent struct {
 	ignoreCancel bool  // Run waits for release, not for ctx
 	once         sync.Once
 	unblock      chan struct{}
+	blockClose   bool // Close waits for release
 	closed       atomic.Bool
 }
 
@@ -233,8 +272,14 @@ func (f *fakeComponent) Start() error {
 	return nil
 }
 func (f *fakeComponent) Ready() error { return nil }
-func (f *fakeComponent) Close() error { f.closed.Store(true); return nil }
-func (f *fakeComponent) release()     { close(f.unblock) }
+func (f *fakeComponent) Close() error {
+	if f.blockClose {
+		<-f.unblock
+	}
+	f.closed.Store(true)
+	return nil
+}
+func (f *fakeComponent) release() { close(f.unblock) }
 func (f *fakeComponent) Run(ctx context.Context) error {
 	if f.runErr != nil {
 		return f.runErr

@@ -22,6 +22,10 @@ import (
 //     Run may return nil early when its work is done.
 //   - Ready says whether the component does its job now (nil) or why not;
 //     /readyz and /api/status report it.
+//   - Run returns within its stop budget once ctx is cancelled
+//     (DefaultStopBudget, or what the component's StopBudget method
+//     says). A Run that does not is reported stuck, and its component is
+//     not closed.
 //   - Close runs after Run returned (or was never called), releases
 //     everything, and must be safe to call once after a failed Start.
 type Component interface {

@@ -29,6 +29,18 @@ const (
 	recordEventsClient = "recorder-events"
 )
 
+// maxQueuedChunks bounds each encode worker's queue: past it the consumer
+// waits and the frames stay in the frames topic, so memory does not grow
+// with a backlog (a chunk holds recording.chunk of frames: 2 s of 720p30
+// JPEG is ~2 MB). It was 64, which held minutes of video in memory and
+// made a stop encode all of it.
+const maxQueuedChunks = 2
+
+// stopBudget is the recorder's stop budget: the chunk each worker has in
+// hand is finished and written (about one chunk's encode time), queued
+// chunks are dropped, and what was written is committed.
+const stopBudget = 5 * time.Second
+
 // indexPeriod is how much of the reduced tier one index entry summarizes.
 const indexPeriod = 30 * time.Second
 
@@ -140,6 +152,9 @@ func orNone(d time.Duration) time.Duration {
 }
 
 func (r *recorder) Name() string { return "recorder" }
+
+// StopBudget is how long Run may take to return once cancelled.
+func (r *recorder) StopBudget() time.Duration { return stopBudget }
 func (r *recorder) Start() error { return nil }
 
 func (r *recorder) Run(ctx context.Context) error {
@@ -304,7 +319,7 @@ func (r *recorder) Record(rec kafka.Record) {
 	if reduced != nil {
 		r.writeReduced(c, reduced)
 	}
-	w.wait(64) // back-pressure: encoding is the slow part
+	w.wait(maxQueuedChunks) // back-pressure: encoding is the slow part
 }
 
 // queue hands chunks to the camera's worker. r.mu is held.
@@ -484,8 +499,9 @@ func (r *recorder) Ready() error {
 	return d.Ready()
 }
 
-// drain stops taking frames, completes every camera's chunk, waits for the
-// workers to write what is queued, and commits. Frames that arrive later
+// drain stops taking frames, completes every camera's chunk, drops what
+// the workers have queued, waits for the chunks in hand, and commits what
+// was written. Frames that arrive later
 // are not committed: they are read again after a restart.
 func (r *recorder) drain() {
 	r.drainOnce.Do(r.drainNow)
@@ -501,7 +517,7 @@ func (r *recorder) drainNow() {
 	}
 	r.mu.Unlock()
 	for _, w := range r.workers {
-		w.close()
+		w.abandon()
 	}
 	r.wg.Wait()
 	var flush []record.IndexEntry
@@ -558,7 +574,7 @@ type chunkJob struct {
 	chunk record.Chunk
 }
 
-// encodeQueue is an unbounded FIFO of chunks for one worker: a camera's
+// encodeQueue is a FIFO (bounded by wait(maxQueuedChunks)) of chunks for one worker: a camera's
 // state is changed under the recorder's lock, which must never wait for
 // an encoder, so pushing never blocks; Record waits (outside the lock)
 // while the queue is long.
@@ -589,6 +605,19 @@ func (q *encodeQueue) wait(n int) {
 		q.cond.Wait()
 	}
 	q.mu.Unlock()
+}
+
+// abandon drops what is queued and lets run return after the job in
+// hand: at shutdown the queued chunks are not encoded (that could take
+// longer than the stop budget); their frames stay uncommitted (inflight)
+// and are recorded after a restart.
+func (q *encodeQueue) abandon() {
+	q.mu.Lock()
+	clear(q.jobs)
+	q.jobs = q.jobs[:0]
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 // close lets run finish what is queued and return.

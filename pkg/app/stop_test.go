@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/record"
+)
+
+// A recorder whose encoding cannot keep up has a backlog when it is
+// stopped: the stop still ends within the recorder's stop budget, with no
+// component reported stuck (it used to encode the whole backlog first:
+// 37-47 s on the shipped default), and what it had not written is
+// recorded after the restart, from the committed offsets, with no gap and
+// nothing twice.
+func TestStopWithARecorderBacklog(t *testing.T) {
+	t.Parallel() // mostly waiting, like the recording scenarios
+	cfg := recordingConfig(t, "", map[string]string{"recording.enabled": "false"})
+	a, base := startRecording(t, cfg)
+	waitStatus(t, base+"/snapshot/p", 200)
+	recorderApp := func(slow time.Duration) *App {
+		rc, err := config.Load(config.Sources{Overrides: map[string]string{
+			"role": "recorder", "http.listen": "127.0.0.1:0", "embedded.enabled": "false",
+			"kafka.brokers": a.BrokerAddr(), "kafka.partitions": "2", "recording.partitions": "1",
+			"recording.pre_roll": "2s", "recording.post_roll": "1s", "recording.chunk": "500ms",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newApp(t, rc)
+		for _, c := range r.components {
+			if rec, ok := c.(*recorder); ok && slow > 0 {
+				enc := rec.encode
+				rec.encode = func(ch record.Chunk) ([]byte, error) {
+					time.Sleep(slow) // an encoder slower than the camera
+					return enc(ch)
+				}
+			}
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, "http://"+r.HTTPAddr()+"/readyz", 200)
+		return r
+	}
+	// Chunks of 0.5 s that take 1.5 s each to encode: after 10 s the
+	// recorder is behind by many chunks.
+	r1 := recorderApp(1500 * time.Millisecond)
+	time.Sleep(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := r1.Shutdown(ctx); err != nil {
+		t.Fatalf("stopping a recorder with a backlog: %v", err)
+	}
+	if took := time.Since(start); took > stopBudget+time.Second {
+		t.Fatalf("stopping a recorder with a backlog took %s, its stop budget is %s", took, stopBudget)
+	}
+	r2 := recorderApp(0)
+	time.Sleep(12 * time.Second)
+	if err := r2.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkRecording(t, a.BrokerAddr(), cfg.Record, nil)
+}

@@ -155,7 +155,7 @@ func (r *recorder) Name() string { return "recorder" }
 
 // StopBudget is how long Run may take to return once cancelled.
 func (r *recorder) StopBudget() time.Duration { return stopBudget }
-func (r *recorder) Start() error { return nil }
+func (r *recorder) Start() error              { return nil }
 
 func (r *recorder) Run(ctx context.Context) error {
 	in, err := r.kafka.await(ctx, recordInClient)

@@ -373,6 +373,9 @@ func (p Part) needsOpenCV() bool { return p == PartCapture || p == PartAnalyze |
 
 // partsOf lists a role's parts, in start order; ok is false for an unknown
 // role. Adding a role is one case here (and its components in package app).
+// Parts stop in reverse order, so the recorder starts before the analyzer:
+// it stops after it, and still sees the events the analyzer ends as it
+// stops.
 func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 	switch role {
 	case RoleProducer:
@@ -381,18 +384,18 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 		return []Part{PartView}, true
 	case RoleAnalyzer:
 		if c.Record.Enabled {
-			return []Part{PartAnalyze, PartRecord}, true
+			return []Part{PartRecord, PartAnalyze}, true
 		}
 		return []Part{PartAnalyze}, true
 	case RoleRecorder:
 		return []Part{PartRecord}, true
 	case RoleAll:
 		parts = []Part{PartView}
-		if c.Analyzer.Enabled {
-			parts = append(parts, PartAnalyze)
-		}
 		if c.Record.Enabled {
 			parts = append(parts, PartRecord)
+		}
+		if c.Analyzer.Enabled {
+			parts = append(parts, PartAnalyze)
 		}
 		return append(parts, PartCapture), true
 	}

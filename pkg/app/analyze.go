@@ -32,7 +32,7 @@ const (
 type analyze struct {
 	cfg   *config.Config
 	log   *slog.Logger
-	kafka *kafkaConns
+	kafka *kafka.Conns
 	an    *analyzer.Analyzer
 	det   detectors
 
@@ -41,14 +41,14 @@ type analyze struct {
 	producer *kafka.Producer
 }
 
-func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafkaConns) (*analyze, error) {
+func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (*analyze, error) {
 	detectors, err := newDetectors(cfg)
 	if err != nil {
 		return nil, err
 	}
 	a := &analyze{cfg: cfg, log: log.With("component", "analyzer"), kafka: k, det: detectors}
-	k.want(analyzeInClient, func(o *kafka.Options) { o.SessionTimeout = cfg.Analyzer.SessionTimeout })
-	k.want(analyzeOutClient, nil)
+	k.Want(analyzeInClient, func(o *kafka.Options) { o.SessionTimeout = cfg.Analyzer.SessionTimeout })
+	k.Want(analyzeOutClient, nil)
 	eventTopics(cfg, k)
 	ac := cfg.Analyzer
 	a.an = analyzer.New(analyzer.Options{
@@ -68,11 +68,11 @@ func (a *analyze) Name() string { return "analyzer" }
 func (a *analyze) Start() error { return nil }
 
 func (a *analyze) Run(ctx context.Context) error {
-	in, err := a.kafka.await(ctx, analyzeInClient)
+	in, err := a.kafka.Await(ctx, analyzeInClient)
 	if err != nil {
 		return nil
 	}
-	out, err := a.kafka.await(ctx, analyzeOutClient)
+	out, err := a.kafka.Await(ctx, analyzeOutClient)
 	if err != nil {
 		return nil
 	}

@@ -29,7 +29,7 @@ const viewClient = "consumer"
 type view struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	kafka    *kafkaConns
+	kafka    *kafka.Conns
 	httpAddr func() string
 	hub      *hub.Hub
 
@@ -37,7 +37,7 @@ type view struct {
 	consumer *kafka.Consumer
 }
 
-func newView(cfg *config.Config, log *slog.Logger, k *kafkaConns, httpAddr func() string) *view {
+func newView(cfg *config.Config, log *slog.Logger, k *kafka.Conns, httpAddr func() string) *view {
 	v := &view{cfg: cfg, log: log, kafka: k, httpAddr: httpAddr}
 	v.hub = hub.New(
 		hub.WithRingSize(cfg.Hub.RingSize),
@@ -48,7 +48,7 @@ func newView(cfg *config.Config, log *slog.Logger, k *kafkaConns, httpAddr func(
 	for _, c := range cfg.Cameras {
 		v.hub.Register(c.ID)
 	}
-	k.want(viewClient, func(o *kafka.Options) { o.InstanceID = v.group() + "-member" })
+	k.Want(viewClient, func(o *kafka.Options) { o.InstanceID = v.group() + "-member" })
 	return v
 }
 
@@ -64,7 +64,7 @@ func (v *view) group() string {
 }
 
 func (v *view) Run(ctx context.Context) error {
-	client, err := v.kafka.await(ctx, viewClient)
+	client, err := v.kafka.Await(ctx, viewClient)
 	if err != nil {
 		return nil // ctx ended first
 	}

@@ -1,5 +1,3 @@
-//go:build !nocv
-
 package capture
 
 import (
@@ -8,64 +6,85 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/streamd/streamd/pkg/capture"
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
 )
 
-// captureClient names the capture part's Kafka client.
-const captureClient = "producer"
+// ProducerClient names the supervisor's Kafka client.
+const ProducerClient = "producer"
 
-// cameras is the producer side: a goroutine per camera reads, paces and
+// SupervisorOptions configures a Supervisor.
+type SupervisorOptions struct {
+	// Topic is the frames topic; it must be set.
+	Topic string
+	// MaxMessageBytes bounds a frame; zero: kafka.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// Cameras are the cameras to capture, in order.
+	Cameras []Options
+	// Logger logs the cameras and the producer; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Supervisor is the producer side: a goroutine per camera reads, paces and
 // encodes frames and hands them to one Kafka producer. It supervises the
-// cameras: SIGHUP (Reload) starts new ones, stops removed ones and
+// cameras: Reload (SIGHUP) starts new ones, stops removed ones and
 // restarts changed ones.
-type cameras struct {
-	cfg   *config.Config
+type Supervisor struct {
+	o     SupervisorOptions
 	log   *slog.Logger
-	kafka *kafkaConns
+	kafka *kafka.Conns
 
 	mu       sync.Mutex // guards what Run and Reload set
 	run      context.Context
 	producer *kafka.Producer
 	running  []*runningCamera // in config order
-	want     []config.CameraConfig
+	want     []Options
 	wg       sync.WaitGroup
 }
 
 // runningCamera is a capture goroutine and how to stop it.
 type runningCamera struct {
-	cfg    config.CameraConfig
-	cam    *capture.Camera
+	opts   Options
+	cam    *Camera
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newCapture(cfg *config.Config, log *slog.Logger, k *kafkaConns) (Component, error) {
-	capture.QuietOpenCV()
-	k.want(captureClient, nil)
-	return &cameras{cfg: cfg, log: log, kafka: k, want: cfg.Cameras}, nil
+// NewSupervisor returns a supervisor that asks k for its client
+// (ProducerClient); nothing is captured until Run.
+func NewSupervisor(o SupervisorOptions, k *kafka.Conns) *Supervisor {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = kafka.DefaultMaxMessageBytes
+	}
+	QuietOpenCV()
+	k.Want(ProducerClient, nil)
+	return &Supervisor{o: o, log: o.Logger, kafka: k, want: o.Cameras}
 }
 
-func (c *cameras) Name() string { return "producer" }
-func (c *cameras) Start() error { return nil }
+// Name names the supervisor among a process's components.
+func (c *Supervisor) Name() string { return "producer" }
+
+// Start does nothing: the cameras start in Run, once Kafka is there.
+func (c *Supervisor) Start() error { return nil }
 
 // Run waits for Kafka, starts the producer and the cameras, and stops the
 // cameras when ctx ends.
-func (c *cameras) Run(ctx context.Context) error {
-	client, err := c.kafka.await(ctx, captureClient)
+func (c *Supervisor) Run(ctx context.Context) error {
+	client, err := c.kafka.Await(ctx, ProducerClient)
 	if err != nil {
 		return nil // ctx ended first
 	}
-	p, err := kafka.NewProducer(client, c.cfg.Kafka.Topic, c.cfg.Kafka.MaxMessageBytes, 0, c.log.With("component", "kafka", "role", "producer"))
+	p, err := kafka.NewProducer(client, c.o.Topic, c.o.MaxMessageBytes, 0, c.log.With("component", "kafka", "role", "producer"))
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.producer, c.run = p, ctx
-	for _, cc := range c.want {
-		c.startLocked(cc)
+	for _, o := range c.want {
+		c.startLocked(o)
 	}
 	c.mu.Unlock()
 	<-ctx.Done()
@@ -75,10 +94,10 @@ func (c *cameras) Run(ctx context.Context) error {
 
 // startLocked starts capturing one camera; c.mu must be held and the
 // producer running.
-func (c *cameras) startLocked(cc config.CameraConfig) {
+func (c *Supervisor) startLocked(o Options) {
 	ctx, cancel := context.WithCancel(c.run)
-	rc := &runningCamera{cfg: cc, cancel: cancel, done: make(chan struct{}),
-		cam: capture.NewCamera(captureOptions(cc), c.producer, c.log.With("component", "capture"))}
+	rc := &runningCamera{opts: o, cancel: cancel, done: make(chan struct{}),
+		cam: NewCamera(o, c.producer, c.log.With("component", "capture"))}
 	c.running = append(c.running, rc)
 	c.wg.Add(1)
 	go func() {
@@ -88,32 +107,53 @@ func (c *cameras) startLocked(cc config.CameraConfig) {
 	}()
 }
 
-func captureOptions(cc config.CameraConfig) capture.Options {
-	return capture.Options{ID: cc.ID, Source: cc.Source, Loop: cc.Loop, FPS: cc.FPS, Width: cc.Width, Height: cc.Height, Quality: cc.Quality,
-		Substream: capture.Substream{Width: cc.Substream.Width, Quality: cc.Substream.Quality, FPS: cc.Substream.FPS}}
+// reloadDiff decides a reload: of the running cameras (by their options),
+// those wanted with the same options are kept (by index into running), the
+// others stopped; the wanted cameras not kept are started, in want's order.
+func reloadDiff(running, want []Options) (keep, stop []int, start []Options) {
+	byID := map[string]Options{}
+	for _, o := range want {
+		byID[o.ID] = o
+	}
+	kept := map[string]bool{}
+	for i, o := range running {
+		if w, ok := byID[o.ID]; ok && w == o {
+			keep = append(keep, i)
+			kept[o.ID] = true
+			continue
+		}
+		stop = append(stop, i)
+	}
+	for _, o := range want {
+		if !kept[o.ID] {
+			start = append(start, o)
+		}
+	}
+	return keep, stop, start
 }
 
-// Reload applies a new configuration's cameras: new cameras start, removed
-// ones stop, changed ones restart.
-func (c *cameras) Reload(next *config.Config) {
+// Reload applies a new list of cameras: new cameras start, removed ones
+// stop, changed ones restart.
+func (c *Supervisor) Reload(cams []Options) {
 	c.mu.Lock()
-	c.want = next.Cameras
+	c.want = cams
 	if c.producer == nil || c.run.Err() != nil {
 		c.mu.Unlock()
 		return // Run starts c.want once Kafka is there, or is stopping
 	}
-	want := map[string]config.CameraConfig{}
-	for _, cc := range next.Cameras {
-		want[cc.ID] = cc
+	opts := make([]Options, len(c.running))
+	for i, rc := range c.running {
+		opts[i] = rc.opts
 	}
-	var kept, stopped []*runningCamera
-	for _, rc := range c.running {
-		if cc, ok := want[rc.cfg.ID]; ok && captureOptions(cc) == captureOptions(rc.cfg) {
-			kept = append(kept, rc)
-			continue
-		}
-		rc.cancel()
-		stopped = append(stopped, rc)
+	keep, stop, _ := reloadDiff(opts, cams)
+	kept := make([]*runningCamera, 0, len(keep))
+	for _, i := range keep {
+		kept = append(kept, c.running[i])
+	}
+	stopped := make([]*runningCamera, 0, len(stop))
+	for _, i := range stop {
+		c.running[i].cancel()
+		stopped = append(stopped, c.running[i])
 	}
 	c.running = kept
 	c.mu.Unlock()
@@ -122,7 +162,7 @@ func (c *cameras) Reload(next *config.Config) {
 	// /api/status read the cameras meanwhile.
 	for _, rc := range stopped {
 		<-rc.done
-		c.log.Info("camera stopped by reload", "camera", rc.cfg.ID)
+		c.log.Info("camera stopped by reload", "camera", rc.opts.ID)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -131,17 +171,18 @@ func (c *cameras) Reload(next *config.Config) {
 	}
 	running := map[string]bool{}
 	for _, rc := range c.running {
-		running[rc.cfg.ID] = true
+		running[rc.opts.ID] = true
 	}
-	for _, cc := range next.Cameras {
-		if !running[cc.ID] {
-			c.startLocked(cc)
-			c.log.Info("camera started by reload", "camera", cc.ID)
+	for _, o := range cams {
+		if !running[o.ID] {
+			c.startLocked(o)
+			c.log.Info("camera started by reload", "camera", o.ID)
 		}
 	}
 }
 
-func (c *cameras) Ready() error {
+// Ready says whether the producer runs and reaches Kafka.
+func (c *Supervisor) Ready() error {
 	c.mu.Lock()
 	p := c.producer
 	c.mu.Unlock()
@@ -153,7 +194,7 @@ func (c *cameras) Ready() error {
 
 // Close flushes every frame the producer accepted; Run has stopped the
 // cameras already.
-func (c *cameras) Close() error {
+func (c *Supervisor) Close() error {
 	c.mu.Lock()
 	p := c.producer
 	c.mu.Unlock()
@@ -171,10 +212,10 @@ func (c *cameras) Close() error {
 }
 
 // Stats returns the cameras' counters, in config order.
-func (c *cameras) Stats() []capture.Stats {
+func (c *Supervisor) Stats() []Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]capture.Stats, 0, len(c.running))
+	out := make([]Stats, 0, len(c.running))
 	for _, rc := range c.running {
 		out = append(out, rc.cam.Stats())
 	}
@@ -182,9 +223,10 @@ func (c *cameras) Stats() []capture.Stats {
 }
 
 // Status lists the cameras for /api/status.
-func (c *cameras) Status() any { return c.Stats() }
+func (c *Supervisor) Status() any { return c.Stats() }
 
-func (c *cameras) Collect(s *metrics.Snapshot) {
+// Collect adds the cameras' and the producer's counters to a metrics scrape.
+func (c *Supervisor) Collect(s *metrics.Snapshot) {
 	for _, st := range c.Stats() {
 		m := s.Camera(st.ID)
 		m.Captured, m.Published, m.PublishDropped = st.Captured, st.Published, st.Dropped

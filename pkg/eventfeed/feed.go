@@ -1,3 +1,13 @@
+// Package eventfeed is a viewer node's feed of the analyzer's events: it
+// reads the events topic from History ago into an events.Store (so a
+// restarted node still lists recent events) and follows it, and it indexes
+// the snapshots topic by event id, fetching a snapshot's JPEG from Kafka
+// when asked, so memory holds no images.
+//
+// It is not part of package events, which is pure (the event model, the
+// tracker and the store) and knows no Kafka. It may not write to Kafka,
+// read the configuration (it takes Options), or serve HTTP itself: it
+// implements web.Events.
 package eventfeed
 
 import (
@@ -9,41 +19,37 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/web"
 )
 
-// eventsClient names the events feed's Kafka client: a connection of its
-// own, so its parked fetches never delay the frames consumer's.
-const eventsClient = "events"
+// Client names the feed's Kafka client: a connection of its own, so its
+// parked fetches never delay the frames consumer's.
+const Client = "events"
 
-// eventTopics asks for the events and snapshots topics. Both are small:
-// events are JSON of a few hundred bytes, snapshots one JPEG per event.
-func eventTopics(cfg *config.Config, k *kafkaConns) {
-	a := cfg.Analyzer
-	k.ensure(a.EventsTopic, kafka.TopicOptions{
-		Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
-		Retention: a.EventsRetention, RetentionBytes: 64 << 20, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-	})
-	k.ensure(a.SnapshotsTopic, kafka.TopicOptions{
-		Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
-		Retention: a.EventsRetention, RetentionBytes: 256 << 20, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-	})
+// Options configures a Feed. Both topics must be set.
+type Options struct {
+	// EventsTopic and SnapshotsTopic are the analyzer's topics.
+	EventsTopic, SnapshotsTopic string
+	// History is how far back events are read and kept; zero:
+	// events.DefaultHistory.
+	History time.Duration
+	// Logger logs what cannot be read; nil: slog.Default().
+	Logger *slog.Logger
 }
 
-// eventsFeed is a viewer node's view of the analyzer's events: it reads
+// Feed is a viewer node's view of the analyzer's events: it reads
 // the events topic from events.history ago into an events.Store (so a
 // restarted node still lists recent events) and follows it; it indexes the
 // snapshots topic by event id and fetches a snapshot's JPEG from Kafka
 // when asked, so memory holds no images. No consumer group: every node
 // reads everything.
-type eventsFeed struct {
-	cfg   *config.Config
+type Feed struct {
+	o     Options
 	log   *slog.Logger
-	kafka *kafkaConns
+	kafka *kafka.Conns
 	store *events.Store
 
 	following       atomic.Bool
@@ -60,25 +66,35 @@ type snapRef struct {
 	at        time.Time
 }
 
-func newEventsFeed(cfg *config.Config, log *slog.Logger, k *kafkaConns) *eventsFeed {
-	k.want(eventsClient, nil)
-	eventTopics(cfg, k)
-	return &eventsFeed{cfg: cfg, log: log.With("component", "events"), kafka: k,
-		store: events.NewStore(events.StoreOptions{History: cfg.Events.History}), snaps: map[string]snapRef{}}
+// New returns a feed that asks k for its client (Client); it reads
+// nothing until Run.
+func New(o Options, k *kafka.Conns) *Feed {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.History <= 0 {
+		o.History = events.DefaultHistory
+	}
+	k.Want(Client, nil)
+	return &Feed{o: o, log: o.Logger.With("component", "events"), kafka: k,
+		store: events.NewStore(events.StoreOptions{History: o.History}), snaps: map[string]snapRef{}}
 }
 
-func (f *eventsFeed) Name() string { return "events" }
-func (f *eventsFeed) Start() error { return nil }
+// Name names the feed among a process's components.
+func (f *Feed) Name() string { return "events" }
+
+// Start does nothing: the topics are read in Run.
+func (f *Feed) Start() error { return nil }
 
 // Run follows both topics, restarting a follow that fails (the oldest
 // records aged out under it, say) after a pause.
-func (f *eventsFeed) Run(ctx context.Context) error {
-	client, err := f.kafka.await(ctx, eventsClient)
+func (f *Feed) Run(ctx context.Context) error {
+	client, err := f.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil
 	}
 	follow := func(topic string, fn func(kafka.Record)) {
-		since := time.Now().Add(-f.cfg.Events.History)
+		since := time.Now().Add(-f.o.History)
 		for ctx.Err() == nil {
 			f.following.Store(true)
 			err := kafka.Follow(ctx, client, topic, since, fn, f.log)
@@ -92,20 +108,20 @@ func (f *eventsFeed) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Second):
 			}
-			since = time.Now().Add(-f.cfg.Events.History)
+			since = time.Now().Add(-f.o.History)
 		}
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); follow(f.cfg.Analyzer.EventsTopic, f.applyEvent) }()
-	go func() { defer wg.Done(); follow(f.cfg.Analyzer.SnapshotsTopic, f.indexSnapshot) }()
+	go func() { defer wg.Done(); follow(f.o.EventsTopic, f.applyEvent) }()
+	go func() { defer wg.Done(); follow(f.o.SnapshotsTopic, f.indexSnapshot) }()
 	wg.Wait()
 	return nil
 }
 
 // applyEvent applies one record of the events topic; records that are
 // not events are counted and skipped.
-func (f *eventsFeed) applyEvent(r kafka.Record) {
+func (f *Feed) applyEvent(r kafka.Record) {
 	e, err := events.Unmarshal(r.Value)
 	if err != nil {
 		if f.invalid.Add(1) == 1 {
@@ -118,7 +134,7 @@ func (f *eventsFeed) applyEvent(r kafka.Record) {
 
 // indexSnapshot remembers where an event's snapshot is, forgetting those
 // older than the history.
-func (f *eventsFeed) indexSnapshot(r kafka.Record) {
+func (f *Feed) indexSnapshot(r kafka.Record) {
 	id := string(r.Key)
 	if id == "" {
 		f.invalid.Add(1)
@@ -128,7 +144,7 @@ func (f *eventsFeed) indexSnapshot(r kafka.Record) {
 	defer f.mu.Unlock()
 	f.snaps[id] = snapRef{partition: r.Partition, offset: r.Offset, at: r.Timestamp}
 	if len(f.snaps) > 2*events.DefaultMaxEvents {
-		cutoff := time.Now().Add(-f.cfg.Events.History)
+		cutoff := time.Now().Add(-f.o.History)
 		for k, v := range f.snaps {
 			if v.at.Before(cutoff) {
 				delete(f.snaps, k)
@@ -138,40 +154,49 @@ func (f *eventsFeed) indexSnapshot(r kafka.Record) {
 }
 
 // Snapshot reads an event's snapshot from the snapshots topic.
-func (f *eventsFeed) Snapshot(ctx context.Context, id string) ([]byte, error) {
+func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
 	f.mu.Lock()
 	ref, ok := f.snaps[id]
 	f.mu.Unlock()
 	if !ok {
 		return nil, web.ErrNoSnapshot
 	}
-	client, err := f.kafka.await(ctx, eventsClient)
+	client, err := f.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := kafka.FetchOne(client, f.cfg.Analyzer.SnapshotsTopic, ref.partition, ref.offset, 5*time.Second)
+	rec, err := kafka.FetchOne(client, f.o.SnapshotsTopic, ref.partition, ref.offset, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of event %s: %w", id, err)
 	}
 	return rec.Value, nil
 }
 
-// The store's reads, for the web server.
-func (f *eventsFeed) Seq() uint64                                 { return f.store.Seq() }
-func (f *eventsFeed) Query(q events.Filter) []events.Event        { return f.store.Query(q) }
-func (f *eventsFeed) Get(id string) (events.Event, bool)          { return f.store.Get(id) }
-func (f *eventsFeed) Subscribe(after uint64) *events.Subscription { return f.store.Subscribe(after) }
+// Seq is the store's newest change (events.Store.Seq).
+func (f *Feed) Seq() uint64 { return f.store.Seq() }
 
-func (f *eventsFeed) Ready() error {
+// Query lists the events held that match q (events.Store.Query).
+func (f *Feed) Query(q events.Filter) []events.Event { return f.store.Query(q) }
+
+// Get returns an event by id (events.Store.Get).
+func (f *Feed) Get(id string) (events.Event, bool) { return f.store.Get(id) }
+
+// Subscribe follows the store's changes after after (events.Store.Subscribe).
+func (f *Feed) Subscribe(after uint64) *events.Subscription { return f.store.Subscribe(after) }
+
+// Ready says whether the events topic is followed.
+func (f *Feed) Ready() error {
 	if !f.following.Load() {
 		return errors.New("not following the events topic yet")
 	}
 	return nil
 }
 
-func (f *eventsFeed) Close() error { return nil }
+// Close does nothing: Run owns the follows.
+func (f *Feed) Close() error { return nil }
 
-func (f *eventsFeed) Collect(s *metrics.Snapshot) {
+// Collect adds the feed's counters to a metrics scrape.
+func (f *Feed) Collect(s *metrics.Snapshot) {
 	st := f.store.Stats()
 	s.Events = &metrics.Events{Held: uint64(st.Events), Active: uint64(st.Active), Invalid: f.invalid.Load() + st.Invalid}
 }

@@ -6,18 +6,37 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/streamd/streamd/pkg/config"
-	"github.com/streamd/streamd/pkg/kafka"
 )
 
-// kafkaConns connects to Kafka in the background, retrying until it can,
-// and makes sure the frames topic exists. Components that need a client
-// wait for it (await). A broker that is down is not an error: /readyz says
+// ConnsOptions configures Conns.
+type ConnsOptions struct {
+	// Client is the options every client dials with; its Brokers are
+	// replaced by Brokers() and each client's tune function adjusts it.
+	Client Options
+	// Brokers returns the brokers to dial when Run starts (the embedded
+	// broker's address is known only once it started). Nil: Client.Brokers.
+	Brokers func() []string
+	// TLS, if set, loads the clients' TLS configuration when Run starts;
+	// an error is fatal (Run returns it).
+	TLS func() (*tls.Config, error)
+	// Status, if set, is told what the connections are doing (systemd
+	// STATUS=): "waiting for kafka: …", then Serving.
+	Status func(string)
+	// Serving is the status reported once every client is connected and
+	// every topic exists.
+	Serving string
+	// Logger logs the connections' troubles; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Conns connects to Kafka in the background, retrying until it can,
+// and makes sure the topics asked for exist. Components that need a client
+// wait for it (Await). A broker that is down is not an error: Ready says
 // so until it is reachable. A configuration the brokers can never accept
 // (a TLS key that does not load) is fatal.
 //
@@ -25,19 +44,20 @@ import (
 // the requests of one connection in order, so on a shared one every
 // produce request would wait behind a parked fetch (up to
 // kafka.fetch_max_wait), adding tens of milliseconds to every frame.
-type kafkaConns struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	brokers func() []string // the embedded broker's address is known only once it started
-	status  func(string)    // systemd STATUS=
+//
+// Want and Ensure are called before Run; Await, Ready and Close from any
+// goroutine.
+type Conns struct {
+	o   ConnsOptions
+	log *slog.Logger
 
 	// wants lists the clients to dial, by name; the value tunes the
 	// client's options (a static group member id, a session timeout).
-	wants map[string]func(*kafka.Options)
+	wants map[string]func(*Options)
 	// topics are created if missing, in this order.
 	topics []topicSpec
 
-	ready chan struct{} // closed once every client is connected and the topic exists
+	ready chan struct{} // closed once every client is connected and the topics exist
 
 	mu      sync.Mutex
 	clients map[string]sarama.Client
@@ -47,24 +67,27 @@ type kafkaConns struct {
 // topicSpec is a topic to create if missing.
 type topicSpec struct {
 	name string
-	opts kafka.TopicOptions
+	opts TopicOptions
 }
 
-func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string, status func(string)) *kafkaConns {
-	k := &kafkaConns{cfg: cfg, log: log.With("component", "kafka"), brokers: brokers, status: status,
-		wants: map[string]func(*kafka.Options){}, ready: make(chan struct{}), clients: map[string]sarama.Client{}}
-	k.ensure(cfg.Kafka.Topic, kafka.TopicOptions{
-		Partitions:        cfg.Kafka.Partitions,
-		ReplicationFactor: cfg.Kafka.ReplicationFactor,
-		Retention:         cfg.Kafka.Retention,
-		RetentionBytes:    cfg.Kafka.RetentionBytes,
-		MaxMessageBytes:   cfg.Kafka.MaxMessageBytes,
-	})
-	return k
+// NewConns returns connections that dial nothing until Run.
+func NewConns(o ConnsOptions) *Conns {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Status == nil {
+		o.Status = func(string) {}
+	}
+	if o.Brokers == nil {
+		b := o.Client.Brokers
+		o.Brokers = func() []string { return b }
+	}
+	return &Conns{o: o, log: o.Logger.With("component", "kafka"),
+		wants: map[string]func(*Options){}, ready: make(chan struct{}), clients: map[string]sarama.Client{}}
 }
 
-// ensure asks for topic to be created (once) if it does not exist.
-func (k *kafkaConns) ensure(topic string, o kafka.TopicOptions) {
+// Ensure asks for topic to be created (once) if it does not exist.
+func (k *Conns) Ensure(topic string, o TopicOptions) {
 	for _, t := range k.topics {
 		if t.name == topic {
 			return
@@ -73,46 +96,46 @@ func (k *kafkaConns) ensure(topic string, o kafka.TopicOptions) {
 	k.topics = append(k.topics, topicSpec{topic, o})
 }
 
-// want asks for a client named name; tune, if not nil, adjusts its options
+// Want asks for a client named name; tune, if not nil, adjusts its options
 // when it dials.
-func (k *kafkaConns) want(name string, tune func(*kafka.Options)) {
+func (k *Conns) Want(name string, tune func(*Options)) {
 	if tune == nil {
-		tune = func(*kafka.Options) {}
+		tune = func(*Options) {}
 	}
 	k.wants[name] = tune
 }
 
-func (k *kafkaConns) Name() string { return "kafka" }
-func (k *kafkaConns) Start() error { return nil }
+// Brokers returns the brokers the clients dial.
+func (k *Conns) Brokers() []string { return k.o.Brokers() }
 
-// Run dials every wanted client, then ensures the topic, retrying with
+// Name names the connections among a process's components.
+func (k *Conns) Name() string { return "kafka" }
+
+// Start does nothing: the connections are made in Run.
+func (k *Conns) Start() error { return nil }
+
+// Run dials every wanted client, then ensures the topics, retrying with
 // back-off; then it waits for ctx.
-func (k *kafkaConns) Run(ctx context.Context) error {
-	cfg := k.cfg
+func (k *Conns) Run(ctx context.Context) error {
 	var tlsCfg *tls.Config
-	if t := cfg.Kafka.TLS; t.Enabled {
+	if k.o.TLS != nil {
 		var err error
-		if tlsCfg, err = kafka.TLSConfig(t.CAFile, t.CertFile, t.KeyFile, t.ServerName, t.InsecureSkipVerify); err != nil {
+		if tlsCfg, err = k.o.TLS(); err != nil {
 			return fmt.Errorf("kafka tls: %w", err)
 		}
 	}
-	brokers := k.brokers()
+	brokers := k.o.Brokers()
 	var first sarama.Client
-	for _, name := range sortedKeys(k.wants) {
-		o := kafka.Options{
-			TLS:             tlsCfg,
-			SASL:            kafka.SASL{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: cfg.Kafka.SASL.Password},
-			Brokers:         brokers,
-			ClientID:        cfg.Kafka.ClientID,
-			Version:         cfg.Kafka.Version,
-			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-			FetchMaxWait:    cfg.Kafka.FetchMaxWait,
-			Compression:     cfg.Kafka.Compression,
-			Acks:            cfg.Kafka.Acks,
-			DialTimeout:     cfg.Kafka.DialTimeout,
-		}
+	names := make([]string, 0, len(k.wants))
+	for name := range k.wants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := k.o.Client
+		o.TLS, o.Brokers = tlsCfg, brokers
 		k.wants[name](&o)
-		client, err := kafka.Dial(ctx, o, k.log, k.setErr)
+		client, err := Dial(ctx, o, k.log, k.setErr)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -128,7 +151,7 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 	}
 	if first == nil {
 		close(k.ready)
-		k.status("serving: role " + cfg.Role)
+		k.o.Status(k.o.Serving)
 		<-ctx.Done()
 		return nil
 	}
@@ -136,7 +159,7 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 	// ready to create topics.
 	for _, t := range k.topics {
 		for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
-			err := kafka.EnsureTopic(first, t.name, t.opts, k.log)
+			err := EnsureTopic(first, t.name, t.opts, k.log)
 			if err == nil {
 				break
 			}
@@ -151,14 +174,14 @@ func (k *kafkaConns) Run(ctx context.Context) error {
 	}
 	k.setErr(nil)
 	close(k.ready)
-	k.status("serving: role " + cfg.Role)
+	k.o.Status(k.o.Serving)
 	<-ctx.Done()
 	return nil
 }
 
-// await blocks until Kafka is connected and the topic exists, and returns
+// Await blocks until Kafka is connected and the topic exists, and returns
 // the client named name; an error only when ctx ends first.
-func (k *kafkaConns) await(ctx context.Context, name string) (sarama.Client, error) {
+func (k *Conns) Await(ctx context.Context, name string) (sarama.Client, error) {
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -173,16 +196,17 @@ func (k *kafkaConns) await(ctx context.Context, name string) (sarama.Client, err
 	return c, nil
 }
 
-func (k *kafkaConns) setErr(err error) {
+func (k *Conns) setErr(err error) {
 	k.mu.Lock()
 	k.lastErr = err
 	k.mu.Unlock()
 	if err != nil {
-		k.status("waiting for kafka: " + err.Error())
+		k.o.Status("waiting for kafka: " + err.Error())
 	}
 }
 
-func (k *kafkaConns) Ready() error {
+// Ready says whether every client is connected and usable.
+func (k *Conns) Ready() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.lastErr != nil {
@@ -199,8 +223,9 @@ func (k *kafkaConns) Ready() error {
 	return nil
 }
 
-// Close closes the clients, after the producer and consumer that use them.
-func (k *kafkaConns) Close() error {
+// Close closes the clients; it runs after the producers and consumers
+// that use them are closed.
+func (k *Conns) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var errs []error

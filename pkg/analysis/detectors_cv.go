@@ -1,6 +1,6 @@
 //go:build !nocv
 
-package app
+package analysis
 
 import (
 	"fmt"

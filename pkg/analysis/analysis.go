@@ -1,3 +1,11 @@
+// Package analysis runs the analyze role: a consumer group on the frames
+// topic, shared by every analyzer process, feeds package analyzer, whose
+// events and snapshots it publishes to their topics; it makes each camera's
+// OpenCV detectors (package vision) from per-camera settings
+// (detectors_cv.go; a binary without OpenCV refuses).
+//
+// It may not read the configuration (it takes Options), serve HTTP, or
+// decide what an event is (package analyzer and package events do).
 package analysis
 
 import (
@@ -9,28 +17,77 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/analyzer"
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
 )
 
-// The analyze part's Kafka clients: one for its consumer group, one to
+// Options configures an Analysis. The topics and the group must be set.
+type Options struct {
+	// FramesTopic is read in Group, with SessionTimeout (zero:
+	// kafka.DefaultSessionTimeout).
+	FramesTopic, Group string
+	SessionTimeout     time.Duration
+	// EventsTopic and SnapshotsTopic are where events and their
+	// snapshots are published.
+	EventsTopic, SnapshotsTopic string
+	// MaxMessageBytes bounds a record; zero: kafka.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// Analyzer tunes the analyzer; its Camera, Annotate, Sink and Logger
+	// are set by New.
+	Analyzer analyzer.Options
+	// Motion is every camera's motion detection, unless its Camera says
+	// otherwise; zero fields take package vision's defaults.
+	Motion Motion
+	// Faces turns face detection on, with the cascade file FaceCascade
+	// ("": package vision's default).
+	Faces       bool
+	FaceCascade string
+	// Cameras are the cameras the configuration names; others are
+	// analyzed with Motion.
+	Cameras []Camera
+	// Logger logs the analysis; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Motion is a motion detector's settings; zero fields: the defaults.
+type Motion struct {
+	Threshold      int
+	MinArea        float64
+	GlobalFraction float64
+}
+
+// Camera is one camera's analysis settings.
+type Camera struct {
+	ID string
+	// Off means the camera is not analyzed.
+	Off bool
+	// Threshold and MinArea override Motion's when not zero.
+	Threshold int
+	MinArea   float64
+	// FPS caps the camera's analysis rate; zero: Analyzer.FPS.
+	FPS float64
+	// Masks are polygons of [x, y] points in 0..1 coordinates where
+	// changes are ignored.
+	Masks [][][]float64
+}
+
+// The analysis' Kafka clients: one for its consumer group, one to
 // publish events (a fetch parked on a shared connection would delay them).
 const (
-	analyzeInClient  = "analyzer"
-	analyzeOutClient = "analyzer-out"
+	InClient  = "analyzer"
+	OutClient = "analyzer-out"
 )
 
-// analyze is the security-camera analysis: a consumer group shared by
+// Analysis is the security-camera analysis: a consumer group shared by
 // every analyzer process feeds the analyzer, which publishes events and
 // snapshots. Unlike viewer nodes, analyzers are dynamic members of one
 // group with a short session: when one dies, its partitions (and so its
 // cameras) move to the survivors within analyzer.session_timeout plus a
 // rebalance.
-type analyze struct {
-	cfg   *config.Config
+type Analysis struct {
+	o     Options
 	log   *slog.Logger
 	kafka *kafka.Conns
 	an    *analyzer.Analyzer
@@ -41,46 +98,52 @@ type analyze struct {
 	producer *kafka.Producer
 }
 
-func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (*analyze, error) {
-	detectors, err := newDetectors(cfg)
+// New returns an analysis that asks k for its clients (InClient,
+// OutClient); it reads nothing until Run. An error means a detector cannot
+// be made (a face cascade that does not load, a binary without OpenCV).
+func New(o Options, k *kafka.Conns) (*Analysis, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = kafka.DefaultMaxMessageBytes
+	}
+	detectors, err := newDetectors(o)
 	if err != nil {
 		return nil, err
 	}
-	a := &analyze{cfg: cfg, log: log.With("component", "analyzer"), kafka: k, det: detectors}
-	k.Want(analyzeInClient, func(o *kafka.Options) { o.SessionTimeout = cfg.Analyzer.SessionTimeout })
-	k.Want(analyzeOutClient, nil)
-	eventTopics(cfg, k)
-	ac := cfg.Analyzer
-	a.an = analyzer.New(analyzer.Options{
-		FPS:      ac.FPS,
-		FacesFPS: ac.Faces.FPS,
-		MaxLag:   ac.MaxLag,
-		Tracker:  events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap},
-		Camera:   detectors.camera,
-		Annotate: detectors.annotate,
-		Sink:     a,
-		Logger:   a.log,
-	})
+	a := &Analysis{o: o, log: o.Logger.With("component", "analyzer"), kafka: k, det: detectors}
+	k.Want(InClient, func(ko *kafka.Options) { ko.SessionTimeout = o.SessionTimeout })
+	k.Want(OutClient, nil)
+	ao := o.Analyzer
+	ao.Camera, ao.Annotate, ao.Sink, ao.Logger = detectors.camera, detectors.annotate, a, a.log
+	a.an = analyzer.New(ao)
 	return a, nil
 }
 
-func (a *analyze) Name() string { return "analyzer" }
-func (a *analyze) Start() error { return nil }
+// Name names the analysis among a process's components.
+func (a *Analysis) Name() string { return "analyzer" }
 
-func (a *analyze) Run(ctx context.Context) error {
-	in, err := a.kafka.Await(ctx, analyzeInClient)
+// Start does nothing: the analysis starts in Run, once Kafka is there.
+func (a *Analysis) Start() error { return nil }
+
+// Run consumes the frames topic into the analyzer until ctx ends and every
+// camera's active event has been ended.
+
+func (a *Analysis) Run(ctx context.Context) error {
+	in, err := a.kafka.Await(ctx, InClient)
 	if err != nil {
 		return nil
 	}
-	out, err := a.kafka.Await(ctx, analyzeOutClient)
+	out, err := a.kafka.Await(ctx, OutClient)
 	if err != nil {
 		return nil
 	}
-	p, err := kafka.NewProducer(out, a.cfg.Analyzer.EventsTopic, a.cfg.Kafka.MaxMessageBytes, 256, a.log.With("role", "events-producer"))
+	p, err := kafka.NewProducer(out, a.o.EventsTopic, a.o.MaxMessageBytes, 256, a.log.With("role", "events-producer"))
 	if err != nil {
 		return err
 	}
-	c, err := kafka.NewConsumer(in, a.cfg.Analyzer.Group, a.cfg.Kafka.Topic, a.cfg.Kafka.MaxMessageBytes, a.an.Feed, a.log.With("role", "consumer"))
+	c, err := kafka.NewConsumer(in, a.o.Group, a.o.FramesTopic, a.o.MaxMessageBytes, a.an.Feed, a.log.With("role", "consumer"))
 	if err != nil {
 		_ = p.Close()
 		return err
@@ -100,35 +163,36 @@ func (a *analyze) Run(ctx context.Context) error {
 
 // Reload makes new cameras' settings known; cameras already analyzed keep
 // their detectors until a restart, and the log says so.
-func (a *analyze) Reload(next *config.Config) {
-	a.det.reload(next.Cameras)
+func (a *Analysis) Reload(cams []Camera) {
+	a.det.reload(cams)
 	if len(a.an.Stats()) > 0 {
 		a.log.Warn("reload: cameras already analyzed keep their motion settings and masks until a restart")
 	}
 }
 
 // PublishEvent sends an event to the events topic, keyed by camera.
-func (a *analyze) PublishEvent(e events.Event) error {
+func (a *Analysis) PublishEvent(e events.Event) error {
 	data, err := events.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return a.out().PublishRecord(a.cfg.Analyzer.EventsTopic, e.Camera, data, e.Updated, nil)
+	return a.out().PublishRecord(a.o.EventsTopic, e.Camera, data, e.Updated, nil)
 }
 
 // PublishSnapshot sends an event's snapshot, keyed by event id.
-func (a *analyze) PublishSnapshot(e events.Event, jpeg []byte) error {
-	return a.out().PublishRecord(a.cfg.Analyzer.SnapshotsTopic, e.ID, jpeg, e.Frame.CapturedAt,
+func (a *Analysis) PublishSnapshot(e events.Event, jpeg []byte) error {
+	return a.out().PublishRecord(a.o.SnapshotsTopic, e.ID, jpeg, e.Frame.CapturedAt,
 		[]frame.Header{{Key: frame.HeaderContentType, Value: []byte(frame.TypeJPEG)}, {Key: "camera", Value: []byte(e.Camera)}})
 }
 
-func (a *analyze) out() *kafka.Producer {
+func (a *Analysis) out() *kafka.Producer {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.producer
 }
 
-func (a *analyze) Ready() error {
+// Ready says whether the consumer and the events producer work.
+func (a *Analysis) Ready() error {
 	a.mu.Lock()
 	c, p := a.consumer, a.producer
 	a.mu.Unlock()
@@ -143,7 +207,7 @@ func (a *analyze) Ready() error {
 
 // Close leaves the group (the partitions move at once) and flushes the
 // last events.
-func (a *analyze) Close() error {
+func (a *Analysis) Close() error {
 	a.mu.Lock()
 	c, p := a.consumer, a.producer
 	a.mu.Unlock()
@@ -161,10 +225,11 @@ func (a *analyze) Close() error {
 	return errors.Join(errs...)
 }
 
-// Status lists the analyzed cameras for /api/status.
-func (a *analyze) analysisStatus() any { return a.an.Stats() }
+// AnalysisStatus lists the analyzed cameras for /api/status.
+func (a *Analysis) AnalysisStatus() any { return a.an.Stats() }
 
-func (a *analyze) Collect(s *metrics.Snapshot) {
+// Collect adds the analysis' counters to a metrics scrape.
+func (a *Analysis) Collect(s *metrics.Snapshot) {
 	now := time.Now()
 	for _, st := range a.an.Stats() {
 		m := s.Camera(st.Camera)
@@ -191,3 +256,7 @@ func (a *analyze) Collect(s *metrics.Snapshot) {
 		s.Consumer.Errors += cs.Errors
 	}
 }
+
+// ErrNoOpenCV is New's error in a binary built without OpenCV (-tags
+// nocv): there are no detectors.
+var ErrNoOpenCV = errors.New("analysis needs OpenCV, and this binary was built without OpenCV (-tags nocv)")

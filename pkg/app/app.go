@@ -335,8 +335,8 @@ func (a *App) status() any {
 		if s, ok := c.(interface{ Status() any }); ok {
 			out.Cameras = s.Status()
 		}
-		if s, ok := c.(*analyze); ok {
-			out.Analysis = s.analysisStatus()
+		if s, ok := c.(interface{ AnalysisStatus() any }); ok {
+			out.Analysis = s.AnalysisStatus()
 		}
 	}
 	a.mu.Lock()

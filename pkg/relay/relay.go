@@ -1,3 +1,9 @@
+// Package relay is the viewer side's intake: a consumer group on the frames
+// topic that feeds the in-memory hub, from which the HTTP server streams to
+// browsers. Substream frames go to a hub camera of their own ("<id>~sub").
+//
+// It may not read the configuration (it takes Options), serve HTTP, or
+// write to Kafka; the hub is made and owned by its caller.
 package relay
 
 import (
@@ -9,66 +15,74 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
-	"github.com/streamd/streamd/pkg/web"
 )
 
-// viewClient names the view part's Kafka client.
-const viewClient = "consumer"
+// Options configures a Relay.
+type Options struct {
+	// Topic is the frames topic; it must be set.
+	Topic string
+	// Group is the consumer group, read when Kafka is dialled (the HTTP
+	// port is known by then); it must be set (see DefaultGroup).
+	Group func() string
+	// MaxMessageBytes bounds a frame; zero: kafka.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// Cameras are camera ids made known before their first frame.
+	Cameras []string
+	// Logger logs the consumer; nil: slog.Default().
+	Logger *slog.Logger
+}
 
-// view is the viewer side: a consumer group that feeds the in-memory hub,
+// Client names the relay's Kafka client.
+const Client = "consumer"
+
+// Relay is the viewer side: a consumer group that feeds the in-memory hub,
 // from which the HTTP server streams to browsers.
 //
 // Every web node must see every camera, so each uses a group of its own
 // (DefaultGroup) and is a static member of it, with an id stable across
 // restarts: a restarted node takes its old place at once.
-type view struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	kafka    *kafka.Conns
-	httpAddr func() string
-	hub      *hub.Hub
+type Relay struct {
+	o     Options
+	log   *slog.Logger
+	kafka *kafka.Conns
+	hub   *hub.Hub
 
 	mu       sync.Mutex
 	consumer *kafka.Consumer
 }
 
-func newView(cfg *config.Config, log *slog.Logger, k *kafka.Conns, httpAddr func() string) *view {
-	v := &view{cfg: cfg, log: log, kafka: k, httpAddr: httpAddr}
-	v.hub = hub.New(
-		hub.WithRingSize(cfg.Hub.RingSize),
-		hub.WithMaxDelay(cfg.Hub.MaxDelay),
-		hub.WithEncoder(web.EncodePart),
-		hub.WithLogger(log.With("component", "hub")),
-	)
-	for _, c := range cfg.Cameras {
-		v.hub.Register(c.ID)
+// New returns a relay into h that asks k for its client (Client); it reads
+// nothing until Run.
+func New(o Options, k *kafka.Conns, h *hub.Hub) *Relay {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	k.Want(viewClient, func(o *kafka.Options) { o.InstanceID = v.group() + "-member" })
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = kafka.DefaultMaxMessageBytes
+	}
+	v := &Relay{o: o, log: o.Logger, kafka: k, hub: h}
+	v.Register(o.Cameras)
+	k.Want(Client, func(ko *kafka.Options) { ko.InstanceID = o.Group() + "-member" })
 	return v
 }
 
-func (v *view) Name() string { return "consumer" }
-func (v *view) Start() error { return nil }
+// Name names the relay among a process's components.
+func (v *Relay) Name() string { return "consumer" }
 
-// group is the consumer group: kafka.group, or one per host and HTTP port.
-func (v *view) group() string {
-	if v.cfg.Kafka.Group != "" {
-		return v.cfg.Kafka.Group
-	}
-	return DefaultGroup(v.httpAddr())
-}
+// Start does nothing: the relay starts in Run, once Kafka is there.
+func (v *Relay) Start() error { return nil }
 
-func (v *view) Run(ctx context.Context) error {
-	client, err := v.kafka.Await(ctx, viewClient)
+// Run consumes the frames topic into the hub until ctx ends.
+func (v *Relay) Run(ctx context.Context) error {
+	client, err := v.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil // ctx ended first
 	}
-	c, err := kafka.NewConsumer(client, v.group(), v.cfg.Kafka.Topic, v.cfg.Kafka.MaxMessageBytes, v.publish,
+	c, err := kafka.NewConsumer(client, v.o.Group(), v.o.Topic, v.o.MaxMessageBytes, v.publish,
 		v.log.With("component", "kafka", "role", "consumer"))
 	if err != nil {
 		return err
@@ -81,14 +95,15 @@ func (v *view) Run(ctx context.Context) error {
 
 // publish hands a frame to the hub; a substream frame goes to its own hub
 // camera, "<id>~sub" ("~" is never in a camera id), which /api/live serves.
-func (v *view) publish(f *frame.Frame) {
+func (v *Relay) publish(f *frame.Frame) {
 	if f.Rendition != "" {
 		f.Camera += "~" + f.Rendition
 	}
 	v.hub.Publish(f)
 }
 
-func (v *view) Ready() error {
+// Ready says whether the consumer is a member of its group.
+func (v *Relay) Ready() error {
 	v.mu.Lock()
 	c := v.consumer
 	v.mu.Unlock()
@@ -99,7 +114,7 @@ func (v *view) Ready() error {
 }
 
 // Close commits the consumer's offsets and leaves the group.
-func (v *view) Close() error {
+func (v *Relay) Close() error {
 	v.mu.Lock()
 	c := v.consumer
 	v.mu.Unlock()
@@ -112,14 +127,15 @@ func (v *view) Close() error {
 	return nil
 }
 
-// Reload makes new camera ids known before their first frame.
-func (v *view) Reload(next *config.Config) {
-	for _, cc := range next.Cameras {
-		v.hub.Register(cc.ID)
+// Register makes camera ids known before their first frame.
+func (v *Relay) Register(ids []string) {
+	for _, id := range ids {
+		v.hub.Register(id)
 	}
 }
 
-func (v *view) Collect(s *metrics.Snapshot) {
+// Collect adds the hub's and the consumer's counters to a metrics scrape.
+func (v *Relay) Collect(s *metrics.Snapshot) {
 	for _, st := range v.hub.Cameras() {
 		m := s.Camera(st.ID)
 		m.Consumed, m.ConsumedBytes, m.SlowViewerDropped, m.Viewers = st.Frames, st.Bytes, st.Dropped, st.Viewers

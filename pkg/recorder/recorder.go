@@ -432,11 +432,11 @@ func (r *Recorder) flushIdle(before time.Time) {
 	}
 }
 
-// commit marks, per partition, the oldest offset still needed (a frame
-// undecided, or in a chunk not yet written), with the cameras' progress.
-func (r *Recorder) commit() {
+// marks decides a commit: per partition, the offset to commit (the
+// oldest still needed) and the cameras' progress to commit with it.
+func (r *Recorder) marks() (map[int32]int64, map[int32]record.Progress) {
 	r.mu.Lock()
-	d := r.durable
+	defer r.mu.Unlock()
 	marks := map[int32]int64{}
 	progress := map[int32]record.Progress{}
 	for p, st := range r.parts {
@@ -466,7 +466,16 @@ func (r *Recorder) commit() {
 			pr[c.id] = [2]int64{unixOrZero(c.doneFull), unixOrZero(c.doneReduced)}
 		}
 	}
+	return marks, progress
+}
+
+// commit marks, per partition, the oldest offset still needed (a frame
+// undecided, or in a chunk not yet written), with the cameras' progress.
+func (r *Recorder) commit() {
+	r.mu.Lock()
+	d := r.durable
 	r.mu.Unlock()
+	marks, progress := r.marks()
 	if d == nil {
 		return
 	}

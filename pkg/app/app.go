@@ -20,7 +20,10 @@ import (
 	"sync"
 
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/eventfeed"
+	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
+	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
@@ -62,10 +65,10 @@ type App struct {
 	// components in start order; closed in reverse.
 	components []Component
 	broker     *embeddedBroker // nil without the embedded broker
-	kafka      *kafkaConns
-	view       *view       // nil unless the role views
-	events     *eventsFeed // with view
-	recs       *recordings // with view
+	kafka      *kafka.Conns
+	view       *view           // nil unless the role views
+	events     *eventfeed.Feed // with view
+	recs       *recindex.Index // with view
 	http       *httpServer
 
 	runs  []runState
@@ -148,7 +151,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
 		wo.Events = a.events
-		rp := newReplays(cfg, a.kafka, a.view.hub, a.recs)
+		rp := newPlayback(cfg, a.kafka, a.view, a.recs)
 		wo.Replays, wo.Recordings = rp, rp
 		wo.MaxExport, wo.MaxExports = cfg.Record.MaxExport, cfg.Record.MaxExports
 		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll
@@ -194,7 +197,7 @@ func (a *App) Start() error {
 		}()
 	}
 	cfg := a.cfg
-	a.log.Info("streamd started", "role", cfg.Role, "http", a.http.addr(), "brokers", a.kafka.brokers(), "topic", cfg.Kafka.Topic)
+	a.log.Info("streamd started", "role", cfg.Role, "http", a.http.addr(), "brokers", a.kafka.Brokers(), "topic", cfg.Kafka.Topic)
 	if a.view != nil {
 		fmt.Fprintf(os.Stdout, "\n  streamd is running: open %s in a browser\n\n", a.http.url())
 	}
@@ -328,8 +331,8 @@ func (a *App) status() any {
 		if s, ok := c.(interface{ Status() any }); ok {
 			out.Cameras = s.Status()
 		}
-		if s, ok := c.(*analyze); ok {
-			out.Analysis = s.analysisStatus()
+		if s, ok := c.(interface{ AnalysisStatus() any }); ok {
+			out.Analysis = s.AnalysisStatus()
 		}
 	}
 	a.mu.Lock()

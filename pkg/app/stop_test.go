@@ -7,6 +7,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/recorder"
 )
 
 // A recorder whose encoding cannot keep up has a backlog when it is
@@ -31,12 +32,13 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 		}
 		r := newApp(t, rc)
 		for _, c := range r.components {
-			if rec, ok := c.(*recorder); ok && slow > 0 {
-				enc := rec.encode
-				rec.encode = func(ch record.Chunk) ([]byte, error) {
-					time.Sleep(slow) // an encoder slower than the camera
-					return enc(ch)
-				}
+			if rec, ok := c.(*recorder.Recorder); ok && slow > 0 {
+				rec.WrapEncoder(func(enc recorder.Encoder) recorder.Encoder {
+					return func(ch record.Chunk) ([]byte, error) {
+						time.Sleep(slow) // an encoder slower than the camera
+						return enc(ch)
+					}
+				})
 			}
 		}
 		if err := r.Start(); err != nil {
@@ -55,8 +57,8 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 	if err := r1.Shutdown(ctx); err != nil {
 		t.Fatalf("stopping a recorder with a backlog: %v", err)
 	}
-	if took := time.Since(start); took > stopBudget+time.Second {
-		t.Fatalf("stopping a recorder with a backlog took %s, its stop budget is %s", took, stopBudget)
+	if took := time.Since(start); took > recorder.StopBudget+time.Second {
+		t.Fatalf("stopping a recorder with a backlog took %s, its stop budget is %s", took, recorder.StopBudget)
 	}
 	r2 := recorderApp(0)
 	time.Sleep(12 * time.Second)

@@ -1,7 +1,11 @@
 // Package capture reads video with OpenCV (gocv) from files, cameras, network
 // URLs or a built-in test pattern, paces it, encodes each frame as JPEG and
 // hands it to a publisher. It is the only package that needs OpenCV for
-// producing.
+// producing. Its Supervisor runs a process's cameras into one Kafka
+// producer and applies a reloaded camera list (start, stop, restart).
+//
+// It may not read the configuration (cameras come as Options), consume
+// Kafka, or serve HTTP.
 package capture
 
 import (

@@ -68,6 +68,9 @@ const (
 // CodecJPEG is the reduced tier's codec.
 const CodecJPEG = "jpeg"
 
+// IndexPeriod is how much of the reduced tier one index entry summarizes.
+const IndexPeriod = 30 * time.Second
+
 // Defaults of Options, used for zero fields.
 const (
 	DefaultInterval = time.Second

@@ -1,6 +1,6 @@
 //go:build !nocv
 
-package app
+package playback
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // shows the newest frame captured by its time, so a stretch of the
 // reduced tier is a frame held for a second, and the duration is exactly
 // to - from.
-func (r *replays) Export(ctx context.Context, camera string, from, to time.Time) ([]byte, error) {
+func (r *Replays) Export(ctx context.Context, camera string, from, to time.Time) ([]byte, error) {
 	ctx, cancel := context.WithDeadline(ctx, time.Now().Add(10*time.Minute))
 	defer cancel()
 	src, _, _, err := r.frames(ctx, camera, from)
@@ -130,8 +130,8 @@ func nextBefore(ctx context.Context, src replay.Frames, to time.Time) (*frame.Fr
 
 // exportFPS is the rate of an export: the full tier's where the range has
 // some, else the rate of the first frames read, between 1 and 30.
-func (r *replays) exportFPS(camera string, from, to time.Time, ahead []*frame.Frame) float64 {
-	if f := r.rec.fullRate(camera, from, to); f > 0 {
+func (r *Replays) exportFPS(camera string, from, to time.Time, ahead []*frame.Frame) float64 {
+	if f := r.rec.FullRate(camera, from, to); f > 0 {
 		return clampFPS(f)
 	}
 	if len(ahead) > 1 {

@@ -1,12 +1,9 @@
 //go:build nocv
 
-package app
+package analysis
 
 import (
-	"fmt"
-
 	"github.com/streamd/streamd/pkg/analyzer"
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/events"
 )
 
@@ -14,13 +11,11 @@ import (
 type detectors struct{}
 
 func (detectors) camera(string) (analyzer.Camera, bool, error) { return analyzer.Camera{}, false, nil }
-func (detectors) reload([]config.CameraConfig)                 {}
+func (detectors) reload([]Camera)                              {}
 func (detectors) annotate(jpeg []byte, _, _ []events.Box) ([]byte, error) {
 	return jpeg, nil
 }
 
 // newDetectors refuses: analysis needs OpenCV. Config validation refuses
 // such a role first (exit 2); this is the backstop.
-func newDetectors(cfg *config.Config) (detectors, error) {
-	return detectors{}, fmt.Errorf("role %q needs OpenCV to analyze, and this binary was built without OpenCV (-tags nocv)", cfg.Role)
-}
+func newDetectors(Options) (detectors, error) { return detectors{}, ErrNoOpenCV }

@@ -1,4 +1,19 @@
-package app
+// Package recindex is a viewer node's index of the recording tiers: it
+// follows the small index topic the recorders write (package record's
+// IndexEntry) from its start, so it knows for every camera which spans each
+// tier holds, where each full-tier chunk is, and how many bytes are held,
+// without reading the tiers themselves. It owns the trimming of what
+// retention removed (from each tier partition's oldest offset), the spans
+// shown under the timeline, the storage figures, and the detection of a
+// byte budget (recording.max_bytes) that cuts a camera's recording short of
+// its retention.
+//
+// It is a package of its own, not part of package playback, because the
+// storage page and metrics use it without playing anything, and playback
+// asks it where chunks are: playback imports recindex, never the reverse.
+// It may not read the tiers' frames, the configuration (it takes Options),
+// or write anything to Kafka.
+package recindex
 
 import (
 	"context"
@@ -12,25 +27,41 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/web"
 )
 
-// recordingsClient names the recordings feed's Kafka client.
-const recordingsClient = "recordings"
+// Client names the index's Kafka client.
+const Client = "recordings"
 
-// recordings is a viewer node's view of the recording tiers: it reads the
+// Options configures an Index. The three topics must be set.
+type Options struct {
+	// IndexTopic, FullTopic and ReducedTopic are the recording's topics.
+	IndexTopic, FullTopic, ReducedTopic string
+	// MaxBytes is the recording's byte budget; zero or less: none (no
+	// budget cut is ever reported).
+	MaxBytes int64
+	// Retain is how long the recording is meant to keep.
+	Retain time.Duration
+	// Chunk is the full tier's chunk length; zero: record.DefaultChunk.
+	Chunk time.Duration
+	// Interval is the reduced tier's interval; zero: record.DefaultInterval.
+	Interval time.Duration
+	// Logger logs budget cuts and lost follows; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Index is a viewer node's view of the recording tiers: it reads the
 // small index topic from its start and follows it, so it knows for every
 // camera which spans each tier holds, where each full-tier chunk is, and
 // how many bytes are held, without reading the tiers themselves. What
 // retention removed is learnt from each partition's oldest offset.
-type recordings struct {
-	cfg   *config.Config
+type Index struct {
+	o     Options
 	log   *slog.Logger
-	kafka *kafkaConns
+	kafka *kafka.Conns
 
 	following atomic.Bool
 	invalid   atomic.Uint64
@@ -70,19 +101,33 @@ func (t *tierIndex) trim(gone func(record.IndexEntry) bool) {
 	t.entries = t.entries[i:]
 }
 
-func newRecordings(cfg *config.Config, log *slog.Logger, k *kafkaConns) *recordings {
-	k.want(recordingsClient, nil)
-	return &recordings{cfg: cfg, log: log.With("component", "recordings"), kafka: k,
+// New returns an index that asks k for its client (Client); it reads
+// nothing until Run.
+func New(o Options, k *kafka.Conns) *Index {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = record.DefaultChunk
+	}
+	if o.Interval <= 0 {
+		o.Interval = record.DefaultInterval
+	}
+	k.Want(Client, nil)
+	return &Index{o: o, log: o.Logger.With("component", "recordings"), kafka: k,
 		cams: map[string]*camIndex{}, starts: map[string]int64{}, warned: map[string]bool{}}
 }
 
-func (r *recordings) Name() string { return "recordings" }
-func (r *recordings) Start() error { return nil }
+// Name names the index among a process's components.
+func (r *Index) Name() string { return "recordings" }
+
+// Start does nothing: the index is read in Run.
+func (r *Index) Start() error { return nil }
 
 // Run follows the index topic from its oldest record. A missing topic (no
 // recorder ever ran) is waited for.
-func (r *recordings) Run(ctx context.Context) error {
-	client, err := r.kafka.await(ctx, recordingsClient)
+func (r *Index) Run(ctx context.Context) error {
+	client, err := r.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil
 	}
@@ -103,10 +148,10 @@ func (r *recordings) Run(ctx context.Context) error {
 		}
 	}()
 	for backoff := time.Second; ctx.Err() == nil; backoff = min(backoff*2, 30*time.Second) {
-		if parts, err := client.Partitions(r.cfg.Record.IndexTopic); err == nil && len(parts) > 0 {
+		if parts, err := client.Partitions(r.o.IndexTopic); err == nil && len(parts) > 0 {
 			r.following.Store(true)
 			r.refreshStarts(client)
-			err = kafka.Follow(ctx, client, r.cfg.Record.IndexTopic, time.Unix(0, 0), r.add, r.log)
+			err = kafka.Follow(ctx, client, r.o.IndexTopic, time.Unix(0, 0), r.add, r.log)
 			r.following.Store(false)
 			if err != nil {
 				r.log.Warn("index topic no longer followed, retrying", "err", err)
@@ -115,13 +160,13 @@ func (r *recordings) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
-			_ = client.RefreshMetadata(r.cfg.Record.IndexTopic)
+			_ = client.RefreshMetadata(r.o.IndexTopic)
 		}
 	}
 	return nil
 }
 
-func (r *recordings) add(rec kafka.Record) {
+func (r *Index) add(rec kafka.Record) {
 	e, err := record.ParseIndexEntry(rec.Value)
 	if err != nil {
 		r.invalid.Add(1)
@@ -143,20 +188,23 @@ func (r *recordings) add(rec kafka.Record) {
 	t.frames += e.Frames
 }
 
-func (r *recordings) Ready() error { return nil }
-func (r *recordings) Close() error { return nil }
+// Ready is always nil: an index not read yet is an empty recording.
+func (r *Index) Ready() error { return nil }
+
+// Close does nothing: Run owns the follow.
+func (r *Index) Close() error { return nil }
 
 // topicOf returns a tier's topic.
-func (r *recordings) topicOf(tier string) string {
+func (r *Index) topicOf(tier string) string {
 	if tier == record.TierFull {
-		return r.cfg.Record.FullTopic
+		return r.o.FullTopic
 	}
-	return r.cfg.Record.ReducedTopic
+	return r.o.ReducedTopic
 }
 
 // refreshStarts re-reads the oldest offset of every tier partition and
 // drops the index entries retention removed.
-func (r *recordings) refreshStarts(client sarama.Client) {
+func (r *Index) refreshStarts(client sarama.Client) {
 	starts := map[string]int64{}
 	for _, tier := range []string{record.TierFull, record.TierReduced} {
 		topic := r.topicOf(tier)
@@ -184,16 +232,16 @@ func (r *recordings) refreshStarts(client sarama.Client) {
 func partKey(topic string, p int32) string { return topic + "/" + strconv.Itoa(int(p)) }
 
 // tierOf returns a camera's tier index, nil if none. r.mu is held.
-func (r *recordings) tierOf(camera, tier string) *tierIndex {
+func (r *Index) tierOf(camera, tier string) *tierIndex {
 	if c := r.cams[camera]; c != nil && len(c.tier(tier).entries) > 0 {
 		return c.tier(tier)
 	}
 	return nil
 }
 
-// oldest returns the capture time of the oldest frame recorded of camera
+// Oldest returns the capture time of the oldest frame recorded of camera
 // (zero if none).
-func (r *recordings) oldest(camera string) time.Time {
+func (r *Index) Oldest(camera string) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var t time.Time
@@ -205,8 +253,8 @@ func (r *recordings) oldest(camera string) time.Time {
 	return t
 }
 
-// reducedPartition returns the reduced tier's partition of camera.
-func (r *recordings) reducedPartition(camera string) (int32, bool) {
+// ReducedPartition returns the reduced tier's partition of camera.
+func (r *Index) ReducedPartition(camera string) (int32, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ti := r.tierOf(camera, record.TierReduced)
@@ -216,9 +264,9 @@ func (r *recordings) reducedPartition(camera string) (int32, bool) {
 	return ti.entries[len(ti.entries)-1].Partition, true
 }
 
-// chunksFrom returns (a copy of) camera's full-tier chunks that end at or
+// ChunksFrom returns (a copy of) camera's full-tier chunks that end at or
 // after at.
-func (r *recordings) chunksFrom(camera string, at time.Time) []record.IndexEntry {
+func (r *Index) ChunksFrom(camera string, at time.Time) []record.IndexEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ti := r.tierOf(camera, record.TierFull)
@@ -229,9 +277,9 @@ func (r *recordings) chunksFrom(camera string, at time.Time) []record.IndexEntry
 	return slices.Clone(ti.entries[i:])
 }
 
-// fullRate returns the frame rate of camera's first full-tier chunk that
+// FullRate returns the frame rate of camera's first full-tier chunk that
 // overlaps from..to; 0 if there is none.
-func (r *recordings) fullRate(camera string, from, to time.Time) float64 {
+func (r *Index) FullRate(camera string, from, to time.Time) float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ti := r.tierOf(camera, record.TierFull)
@@ -250,7 +298,7 @@ func (r *recordings) fullRate(camera string, from, to time.Time) float64 {
 }
 
 // Storage reports what the recording holds per camera and tier.
-func (r *recordings) Storage() []web.Storage {
+func (r *Index) Storage() []web.Storage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := make([]string, 0, len(r.cams))
@@ -290,23 +338,23 @@ func (r *recordings) Storage() []web.Storage {
 // younger than recording.retain (its reduced tier's partition lost
 // records while the oldest kept is younger than that), and logs it once.
 // r.mu is held.
-func (r *recordings) cut(camera string, oldest, now time.Time) bool {
+func (r *Index) cut(camera string, oldest, now time.Time) bool {
 	ti := r.tierOf(camera, record.TierReduced)
-	if ti == nil || r.cfg.Record.MaxBytes <= 0 {
+	if ti == nil || r.o.MaxBytes <= 0 {
 		return false
 	}
-	removed := r.starts[partKey(r.cfg.Record.ReducedTopic, ti.entries[0].Partition)] > 0
-	cut := removed && now.Sub(oldest) < r.cfg.Record.Retain-time.Minute
+	removed := r.starts[partKey(r.o.ReducedTopic, ti.entries[0].Partition)] > 0
+	cut := removed && now.Sub(oldest) < r.o.Retain-time.Minute
 	if cut && !r.warned[camera] {
 		r.log.Warn("recording.max_bytes holds less than recording.retain for this camera: the oldest recordings are removed early",
-			"camera", camera, "holds", now.Sub(oldest).Round(time.Second).String(), "retain", r.cfg.Record.Retain.String())
+			"camera", camera, "holds", now.Sub(oldest).Round(time.Second).String(), "retain", r.o.Retain.String())
 	}
 	r.warned[camera] = cut
 	return cut
 }
 
-// Collect exports the storage figures.
-func (r *recordings) Collect(s *metrics.Snapshot) {
+// Collect adds the storage figures to a metrics scrape.
+func (r *Index) Collect(s *metrics.Snapshot) {
 	now := time.Now()
 	for _, st := range r.Storage() {
 		for _, t := range st.Tiers {
@@ -318,7 +366,7 @@ func (r *recordings) Collect(s *metrics.Snapshot) {
 
 // Spans returns the spans of camera's recording between from and to, the
 // full tier's chunks merged where they follow each other.
-func (r *recordings) Spans(camera string, from, to time.Time) []web.Span {
+func (r *Index) Spans(camera string, from, to time.Time) []web.Span {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []web.Span
@@ -328,9 +376,9 @@ func (r *recordings) Spans(camera string, from, to time.Time) []web.Span {
 			continue
 		}
 		// Entries further apart than this are separate spans.
-		g := 2*r.cfg.Record.Chunk + time.Second
+		g := 2*r.o.Chunk + time.Second
 		if tier == record.TierReduced {
-			g = indexPeriod + 2*r.cfg.Record.Interval
+			g = record.IndexPeriod + 2*r.o.Interval
 		}
 		var cur *web.Span
 		for _, e := range ti.entries {

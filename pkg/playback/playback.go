@@ -1,4 +1,18 @@
-package app
+// Package playback is a viewer node's playback of what Kafka holds for a
+// camera: it finds the partitions that hold a camera's frames (probing the
+// candidates of the producers' partitioners), scans them for a camera's
+// oldest and newest frame, seeks by capture time, and builds the one
+// timeline a replay or an export reads: the recording tiers (reduced and
+// full, found through package recindex) while the time asked for is older
+// than what the frames topic holds, crossing into the frames topic where it
+// begins (record.Timeline), and on into the live stream (package replay).
+// It also exports a range of that timeline as an MP4 (export_cv.go).
+//
+// It may not write to Kafka, read the configuration (it takes Options),
+// or serve HTTP itself: it implements web.Replays and web.Recordings.
+// Pacing is package replay's; merging tiers and crossing are package
+// record's pure logic; it composes them with the Kafka reads.
+package playback
 
 import (
 	"context"
@@ -9,19 +23,32 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/web"
 )
 
-// replayClient names the replays' Kafka client. Its partition consumers
+// Options configures Replays. FramesTopic must be set; the recording's
+// topics only when there is a recording index.
+type Options struct {
+	// FramesTopic is the topic of the cameras' frames.
+	FramesTopic string
+	// MaxMessageBytes bounds a record read; zero: kafka.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxFPS caps a replay's output rate; zero: replay.DefaultMaxFPS.
+	MaxFPS float64
+	// FullTopic and ReducedTopic are the recording tiers' topics.
+	FullTopic, ReducedTopic string
+}
+
+// Client names the replays' Kafka client. Its partition consumers
 // buffer few records and fetch small first, so that a replay viewer costs
 // about a megabyte, not the frames consumer's buffers.
-const replayClient = "replay"
+const Client = "replay"
 
 // Probe bounds when looking for a camera's records in a partition.
 const (
@@ -29,45 +56,54 @@ const (
 	probeTimeout = 3 * time.Second
 )
 
-// replays plays back the frames topic for viewer nodes (web.Replays): it
-// finds the partitions that hold a camera, seeks by capture time (the
-// record timestamp), and hands caught-up replays over to the hub.
-type replays struct {
-	cfg   *config.Config
-	kafka *kafkaConns
+// Replays plays back the frames topic and the recording for viewer nodes
+// (web.Replays, web.Recordings): it finds the partitions that hold a
+// camera, seeks by capture time (the record timestamp), and hands
+// caught-up replays over to the hub.
+type Replays struct {
+	o     Options
+	kafka *kafka.Conns
 	hub   *hub.Hub
-	rec   *recordings // the recording tiers, played before the frames topic
+	rec   *recindex.Index // the recording tiers, played before the frames topic; nil: none
 }
 
-func newReplays(cfg *config.Config, k *kafkaConns, h *hub.Hub, rec *recordings) *replays {
-	k.want(replayClient, func(o *kafka.Options) { o.Buffered, o.FetchDefault = 2, 256<<10 })
-	return &replays{cfg: cfg, kafka: k, hub: h, rec: rec}
+// New returns replays of h's cameras that ask k for their client (Client);
+// rec, if not nil, is the recording index.
+func New(o Options, k *kafka.Conns, h *hub.Hub, rec *recindex.Index) *Replays {
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = kafka.DefaultMaxMessageBytes
+	}
+	if o.MaxFPS <= 0 {
+		o.MaxFPS = replay.DefaultMaxFPS
+	}
+	k.Want(Client, func(o *kafka.Options) { o.Buffered, o.FetchDefault = 2, 256<<10 })
+	return &Replays{o: o, kafka: k, hub: h, rec: rec}
 }
 
 // partitions returns the partitions that hold camera's frames: those the
 // hub saw them on; otherwise the candidates of the clients' partitioners
 // that hold a record of the camera at or after at (a node that restarted
 // while the producer is down has seen nothing live).
-func (r *replays) partitions(client sarama.Client, camera string, at time.Time) ([]int32, error) {
+func (r *Replays) partitions(client sarama.Client, camera string, at time.Time) ([]int32, error) {
 	if c, ok := r.hub.Camera(camera); ok {
 		if seen := c.Partitions(); len(seen) > 0 {
 			return seen, nil
 		}
 	}
-	all, err := client.Partitions(r.cfg.Kafka.Topic)
+	all, err := client.Partitions(r.o.FramesTopic)
 	if err != nil {
-		return nil, fmt.Errorf("partitions of %s: %w", r.cfg.Kafka.Topic, err)
+		return nil, fmt.Errorf("partitions of %s: %w", r.o.FramesTopic, err)
 	}
 	var found []int32
 	for _, p := range kafka.CandidatePartitions(camera, int32(len(all)), nil) {
-		from, err := kafka.OffsetAt(client, r.cfg.Kafka.Topic, p, at)
+		from, err := kafka.OffsetAt(client, r.o.FramesTopic, p, at)
 		if err != nil {
 			return nil, err
 		}
 		// Look from a little before at too: at may be past the newest.
 		from = max(from-probeRecords/2, 0)
 		hit := false
-		err = kafka.Scan(client, r.cfg.Kafka.Topic, p, from, probeRecords, probeTimeout, func(rec kafka.Record) bool {
+		err = kafka.Scan(client, r.o.FramesTopic, p, from, probeRecords, probeTimeout, func(rec kafka.Record) bool {
 			hit = isCamera(rec.Key, camera)
 			return !hit
 		})
@@ -88,8 +124,8 @@ func isCamera(key []byte, camera string) bool {
 	return string(key) == camera || len(key) == 0 && camera == frame.UnkeyedCamera
 }
 
-func (r *replays) history(ctx context.Context, camera string, at time.Time) (*kafka.History, []int32, sarama.Client, error) {
-	client, err := r.kafka.await(ctx, replayClient)
+func (r *Replays) history(ctx context.Context, camera string, at time.Time) (*kafka.History, []int32, sarama.Client, error) {
+	client, err := r.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -97,17 +133,17 @@ func (r *replays) history(ctx context.Context, camera string, at time.Time) (*ka
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	h, err := kafka.OpenHistory(client, r.cfg.Kafka.Topic, camera, parts, at, r.cfg.Kafka.MaxMessageBytes)
+	h, err := kafka.OpenHistory(client, r.o.FramesTopic, camera, parts, at, r.o.MaxMessageBytes)
 	return h, parts, client, err
 }
 
 // Open starts a replay; its first frame is read before it returns.
-func (r *replays) Open(ctx context.Context, camera string, at time.Time, speed float64) (web.Replay, error) {
+func (r *Replays) Open(ctx context.Context, camera string, at time.Time, speed float64) (web.Replay, error) {
 	h, parts, client, err := r.frames(ctx, camera, at)
 	if err != nil {
 		return web.Replay{}, err
 	}
-	p, err := replay.New(h, replay.Options{Speed: speed, MaxFPS: r.cfg.Replay.MaxFPS, LiveAfter: func(seq uint64, capturedAt time.Time) (replay.Reader, bool) {
+	p, err := replay.New(h, replay.Options{Speed: speed, MaxFPS: r.o.MaxFPS, LiveAfter: func(seq uint64, capturedAt time.Time) (replay.Reader, bool) {
 		c, ok := r.hub.Camera(camera)
 		if !ok {
 			return nil, false
@@ -137,7 +173,7 @@ func (r *replays) Open(ctx context.Context, camera string, at time.Time, speed f
 // first reads a player's first frame; a camera that records nothing at or
 // after at gets ErrNothingRecorded once ctx ends (unless it is live: then
 // the next frame will come).
-func (r *replays) first(ctx context.Context, p *replay.Player, at time.Time) (*frame.Frame, error) {
+func (r *Replays) first(ctx context.Context, p *replay.Player, at time.Time) (*frame.Frame, error) {
 	f, err := p.First(ctx)
 	if err == nil {
 		return f, nil
@@ -149,7 +185,7 @@ func (r *replays) first(ctx context.Context, p *replay.Player, at time.Time) (*f
 }
 
 // FrameAt returns the first frame captured at or after at.
-func (r *replays) FrameAt(ctx context.Context, camera string, at time.Time) (*frame.Frame, error) {
+func (r *Replays) FrameAt(ctx context.Context, camera string, at time.Time) (*frame.Frame, error) {
 	h, _, _, err := r.frames(ctx, camera, at)
 	if err != nil {
 		return nil, err
@@ -167,11 +203,11 @@ func (r *replays) FrameAt(ctx context.Context, camera string, at time.Time) (*fr
 // oldest is the capture time of the oldest frame of camera held in parts:
 // the first of its records from each partition's oldest offset (within
 // the probe's bounds), else the partition's oldest record.
-func (r *replays) oldest(client sarama.Client, camera string, parts []int32) (time.Time, error) {
+func (r *Replays) oldest(client sarama.Client, camera string, parts []int32) (time.Time, error) {
 	var oldest time.Time
 	for _, p := range parts {
 		var first, mine time.Time
-		err := kafka.Scan(client, r.cfg.Kafka.Topic, p, 0, probeRecords, probeTimeout, func(rec kafka.Record) bool {
+		err := kafka.Scan(client, r.o.FramesTopic, p, 0, probeRecords, probeTimeout, func(rec kafka.Record) bool {
 			if first.IsZero() {
 				first = rec.Timestamp
 			}
@@ -206,8 +242,8 @@ func capturedAt(rec kafka.Record) time.Time {
 }
 
 // Range returns the oldest and newest capture times held for camera.
-func (r *replays) Range(ctx context.Context, camera string) (oldest, newest time.Time, err error) {
-	client, err := r.kafka.await(ctx, replayClient)
+func (r *Replays) Range(ctx context.Context, camera string) (oldest, newest time.Time, err error) {
+	client, err := r.kafka.Await(ctx, Client)
 	if err != nil {
 		return oldest, newest, err
 	}
@@ -230,11 +266,11 @@ func (r *replays) Range(ctx context.Context, camera string) (oldest, newest time
 		// Not live here: the newest of its records among each
 		// partition's last ones.
 		for _, p := range parts {
-			hwm, err := client.GetOffset(r.cfg.Kafka.Topic, p, sarama.OffsetNewest)
+			hwm, err := client.GetOffset(r.o.FramesTopic, p, sarama.OffsetNewest)
 			if err != nil {
 				return oldest, newest, err
 			}
-			err = kafka.Scan(client, r.cfg.Kafka.Topic, p, hwm-probeRecords, probeRecords, probeTimeout, func(rec kafka.Record) bool {
+			err = kafka.Scan(client, r.o.FramesTopic, p, hwm-probeRecords, probeRecords, probeTimeout, func(rec kafka.Record) bool {
 				if isCamera(rec.Key, camera) {
 					if t := capturedAt(rec); t.After(newest) {
 						newest = t
@@ -254,22 +290,22 @@ func (r *replays) Range(ctx context.Context, camera string) (oldest, newest time
 }
 
 // recOldest is the oldest frame of camera's recording (zero: none).
-func (r *replays) recOldest(camera string) time.Time {
+func (r *Replays) recOldest(camera string) time.Time {
 	if r.rec == nil {
 		return time.Time{}
 	}
-	return r.rec.oldest(camera)
+	return r.rec.Oldest(camera)
 }
 
 // frames opens camera's whole history from at: the recording tiers while
 // at is older than what the frames topic holds of the camera, crossing
 // into the frames topic where it begins (record.Timeline); the frames
 // topic alone otherwise. parts and client are the frames topic's.
-func (r *replays) frames(ctx context.Context, camera string, at time.Time) (replay.Frames, []int32, sarama.Client, error) {
+func (r *Replays) frames(ctx context.Context, camera string, at time.Time) (replay.Frames, []int32, sarama.Client, error) {
 	if r.recOldest(camera).IsZero() {
 		return r.history(ctx, camera, at)
 	}
-	client, err := r.kafka.await(ctx, replayClient)
+	client, err := r.kafka.Await(ctx, Client)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -280,7 +316,7 @@ func (r *replays) frames(ctx context.Context, camera string, at time.Time) (repl
 			return nil, nil, nil, err
 		}
 		if !at.Before(liveOldest) {
-			h, err := kafka.OpenHistory(client, r.cfg.Kafka.Topic, camera, parts, at, r.cfg.Kafka.MaxMessageBytes)
+			h, err := kafka.OpenHistory(client, r.o.FramesTopic, camera, parts, at, r.o.MaxMessageBytes)
 			return h, parts, client, err
 		}
 	}
@@ -319,21 +355,21 @@ func (r *replays) frames(ctx context.Context, camera string, at time.Time) (repl
 
 // recorded returns camera's recording from at: both tiers merged (the
 // reduced tier alone in a binary without OpenCV).
-func (r *replays) recorded(client sarama.Client, camera string, at time.Time) (record.Source, error) {
+func (r *Replays) recorded(client sarama.Client, camera string, at time.Time) (record.Source, error) {
 	var reduced, full record.Source
-	if p, ok := r.rec.reducedPartition(camera); ok {
-		from, err := kafka.OffsetAt(client, r.cfg.Record.ReducedTopic, p, at)
+	if p, ok := r.rec.ReducedPartition(camera); ok {
+		from, err := kafka.OffsetAt(client, r.o.ReducedTopic, p, at)
 		if err != nil {
 			return nil, err
 		}
-		kr, err := kafka.NewKeyReader(client, r.cfg.Record.ReducedTopic, p, from, camera)
+		kr, err := kafka.NewKeyReader(client, r.o.ReducedTopic, p, from, camera)
 		if err != nil {
 			return nil, err
 		}
 		reduced = reducedSource{kr}
 	}
 	if canDecodeChunks {
-		full = &fullSource{client: client, topic: r.cfg.Record.FullTopic, camera: camera, at: at, chunks: r.rec.chunksFrom(camera, at)}
+		full = &fullSource{client: client, topic: r.o.FullTopic, camera: camera, at: at, chunks: r.rec.ChunksFrom(camera, at)}
 	}
 	if reduced == nil && full == nil {
 		return nil, web.ErrNothingRecorded
@@ -344,6 +380,7 @@ func (r *replays) recorded(client sarama.Client, camera string, at time.Time) (r
 // reducedSource plays the reduced tier: its records are frames.
 type reducedSource struct{ kr *kafka.KeyReader }
 
+// Next returns the tier's next frame, skipping records that are not frames.
 func (s reducedSource) Next(ctx context.Context) (*frame.Frame, error) {
 	for {
 		rec, err := s.kr.Next(ctx)
@@ -357,6 +394,7 @@ func (s reducedSource) Next(ctx context.Context) (*frame.Frame, error) {
 	}
 }
 
+// Close stops reading.
 func (s reducedSource) Close() { s.kr.Close() }
 
 // fullSource plays the full tier's chunks, found in the index, decoded
@@ -370,6 +408,8 @@ type fullSource struct {
 	buf    []*frame.Frame
 }
 
+// Next returns the next frame of the chunks, decoding one when it needs
+// more; chunks retention removed meanwhile are skipped.
 func (s *fullSource) Next(ctx context.Context) (*frame.Frame, error) {
 	for len(s.buf) == 0 {
 		if len(s.chunks) == 0 {
@@ -403,12 +443,13 @@ func (s *fullSource) Next(ctx context.Context) (*frame.Frame, error) {
 	return f, nil
 }
 
+// Close does nothing: chunks are fetched one at a time.
 func (s *fullSource) Close() {}
 
 // Storage reports what the recording holds (web.Recordings).
-func (r *replays) Storage() []web.Storage { return r.rec.Storage() }
+func (r *Replays) Storage() []web.Storage { return r.rec.Storage() }
 
 // Spans returns the recording's spans of camera (web.Recordings).
-func (r *replays) Spans(camera string, from, to time.Time) []web.Span {
+func (r *Replays) Spans(camera string, from, to time.Time) []web.Span {
 	return r.rec.Spans(camera, from, to)
 }

@@ -1,4 +1,16 @@
-package app
+// Package recorder is the recording engine: it reads the frames topic in a
+// consumer group of its own and writes the recording tiers that package
+// record decides (reduced-tier frames, full-tier chunks encoded by a pool
+// of workers, index entries), and commits its progress with the group's
+// offsets so that a restart neither records a frame twice nor leaves a gap.
+// It owns the encode workers and their FIFO, the commit protocol (the
+// oldest offset still needed per partition, with each camera's progress
+// as the commit's metadata) and the retry policy of its writes.
+//
+// It may not read the configuration (it takes Options), serve HTTP, or
+// decide what is kept (package record does); the topics it writes are
+// created by whoever owns the Kafka connections (kafka.Conns.Ensure).
+package recorder
 
 import (
 	"context"
@@ -13,7 +25,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/kafka"
@@ -21,12 +32,12 @@ import (
 	"github.com/streamd/streamd/pkg/record"
 )
 
-// The record part's Kafka clients: its consumer group, its writes, and the
+// The recorder's Kafka clients: its consumer group, its writes, and the
 // events it follows, each on a connection of its own.
 const (
-	recordInClient     = "recorder"
-	recordOutClient    = "recorder-out"
-	recordEventsClient = "recorder-events"
+	InClient     = "recorder"
+	OutClient    = "recorder-out"
+	EventsClient = "recorder-events"
 )
 
 // maxQueuedChunks bounds each encode worker's queue: past it the consumer
@@ -36,36 +47,38 @@ const (
 // made a stop encode all of it.
 const maxQueuedChunks = 2
 
-// stopBudget is the recorder's stop budget: the chunk each worker has in
+// StopBudget is the recorder's stop budget: the chunk each worker has in
 // hand is finished and written (about one chunk's encode time), queued
 // chunks are dropped, and what was written is committed.
-const stopBudget = 5 * time.Second
+const StopBudget = 5 * time.Second
 
-// indexPeriod is how much of the reduced tier one index entry summarizes.
-const indexPeriod = 30 * time.Second
-
-// recordTopics asks for the recording topics, with retention from
-// recording.retain and recording.max_bytes (README, "Recording").
-func recordTopics(cfg *config.Config, k *kafkaConns) {
-	rc := cfg.Record
-	perPart := func(share float64) int64 {
-		if rc.MaxBytes <= 0 {
-			return -1 // time alone
-		}
-		return int64(float64(rc.MaxBytes) * share / float64(rc.Partitions))
-	}
-	base := kafka.TopicOptions{Partitions: rc.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
-		Retention: rc.Retain, MaxMessageBytes: cfg.Kafka.MaxMessageBytes}
-	full, reduced, index := base, base, base
-	full.RetentionBytes = perPart(rc.FullShare)
-	reduced.RetentionBytes = perPart(1 - rc.FullShare)
-	index.RetentionBytes = -1
-	k.ensure(rc.FullTopic, full)
-	k.ensure(rc.ReducedTopic, reduced)
-	k.ensure(rc.IndexTopic, index)
+// Options configures a Recorder. Every topic and the group must be set.
+type Options struct {
+	// FramesTopic is the topic of the cameras' frames, read in Group.
+	FramesTopic string
+	// Group is the consumer group shared by every recorder, so that the
+	// cameras are split between them.
+	Group string
+	// FullTopic, ReducedTopic and IndexTopic are the recording's topics.
+	FullTopic, ReducedTopic, IndexTopic string
+	// EventsTopic is the analyzer's events, which open full-rate windows.
+	EventsTopic string
+	// EventsLookback is how far back the events topic is read at start,
+	// so that frames read again after a downtime find their windows;
+	// zero: the last minute only.
+	EventsLookback time.Duration
+	// Record is what each camera keeps (package record); its zero fields
+	// take record's defaults.
+	Record record.Options
+	// Codec is the full tier's codec (package video); "" is H.264.
+	Codec string
+	// Workers is the number of encode workers; zero: one per core.
+	Workers int
+	// Logger logs the recorder's troubles; nil: slog.Default().
+	Logger *slog.Logger
 }
 
-// recorder keeps the recording tiers (package record): a consumer group of
+// Recorder keeps the recording tiers (package record): a consumer group of
 // its own on the frames topic, shared by every recorder so that cameras
 // are split between them, and the events topic followed by every recorder
 // for the event windows. It starts where the group committed, and commits
@@ -77,12 +90,11 @@ func recordTopics(cfg *config.Config, k *kafkaConns) {
 // core, each camera always on the same worker so that its chunks stay in
 // order. When encoding cannot keep up, the consumer waits (the frames
 // topic keeps the frames meanwhile).
-type recorder struct {
-	cfg    *config.Config
+type Recorder struct {
+	o      Options
 	log    *slog.Logger
-	kafka  *kafkaConns
-	encode func(record.Chunk) ([]byte, error)
-	opts   record.Options
+	kafka  *kafka.Conns
+	encode Encoder
 
 	mu      sync.Mutex
 	cams    map[string]*recCam
@@ -123,47 +135,58 @@ type recPart struct {
 	progress record.Progress
 }
 
-func newRecorder(cfg *config.Config, log *slog.Logger, k *kafkaConns) (*recorder, error) {
-	enc, err := newChunkEncoder(cfg)
+// New returns a recorder that asks k for its clients (InClient,
+// OutClient, EventsClient); it reads nothing until Run. An error means this
+// binary cannot encode the full tier.
+func New(o Options, k *kafka.Conns) (*Recorder, error) {
+	enc, err := newChunkEncoder(o.Codec)
 	if err != nil {
 		return nil, err
 	}
-	r := &recorder{cfg: cfg, log: log.With("component", "recorder"), kafka: k, encode: enc,
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	r := &Recorder{o: o, log: o.Logger.With("component", "recorder"), kafka: k, encode: enc,
 		cams: map[string]*recCam{}, parts: map[int32]*recPart{}}
-	rc := cfg.Record
-	r.opts = record.Options{Interval: rc.Interval, PreRoll: orNone(rc.PreRoll), PostRoll: orNone(rc.PostRoll), Chunk: rc.Chunk}
-	k.want(recordInClient, nil)
-	k.want(recordOutClient, nil)
-	k.want(recordEventsClient, nil)
-	recordTopics(cfg, k)
-	eventTopics(cfg, k)
-	for range runtime.NumCPU() {
+	k.Want(InClient, nil)
+	k.Want(OutClient, nil)
+	k.Want(EventsClient, nil)
+	for range o.Workers {
 		r.workers = append(r.workers, newEncodeQueue())
 	}
 	return r, nil
 }
 
-// orNone maps a configured zero (none) to package record's "none" (< 0).
-func orNone(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
-func (r *recorder) Name() string { return "recorder" }
+// Name names the recorder among a process's components.
+func (r *Recorder) Name() string { return "recorder" }
 
 // StopBudget is how long Run may take to return once cancelled.
-func (r *recorder) StopBudget() time.Duration { return stopBudget }
-func (r *recorder) Start() error              { return nil }
+func (r *Recorder) StopBudget() time.Duration { return StopBudget }
 
-func (r *recorder) Run(ctx context.Context) error {
-	in, err := r.kafka.await(ctx, recordInClient)
+// Encoder encodes one full-tier chunk into a record value.
+type Encoder func(record.Chunk) ([]byte, error)
+
+// WrapEncoder replaces the chunk encoder with wrap(the current one); call
+// it before Run. It is there to instrument encoding (to time it, or to
+// slow it down in a test of a recorder that cannot keep up).
+func (r *Recorder) WrapEncoder(wrap func(Encoder) Encoder) { r.encode = wrap(r.encode) }
+
+// Start does nothing: the recorder starts in Run, once Kafka is there.
+func (r *Recorder) Start() error { return nil }
+
+// Run waits for Kafka, reads the events held, follows the events topic
+// and records the frames topic until ctx ends; then it drains (see Close).
+
+func (r *Recorder) Run(ctx context.Context) error {
+	in, err := r.kafka.Await(ctx, InClient)
 	if err != nil {
 		return nil
 	}
-	outClient, _ := r.kafka.await(ctx, recordOutClient)
-	evClient, _ := r.kafka.await(ctx, recordEventsClient)
+	outClient, _ := r.kafka.Await(ctx, OutClient)
+	evClient, _ := r.kafka.Await(ctx, EventsClient)
 	if outClient == nil || evClient == nil {
 		return nil
 	}
@@ -176,17 +199,17 @@ func (r *recorder) Run(ctx context.Context) error {
 	}
 	// Events first: read what is held up to now before any frame, so that
 	// frames read again after a downtime find their windows.
-	since := time.Now().Add(-r.cfg.Kafka.Retention - time.Minute)
+	since := time.Now().Add(-r.o.EventsLookback - time.Minute)
 	if err := r.readEvents(evClient, since); err != nil {
 		r.log.Warn("cannot read events back; windows of past events may be missed", "err", err)
 	}
 	go func() {
-		err := kafka.Follow(ctx, evClient, r.cfg.Analyzer.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
+		err := kafka.Follow(ctx, evClient, r.o.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
 		if err != nil {
 			r.log.Warn("events no longer followed", "err", err)
 		}
 	}()
-	d, err := kafka.NewDurable(in, r.cfg.Record.Group, r.cfg.Kafka.Topic, r, r.log.With("role", "recorder"))
+	d, err := kafka.NewDurable(in, r.o.Group, r.o.FramesTopic, r, r.log.With("role", "recorder"))
 	if err != nil {
 		return err
 	}
@@ -212,8 +235,8 @@ func (r *recorder) Run(ctx context.Context) error {
 }
 
 // readEvents reads the events topic from since up to its newest record.
-func (r *recorder) readEvents(client sarama.Client, since time.Time) error {
-	topic := r.cfg.Analyzer.EventsTopic
+func (r *Recorder) readEvents(client sarama.Client, since time.Time) error {
+	topic := r.o.EventsTopic
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		return fmt.Errorf("events partitions: %w", err)
@@ -231,7 +254,7 @@ func (r *recorder) readEvents(client sarama.Client, since time.Time) error {
 }
 
 // event opens or closes a camera's full-rate window.
-func (r *recorder) event(rec kafka.Record) {
+func (r *Recorder) event(rec kafka.Record) {
 	e, err := events.Unmarshal(rec.Value)
 	if err != nil {
 		return // the events feed counts bad events; a recorder just skips them
@@ -244,10 +267,10 @@ func (r *recorder) event(rec kafka.Record) {
 
 // camera returns a camera's state, creating it (resumed from its
 // partition's committed progress) on first sight. r.mu is held.
-func (r *recorder) camera(id string, partition int32) *recCam {
+func (r *Recorder) camera(id string, partition int32) *recCam {
 	c, ok := r.cams[id]
 	if !ok {
-		c = &recCam{id: id, partition: -1, rc: record.NewCamera(r.opts), worker: r.workers[workerOf(id, len(r.workers))]}
+		c = &recCam{id: id, partition: -1, rc: record.NewCamera(r.o.Record), worker: r.workers[workerOf(id, len(r.workers))]}
 		r.cams[id] = c
 	}
 	if partition >= 0 && c.partition != partition {
@@ -269,10 +292,10 @@ func workerOf(id string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// Assigned starts a group session: state from an earlier one is dropped
+// Assigned (kafka.DurableSink) starts a group session: state from an earlier one is dropped
 // (another recorder may have gone on), and the cameras will resume from
 // the progress committed with each partition.
-func (r *recorder) Assigned(metadata map[int32]string) {
+func (r *Recorder) Assigned(metadata map[int32]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.cams {
@@ -290,8 +313,8 @@ func (r *recorder) Assigned(metadata map[int32]string) {
 	}
 }
 
-// Record takes one record of the frames topic.
-func (r *recorder) Record(rec kafka.Record) {
+// Record (kafka.DurableSink) takes one record of the frames topic.
+func (r *Recorder) Record(rec kafka.Record) {
 	r.intake.RLock()
 	defer r.intake.RUnlock()
 	if r.stopping.Load() {
@@ -323,7 +346,7 @@ func (r *recorder) Record(rec kafka.Record) {
 }
 
 // queue hands chunks to the camera's worker. r.mu is held.
-func (r *recorder) queue(c *recCam, chunks []record.Chunk) {
+func (r *Recorder) queue(c *recCam, chunks []record.Chunk) {
 	for _, ch := range chunks {
 		c.inflight = append(c.inflight, ch[0].Offset)
 		c.worker.push(chunkJob{cam: c, chunk: ch})
@@ -333,7 +356,7 @@ func (r *recorder) queue(c *recCam, chunks []record.Chunk) {
 // send writes one record, retrying until it is written or the recorder
 // stops: a recording must not have holes (the frames topic keeps the
 // frames meanwhile, and the offsets are not committed past them).
-func (r *recorder) send(topic, key string, value []byte, ts time.Time, headers []frame.Header) (int32, int64, bool) {
+func (r *Recorder) send(topic, key string, value []byte, ts time.Time, headers []frame.Header) (int32, int64, bool) {
 	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		p, off, err := r.out.Write(topic, key, value, ts, headers)
 		if err == nil {
@@ -349,8 +372,8 @@ func (r *recorder) send(topic, key string, value []byte, ts time.Time, headers [
 }
 
 // writeReduced writes a reduced-tier frame and sums it into the index.
-func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
-	p, off, ok := r.send(r.cfg.Record.ReducedTopic, f.Camera, f.Data, f.CapturedAt, record.ReducedHeaders(f))
+func (r *Recorder) writeReduced(c *recCam, f *frame.Frame) {
+	p, off, ok := r.send(r.o.ReducedTopic, f.Camera, f.Data, f.CapturedAt, record.ReducedHeaders(f))
 	if !ok {
 		return
 	}
@@ -359,7 +382,7 @@ func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
 	r.mu.Lock()
 	c.doneReduced = f.CapturedAt
 	var flush *record.IndexEntry
-	if c.agg != nil && f.CapturedAt.Sub(c.agg.Start) >= indexPeriod {
+	if c.agg != nil && f.CapturedAt.Sub(c.agg.Start) >= record.IndexPeriod {
 		flush, c.agg = c.agg, nil
 	}
 	if c.agg == nil {
@@ -374,12 +397,12 @@ func (r *recorder) writeReduced(c *recCam, f *frame.Frame) {
 	}
 }
 
-func (r *recorder) writeIndex(e record.IndexEntry) {
-	r.send(r.cfg.Record.IndexTopic, e.Camera, e.Marshal(), e.Start, nil)
+func (r *Recorder) writeIndex(e record.IndexEntry) {
+	r.send(r.o.IndexTopic, e.Camera, e.Marshal(), e.Start, nil)
 }
 
 // writeChunk encodes and writes a full-tier chunk (on a worker).
-func (r *recorder) writeChunk(j chunkJob) {
+func (r *Recorder) writeChunk(j chunkJob) {
 	defer func() {
 		r.mu.Lock()
 		j.cam.inflight = j.cam.inflight[1:]
@@ -391,7 +414,7 @@ func (r *recorder) writeChunk(j chunkJob) {
 		r.log.Warn("cannot encode a chunk; its frames stay in the reduced tier only", "camera", j.cam.id, "frames", len(j.chunk), "err", err)
 		return
 	}
-	p, off, ok := r.send(r.cfg.Record.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, r.cfg.Record.Codec))
+	p, off, ok := r.send(r.o.FullTopic, j.cam.id, data, j.chunk.Start(), record.ChunkHeaders(j.chunk, r.o.Codec))
 	if !ok {
 		return
 	}
@@ -407,7 +430,7 @@ func (r *recorder) writeChunk(j chunkJob) {
 
 // tick, every second, completes the chunks of cameras whose frames
 // stopped and commits what is done.
-func (r *recorder) tick(ctx context.Context) {
+func (r *Recorder) tick(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -415,14 +438,14 @@ func (r *recorder) tick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.flushIdle(time.Now().Add(-2 * r.cfg.Record.Chunk))
+			r.flushIdle(time.Now().Add(-2 * r.chunk()))
 			r.commit()
 		}
 	}
 }
 
 // flushIdle completes the chunks of cameras with no frame since before.
-func (r *recorder) flushIdle(before time.Time) {
+func (r *Recorder) flushIdle(before time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.cams {
@@ -432,11 +455,11 @@ func (r *recorder) flushIdle(before time.Time) {
 	}
 }
 
-// commit marks, per partition, the oldest offset still needed (a frame
-// undecided, or in a chunk not yet written), with the cameras' progress.
-func (r *recorder) commit() {
+// marks decides a commit: per partition, the offset to commit (the
+// oldest still needed) and the cameras' progress to commit with it.
+func (r *Recorder) marks() (map[int32]int64, map[int32]record.Progress) {
 	r.mu.Lock()
-	d := r.durable
+	defer r.mu.Unlock()
 	marks := map[int32]int64{}
 	progress := map[int32]record.Progress{}
 	for p, st := range r.parts {
@@ -466,7 +489,16 @@ func (r *recorder) commit() {
 			pr[c.id] = [2]int64{unixOrZero(c.doneFull), unixOrZero(c.doneReduced)}
 		}
 	}
+	return marks, progress
+}
+
+// commit marks, per partition, the oldest offset still needed (a frame
+// undecided, or in a chunk not yet written), with the cameras' progress.
+func (r *Recorder) commit() {
+	r.mu.Lock()
+	d := r.durable
 	r.mu.Unlock()
+	marks, progress := r.marks()
 	if d == nil {
 		return
 	}
@@ -482,6 +514,14 @@ func (r *recorder) commit() {
 	}
 }
 
+// chunk is the full tier's chunk length.
+func (r *Recorder) chunk() time.Duration {
+	if r.o.Record.Chunk > 0 {
+		return r.o.Record.Chunk
+	}
+	return record.DefaultChunk
+}
+
 func unixOrZero(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -489,7 +529,8 @@ func unixOrZero(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-func (r *recorder) Ready() error {
+// Ready says whether the recorder is a member of its group and recording.
+func (r *Recorder) Ready() error {
 	r.mu.Lock()
 	d := r.durable
 	r.mu.Unlock()
@@ -503,11 +544,11 @@ func (r *recorder) Ready() error {
 // the workers have queued, waits for the chunks in hand, and commits what
 // was written. Frames that arrive later
 // are not committed: they are read again after a restart.
-func (r *recorder) drain() {
+func (r *Recorder) drain() {
 	r.drainOnce.Do(r.drainNow)
 }
 
-func (r *recorder) drainNow() {
+func (r *Recorder) drainNow() {
 	r.stopping.Store(true)
 	r.intake.Lock() // wait for the records being handled
 	defer r.intake.Unlock()
@@ -541,8 +582,10 @@ func (r *recorder) drainNow() {
 	}
 }
 
-// Close drains (if Run did not) and leaves the group.
-func (r *recorder) Close() error {
+// Close drains (if Run did not): it stops taking frames, completes every
+// camera's chunk, waits for the workers to write what is queued, and
+// commits; then it leaves the group.
+func (r *Recorder) Close() error {
 	r.drain()
 	r.mu.Lock()
 	d := r.durable
@@ -559,8 +602,8 @@ func (r *recorder) Close() error {
 	return err
 }
 
-// Collect reports the recorder's counters.
-func (r *recorder) Collect(s *metrics.Snapshot) {
+// Collect adds the recorder's counters to a metrics scrape.
+func (r *Recorder) Collect(s *metrics.Snapshot) {
 	s.Recorder = &metrics.Recorder{
 		FullBytes: r.written[0].Load(), ReducedBytes: r.written[1].Load(),
 		FullFrames: r.frames[0].Load(), ReducedFrames: r.frames[1].Load(),
@@ -645,4 +688,21 @@ func (q *encodeQueue) run(fn func(chunkJob)) {
 		q.cond.Broadcast()
 		fn(j)
 	}
+}
+
+// ErrNoOpenCV is New's error in a binary built without OpenCV (-tags
+// nocv): the full tier cannot be encoded.
+var ErrNoOpenCV = errors.New("recording needs OpenCV, and this binary was built without OpenCV (-tags nocv)")
+
+// chunkFPS is the frame rate of a chunk from its capture times (frames
+// are written one each; the real times travel in its headers).
+func chunkFPS(c record.Chunk) float64 {
+	if len(c) < 2 {
+		return 1
+	}
+	span := c.End().Sub(c.Start()).Seconds()
+	if span <= 0 {
+		return 30
+	}
+	return min(max(float64(len(c)-1)/span, 1), 120)
 }

@@ -1,6 +1,6 @@
 //go:build nocv
 
-package app
+package playback
 
 import (
 	"context"
@@ -10,6 +10,6 @@ import (
 )
 
 // Export needs OpenCV to encode H.264.
-func (r *replays) Export(context.Context, string, time.Time, time.Time) ([]byte, error) {
+func (r *Replays) Export(context.Context, string, time.Time, time.Time) ([]byte, error) {
 	return nil, web.ErrExportUnsupported
 }

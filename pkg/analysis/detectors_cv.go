@@ -1,6 +1,6 @@
 //go:build !nocv
 
-package app
+package analysis
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/analyzer"
-	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/vision"
 )
@@ -16,30 +15,30 @@ import (
 // snapshotQuality is the JPEG quality of event snapshots.
 const snapshotQuality = 85
 
-// detectors makes each camera's OpenCV detectors from the configuration.
+// detectors makes each camera's OpenCV detectors from its settings.
 // The camera list is a snapshot that Reload replaces: analysis goroutines
 // read it while SIGHUP installs a new one.
 type detectors struct {
-	cfg     *config.Config
-	cameras *atomic.Pointer[[]config.CameraConfig]
+	o       Options
+	cameras *atomic.Pointer[[]Camera]
 }
 
 // reload installs the cameras of a new configuration; cameras analyzed
 // already keep their detectors (and settings) until a restart.
-func (d detectors) reload(cams []config.CameraConfig) { d.cameras.Store(&cams) }
+func (d detectors) reload(cams []Camera) { d.cameras.Store(&cams) }
 
 // newDetectors checks that the face cascade loads, so that a bad one
 // stops start-up instead of every camera's analysis.
-func newDetectors(cfg *config.Config) (detectors, error) {
-	if f := cfg.Analyzer.Faces; f.Enabled {
-		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: f.Cascade})
+func newDetectors(o Options) (detectors, error) {
+	if o.Faces {
+		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: o.FaceCascade})
 		if err != nil {
 			return detectors{}, fmt.Errorf("analyzer.faces.cascade: %w", err)
 		}
 		_ = fd.Close()
 	}
-	d := detectors{cfg: cfg, cameras: &atomic.Pointer[[]config.CameraConfig]{}}
-	d.reload(cfg.Cameras)
+	d := detectors{o: o, cameras: &atomic.Pointer[[]Camera]{}}
+	d.reload(o.Cameras)
 	return d, nil
 }
 
@@ -47,24 +46,24 @@ func newDetectors(cfg *config.Config) (detectors, error) {
 // analyzer's, its masks. A camera the config does not name (another
 // producer's) is analyzed with the analyzer's settings.
 func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
-	a := d.cfg.Analyzer
-	mo := vision.MotionOptions{Threshold: a.Motion.Threshold, MinArea: a.Motion.MinArea, GlobalFraction: a.Motion.GlobalFraction}
+	m := d.o.Motion
+	mo := vision.MotionOptions{Threshold: m.Threshold, MinArea: m.MinArea, GlobalFraction: m.GlobalFraction}
 	var fps float64
 	for _, cc := range *d.cameras.Load() {
 		if cc.ID != id {
 			continue
 		}
-		if !cc.Analyzed() {
+		if cc.Off {
 			return analyzer.Camera{}, false, nil
 		}
-		if cc.Motion.Threshold > 0 {
-			mo.Threshold = cc.Motion.Threshold
+		if cc.Threshold > 0 {
+			mo.Threshold = cc.Threshold
 		}
-		if cc.Motion.MinArea > 0 {
-			mo.MinArea = cc.Motion.MinArea
+		if cc.MinArea > 0 {
+			mo.MinArea = cc.MinArea
 		}
-		fps = cc.Motion.FPS
-		for _, poly := range cc.Motion.Masks {
+		fps = cc.FPS
+		for _, poly := range cc.Masks {
 			var p vision.Polygon
 			for _, pt := range poly {
 				p = append(p, vision.Point{X: pt[0], Y: pt[1]})
@@ -77,8 +76,8 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 		return analyzer.Camera{}, false, fmt.Errorf("camera %q motion detector: %w", id, err)
 	}
 	c := analyzer.Camera{FPS: fps, Motion: motionDetector{md}}
-	if a.Faces.Enabled {
-		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: a.Faces.Cascade})
+	if d.o.Faces {
+		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: d.o.FaceCascade})
 		if err != nil {
 			_ = md.Close()
 			return analyzer.Camera{}, false, fmt.Errorf("camera %q face detector: %w", id, err)
@@ -95,6 +94,7 @@ func (d detectors) annotate(jpeg []byte, motion, faces []events.Box) ([]byte, er
 // motionDetector adapts vision's detector to the analyzer's interface.
 type motionDetector struct{ d *vision.MotionDetector }
 
+// Detect finds motion in a frame (analyzer.MotionDetector).
 func (m motionDetector) Detect(jpeg []byte) (analyzer.Motion, analyzer.Timing, error) {
 	t0 := time.Now()
 	r, err := m.d.Detect(jpeg)
@@ -107,10 +107,13 @@ func (m motionDetector) Detect(jpeg []byte) (analyzer.Motion, analyzer.Timing, e
 	return analyzer.Motion{Boxes: toEvents(r.Boxes), Area: r.Area, Global: r.Global}, t, nil
 }
 
+// Close releases the detector.
 func (m motionDetector) Close() error { return m.d.Close() }
 
+// faceDetector adapts vision's face detector to the analyzer's interface.
 type faceDetector struct{ d *vision.FaceDetector }
 
+// Detect finds faces in a frame, in region if set (analyzer.FaceDetector).
 func (f faceDetector) Detect(jpeg []byte, region *events.Box) ([]events.Box, error) {
 	var r *vision.Box
 	if region != nil {
@@ -120,6 +123,7 @@ func (f faceDetector) Detect(jpeg []byte, region *events.Box) ([]events.Box, err
 	return toEvents(boxes), err
 }
 
+// Close releases the detector.
 func (f faceDetector) Close() error { return f.d.Close() }
 
 func toEvents(bs []vision.Box) []events.Box {

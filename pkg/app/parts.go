@@ -1,0 +1,82 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/streamd/streamd/pkg/analysis"
+	"github.com/streamd/streamd/pkg/analyzer"
+	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/events"
+	"github.com/streamd/streamd/pkg/hub"
+	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/relay"
+	"github.com/streamd/streamd/pkg/web"
+)
+
+// view is the viewer side: the hub and the relay that feeds it.
+type view struct {
+	*relay.Relay
+	hub *hub.Hub
+}
+
+func newView(cfg *config.Config, log *slog.Logger, k *kafka.Conns, httpAddr func() string) *view {
+	h := hub.New(hub.WithRingSize(cfg.Hub.RingSize), hub.WithMaxDelay(cfg.Hub.MaxDelay),
+		hub.WithEncoder(web.EncodePart), hub.WithLogger(log.With("component", "hub")))
+	group := func() string {
+		if cfg.Kafka.Group != "" {
+			return cfg.Kafka.Group
+		}
+		return relay.DefaultGroup(httpAddr())
+	}
+	r := relay.New(relay.Options{Topic: cfg.Kafka.Topic, Group: group, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		Cameras: cameraIDs(cfg.Cameras), Logger: log}, k, h)
+	return &view{Relay: r, hub: h}
+}
+
+// Reload makes new camera ids known before their first frame.
+func (v *view) Reload(next *config.Config) { v.Register(cameraIDs(next.Cameras)) }
+
+func cameraIDs(cams []config.CameraConfig) []string {
+	ids := make([]string, 0, len(cams))
+	for _, c := range cams {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// analyze adapts the analysis to a reloaded configuration.
+type analyze struct{ *analysis.Analysis }
+
+func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (analyze, error) {
+	ac := cfg.Analyzer
+	an, err := analysis.New(analysis.Options{
+		FramesTopic: cfg.Kafka.Topic, Group: ac.Group, SessionTimeout: ac.SessionTimeout,
+		EventsTopic: ac.EventsTopic, SnapshotsTopic: ac.SnapshotsTopic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag,
+			Tracker: events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap}},
+		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
+		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,
+		Cameras: analysisCameras(cfg.Cameras), Logger: log,
+	}, k)
+	if err != nil {
+		if err == analysis.ErrNoOpenCV {
+			return analyze{}, fmt.Errorf("role %q: %w", cfg.Role, err)
+		}
+		return analyze{}, err
+	}
+	eventTopics(cfg, k)
+	return analyze{an}, nil
+}
+
+// Reload makes the new configuration's camera settings known.
+func (a analyze) Reload(next *config.Config) { a.Analysis.Reload(analysisCameras(next.Cameras)) }
+
+func analysisCameras(cams []config.CameraConfig) []analysis.Camera {
+	out := make([]analysis.Camera, 0, len(cams))
+	for _, cc := range cams {
+		out = append(out, analysis.Camera{ID: cc.ID, Off: !cc.Analyzed(), Threshold: cc.Motion.Threshold, MinArea: cc.Motion.MinArea,
+			FPS: cc.Motion.FPS, Masks: cc.Motion.Masks})
+	}
+	return out
+}

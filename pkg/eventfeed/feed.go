@@ -1,0 +1,202 @@
+// Package eventfeed is a viewer node's feed of the analyzer's events: it
+// reads the events topic from History ago into an events.Store (so a
+// restarted node still lists recent events) and follows it, and it indexes
+// the snapshots topic by event id, fetching a snapshot's JPEG from Kafka
+// when asked, so memory holds no images.
+//
+// It is not part of package events, which is pure (the event model, the
+// tracker and the store) and knows no Kafka. It may not write to Kafka,
+// read the configuration (it takes Options), or serve HTTP itself: it
+// implements web.Events.
+package eventfeed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamd/streamd/pkg/events"
+	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/metrics"
+	"github.com/streamd/streamd/pkg/web"
+)
+
+// Client names the feed's Kafka client: a connection of its own, so its
+// parked fetches never delay the frames consumer's.
+const Client = "events"
+
+// Options configures a Feed. Both topics must be set.
+type Options struct {
+	// EventsTopic and SnapshotsTopic are the analyzer's topics.
+	EventsTopic, SnapshotsTopic string
+	// History is how far back events are read and kept; zero:
+	// events.DefaultHistory.
+	History time.Duration
+	// Logger logs what cannot be read; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Feed is a viewer node's view of the analyzer's events: it reads
+// the events topic from events.history ago into an events.Store (so a
+// restarted node still lists recent events) and follows it; it indexes the
+// snapshots topic by event id and fetches a snapshot's JPEG from Kafka
+// when asked, so memory holds no images. No consumer group: every node
+// reads everything.
+type Feed struct {
+	o     Options
+	log   *slog.Logger
+	kafka *kafka.Conns
+	store *events.Store
+
+	following       atomic.Bool
+	invalid, errors atomic.Uint64
+
+	mu    sync.Mutex
+	snaps map[string]snapRef // event id → where its snapshot is
+}
+
+// snapRef is where a snapshot record is.
+type snapRef struct {
+	partition int32
+	offset    int64
+	at        time.Time
+}
+
+// New returns a feed that asks k for its client (Client); it reads
+// nothing until Run.
+func New(o Options, k *kafka.Conns) *Feed {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.History <= 0 {
+		o.History = events.DefaultHistory
+	}
+	k.Want(Client, nil)
+	return &Feed{o: o, log: o.Logger.With("component", "events"), kafka: k,
+		store: events.NewStore(events.StoreOptions{History: o.History}), snaps: map[string]snapRef{}}
+}
+
+// Name names the feed among a process's components.
+func (f *Feed) Name() string { return "events" }
+
+// Start does nothing: the topics are read in Run.
+func (f *Feed) Start() error { return nil }
+
+// Run follows both topics, restarting a follow that fails (the oldest
+// records aged out under it, say) after a pause.
+func (f *Feed) Run(ctx context.Context) error {
+	client, err := f.kafka.Await(ctx, Client)
+	if err != nil {
+		return nil
+	}
+	follow := func(topic string, fn func(kafka.Record)) {
+		since := time.Now().Add(-f.o.History)
+		for ctx.Err() == nil {
+			f.following.Store(true)
+			err := kafka.Follow(ctx, client, topic, since, fn, f.log)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			f.following.Store(false)
+			f.errors.Add(1)
+			f.log.Warn("following events failed, retrying", "topic", topic, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+			since = time.Now().Add(-f.o.History)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); follow(f.o.EventsTopic, f.applyEvent) }()
+	go func() { defer wg.Done(); follow(f.o.SnapshotsTopic, f.indexSnapshot) }()
+	wg.Wait()
+	return nil
+}
+
+// applyEvent applies one record of the events topic; records that are
+// not events are counted and skipped.
+func (f *Feed) applyEvent(r kafka.Record) {
+	e, err := events.Unmarshal(r.Value)
+	if err != nil {
+		if f.invalid.Add(1) == 1 {
+			f.log.Warn("skipping a record that is not an event", "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+		return
+	}
+	f.store.Apply(e)
+}
+
+// indexSnapshot remembers where an event's snapshot is, forgetting those
+// older than the history.
+func (f *Feed) indexSnapshot(r kafka.Record) {
+	id := string(r.Key)
+	if id == "" {
+		f.invalid.Add(1)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snaps[id] = snapRef{partition: r.Partition, offset: r.Offset, at: r.Timestamp}
+	if len(f.snaps) > 2*events.DefaultMaxEvents {
+		cutoff := time.Now().Add(-f.o.History)
+		for k, v := range f.snaps {
+			if v.at.Before(cutoff) {
+				delete(f.snaps, k)
+			}
+		}
+	}
+}
+
+// Snapshot reads an event's snapshot from the snapshots topic.
+func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
+	f.mu.Lock()
+	ref, ok := f.snaps[id]
+	f.mu.Unlock()
+	if !ok {
+		return nil, web.ErrNoSnapshot
+	}
+	client, err := f.kafka.Await(ctx, Client)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := kafka.FetchOne(client, f.o.SnapshotsTopic, ref.partition, ref.offset, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of event %s: %w", id, err)
+	}
+	return rec.Value, nil
+}
+
+// Seq is the store's newest change (events.Store.Seq).
+func (f *Feed) Seq() uint64 { return f.store.Seq() }
+
+// Query lists the events held that match q (events.Store.Query).
+func (f *Feed) Query(q events.Filter) []events.Event { return f.store.Query(q) }
+
+// Get returns an event by id (events.Store.Get).
+func (f *Feed) Get(id string) (events.Event, bool) { return f.store.Get(id) }
+
+// Subscribe follows the store's changes after after (events.Store.Subscribe).
+func (f *Feed) Subscribe(after uint64) *events.Subscription { return f.store.Subscribe(after) }
+
+// Ready says whether the events topic is followed.
+func (f *Feed) Ready() error {
+	if !f.following.Load() {
+		return errors.New("not following the events topic yet")
+	}
+	return nil
+}
+
+// Close does nothing: Run owns the follows.
+func (f *Feed) Close() error { return nil }
+
+// Collect adds the feed's counters to a metrics scrape.
+func (f *Feed) Collect(s *metrics.Snapshot) {
+	st := f.store.Stats()
+	s.Events = &metrics.Events{Held: uint64(st.Events), Active: uint64(st.Active), Invalid: f.invalid.Load() + st.Invalid}
+}

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/streamd/streamd/pkg/bench"
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/recorder"
@@ -51,6 +53,10 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 	// recorder is behind by many chunks.
 	r1 := recorderApp(1500 * time.Millisecond)
 	time.Sleep(10 * time.Second)
+	// Falling behind shows in its metric.
+	if lag := recorderLag(t, "http://"+r1.HTTPAddr(), "p"); lag < 2 {
+		t.Errorf("streamd_recorder_lag_seconds = %.1f s with an encoder 3x slower than the camera for 10 s", lag)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	start := time.Now()
@@ -66,4 +72,27 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecording(t, a.BrokerAddr(), cfg.Record, nil)
+}
+
+// recorderLag reads streamd_recorder_lag_seconds of camera from /metrics.
+func recorderLag(t *testing.T, base, camera string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lag := -1.0
+	want := `streamd_recorder_lag_seconds{camera="` + camera + `"}`
+	if err := bench.EachSample(resp.Body, func(name string, v float64) {
+		if name == want {
+			lag = v
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if lag < 0 {
+		t.Fatalf("no %s in /metrics", want)
+	}
+	return lag
 }

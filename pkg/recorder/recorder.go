@@ -122,7 +122,8 @@ type recCam struct {
 	partition int32
 	rc        *record.Camera
 	arrived   time.Time
-	inflight  []int64 // first frame offsets of chunks queued, oldest first
+	taken     time.Time // capture time of the newest frame taken
+	inflight  []int64   // first frame offsets of chunks queued, oldest first
 	// what was written, for the commit's metadata
 	doneFull, doneReduced time.Time
 	agg                   *record.IndexEntry // reduced tier, the index entry being summed
@@ -335,6 +336,9 @@ func (r *Recorder) Record(rec kafka.Record) {
 	f.Partition, f.Offset = rec.Partition, rec.Offset
 	c := r.camera(f.Camera, rec.Partition)
 	c.arrived = time.Now()
+	if f.CapturedAt.After(c.taken) {
+		c.taken = f.CapturedAt
+	}
 	reduced, chunks := c.rc.Add(f)
 	r.queue(c, chunks)
 	w := c.worker
@@ -609,6 +613,25 @@ func (r *Recorder) Collect(s *metrics.Snapshot) {
 		FullFrames: r.frames[0].Load(), ReducedFrames: r.frames[1].Load(),
 		Chunks: r.chunks.Load(), Errors: r.errs.Load(), Invalid: r.invalid.Load(),
 	}
+	now := time.Now()
+	r.mu.Lock()
+	for _, c := range r.cams {
+		if c.partition < 0 || c.taken.IsZero() {
+			continue
+		}
+		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: c.id, Lag: now.Sub(c.recorded()).Seconds()})
+	}
+	r.mu.Unlock()
+}
+
+// recorded is the capture time up to which the camera is recorded: the
+// newest frame taken, or, while full-tier chunks wait for an encoder, the
+// end of the last chunk written. The recorder's lag is now minus this.
+func (c *recCam) recorded() time.Time {
+	if len(c.inflight) > 0 && !c.doneFull.IsZero() && c.doneFull.Before(c.taken) {
+		return c.doneFull
+	}
+	return c.taken
 }
 
 // chunkJob is a chunk to encode and write.

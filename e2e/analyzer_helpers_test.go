@@ -151,12 +151,9 @@ func parseAnEvent(b []byte) (anEvent, error) {
 	return e, nil
 }
 
-// anRecord is one Kafka record with its value (readTopic's).
-type anRecord = record
-
 // anKafkaEvent is a record of the events topic with its decoded value.
 type anKafkaEvent struct {
-	rec anRecord
+	rec record
 	ev  anEvent
 }
 
@@ -165,7 +162,7 @@ type anKafkaEvent struct {
 func readAnEvents(t *testing.T, broker, topic string) []anKafkaEvent {
 	t.Helper()
 	var out []anKafkaEvent
-	for _, r := range readTopic(t, broker, topic) {
+	for _, r := range readTopic(t, topic, true, broker) {
 		e, err := parseAnEvent(r.Value)
 		if err != nil {
 			t.Fatalf("%s/%d@%d: %v", topic, r.Partition, r.Offset, err)
@@ -479,14 +476,4 @@ func anStillTail(t *testing.T, frames []visiontest.Frame, o visiontest.Options, 
 func anGatedClip(t *testing.T, c anClip) (*gatedFile, string) {
 	g := serveGated(t, c.path)
 	return g, g.srv.URL + "/" + filepath.Base(c.path)
-}
-
-// anPercentile returns the p-th anPercentile (0..1) of ds.
-func anPercentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(int(p*float64(len(s))), len(s)-1)]
 }

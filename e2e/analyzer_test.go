@@ -144,7 +144,7 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 
 	// The producer published every frame of every clip, numbered from 0:
 	// frame.seq of an event is the index of the clip's frame.
-	recs := readTopic(t, p.broker, "streamd.frames")
+	recs := readTopic(t, "streamd.frames", false, p.broker)
 	for _, c := range clips {
 		var seqs []int64
 		var first, last time.Time
@@ -597,8 +597,8 @@ func TestAnalyzerLiveEventsSSE(t *testing.T) {
 		t.Errorf("through nginx %d changes %v, directly %d", len(got), got, len(changes))
 	}
 	t.Logf("capture→SSE latency of the changes (updated time → arrival): direct p50 %v max %v; nginx p50 %v max %v",
-		anPercentile(latDirect, 0.5).Round(time.Millisecond), anPercentile(latDirect, 1).Round(time.Millisecond),
-		anPercentile(latProxy, 0.5).Round(time.Millisecond), anPercentile(latProxy, 1).Round(time.Millisecond))
+		percentile(latDirect, 0.5).Round(time.Millisecond), percentile(latDirect, 1).Round(time.Millisecond),
+		percentile(latProxy, 0.5).Round(time.Millisecond), percentile(latProxy, 1).Round(time.Millisecond))
 
 	// Reconnecting after the first message replays the rest, in order.
 	again := openAnSSE(t, p.url("/api/events/live"), dmsgs[0].ID)
@@ -861,7 +861,7 @@ func TestAnalyzerBadRecords(t *testing.T) {
 		}
 		return ""
 	})
-	metric := func(name string) (float64, bool) { return metricValue(an.metrics(t), name) }
+	metric := func(series string) (float64, bool) { return an.metrics(t).get(series) }
 	consumeBefore, _ := metric("streamd_kafka_consume_invalid_total")
 	invalidBefore, ok := metric("streamd_analyzer_invalid_total")
 	if !ok {

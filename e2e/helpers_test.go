@@ -44,7 +44,15 @@ var (
 	binary string
 	// repoRoot is the streamd repository: the parent of this module.
 	repoRoot string
+	// docsScreenshot is $STREAMD_DOCS_SCREENSHOT, where TestCameraPageReplay
+	// saves its screenshot of the index page; TestMain takes it out of the
+	// environment, since streamd refuses unknown STREAMD_ variables and
+	// the processes the tests start inherit the environment.
+	docsScreenshot string
 )
+
+// docsScreenshotEnv names docsScreenshot's environment variable.
+const docsScreenshotEnv = "STREAMD_DOCS_SCREENSHOT"
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -61,6 +69,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
+	docsScreenshot = os.Getenv(docsScreenshotEnv)
+	if err := os.Unsetenv(docsScreenshotEnv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "streamd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

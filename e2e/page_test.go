@@ -321,7 +321,7 @@ cameras:
 	// Screenshot of the index page: its live tile and its event list. With
 	// STREAMD_DOCS_SCREENSHOT=path.png in the environment it is saved (PNG)
 	// to that path, for the documentation's picture of the page
-	// (docs/img/page.png):
+	// (docs/img/page.png; TestMain reads the variable):
 	//
 	//	STREAMD_DOCS_SCREENSHOT=$PWD/../docs/img/page.png go test -tags e2e -run TestCameraPageReplay .
 	index, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
@@ -331,7 +331,7 @@ cameras:
 	if img := decodePNG(t, index); img.Bounds().Dx() < 1000 {
 		t.Errorf("screenshot of the index page %v", img.Bounds())
 	}
-	if path := os.Getenv("STREAMD_DOCS_SCREENSHOT"); path != "" {
+	if path := docsScreenshot; path != "" {
 		if err := os.WriteFile(path, index, 0o644); err != nil {
 			t.Errorf("write the index page's screenshot to STREAMD_DOCS_SCREENSHOT: %v", err)
 		}

@@ -284,10 +284,10 @@ type recSpan struct {
 // waitFullWindow waits until the full tier's spans cover event e's window
 // (pre-roll before its start to post-roll after its end): its chunks are
 // written.
-func waitFullWindow(t *testing.T, p *proc, e anEvent, timeout time.Duration) {
+func waitFullWindow(t *testing.T, p *proc, e event, timeout time.Duration) {
 	t.Helper()
 	from, to := e.Start.Add(-recPreRoll), e.End.Add(recPostRoll)
-	anWaitFor(t, "the full tier covers event "+e.ID, timeout, func() string {
+	waitFor(t, "the full tier covers event "+e.ID, timeout, func() string {
 		var sp struct {
 			Camera string    `json:"camera"`
 			Spans  []recSpan `json:"spans"`
@@ -349,7 +349,7 @@ func TestRecordingKafkaInterop(t *testing.T) {
 	waitFullWindow(t, p, ev, 30*time.Second)
 	// The reduced tier's first index entry sums 30 s.
 	var scraped metrics
-	anWaitFor(t, "streamd_recording_bytes of both tiers", 60*time.Second, func() string {
+	waitFor(t, "streamd_recording_bytes of both tiers", 60*time.Second, func() string {
 		scraped = p.metrics(t)
 		full, _ := scraped.get(`streamd_recording_bytes{camera="p",tier="full"}`)
 		reduced, _ := scraped.get(`streamd_recording_bytes{camera="p",tier="reduced"}`)
@@ -367,7 +367,7 @@ func TestRecordingKafkaInterop(t *testing.T) {
 	// A chunk stamped (with its first frame) before until holds frames up
 	// to recording.chunk (2 s) after it.
 	frames := framesOf(t, kcat, p.broker, recCamera, until.Add(3*time.Second))
-	events := p.anAPIEvents(t, url.Values{"camera": {recCamera}, "type": {"motion"}, "limit": {"100"}})
+	events := p.apiEvents(t, url.Values{"camera": {recCamera}, "type": {"motion"}, "limit": {"100"}})
 	t.Logf("after %s: %d frames, %d reduced records, %d full records, %d events", time.Since(started).Round(time.Second), len(frames), len(reduced), len(full), len(events))
 
 	bySlot := map[int64]recFrameInfo{} // the first frame of each second
@@ -503,7 +503,7 @@ func TestRecordingKafkaInterop(t *testing.T) {
 				}
 			}
 			if !inside {
-				t.Errorf("record %s: span %s..%s is in no event's window: %s", r, time.Unix(0, start).Format("15:04:05.000"), time.Unix(0, end).Format("15:04:05.000"), anList(events))
+				t.Errorf("record %s: span %s..%s is in no event's window: %s", r, time.Unix(0, start).Format("15:04:05.000"), time.Unix(0, end).Format("15:04:05.000"), listEvents(events))
 			}
 			m, err := mp4check.Parse(r.Value)
 			if err != nil {
@@ -668,7 +668,7 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 
 	// Played from the recording alone: the frames topic (retention 20 s)
 	// has let go of everything captured before to.
-	anWaitFor(t, "the frames topic no longer holds the export's range", 60*time.Second, func() string {
+	waitFor(t, "the frames topic no longer holds the export's range", 60*time.Second, func() string {
 		out := kcatRun(t, kcat, "-C", "-b", p.broker, "-t", "streamd.frames", "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%h\n")
 		for _, kv := range strings.Split(strings.TrimSpace(string(out)), ",") {
 			if v, ok := strings.CutPrefix(kv, "captured-at="); ok {

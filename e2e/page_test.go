@@ -324,6 +324,10 @@ cameras:
 	// (docs/img/page.png; TestMain reads the variable):
 	//
 	//	STREAMD_DOCS_SCREENSHOT=$PWD/../docs/img/page.png go test -tags e2e -run TestCameraPageReplay .
+	if docsScreenshot != "" {
+		// For the picture, the tile shows video, not its first black.
+		pgWait(t, ctx, "the index page's tile painted", `window.streamd && streamd.painted && streamd.painted.pattern > 10`, 20*time.Second)
+	}
 	index, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot of the index page: %v", err)

@@ -28,18 +28,18 @@ import (
 	"github.com/streamd/streamd/pkg/vision/visiontest"
 )
 
-// anBox is a rectangle normalized to the frame, as events carry them.
-type anBox struct {
+// normBox is a rectangle normalized to the frame, as events carry them.
+type normBox struct {
 	X float64 `json:"x"`
 	Y float64 `json:"y"`
 	W float64 `json:"w"`
 	H float64 `json:"h"`
 }
 
-func (b anBox) String() string { return fmt.Sprintf("{%.3f %.3f %.3f %.3f}", b.X, b.Y, b.W, b.H) }
+func (b normBox) String() string { return fmt.Sprintf("{%.3f %.3f %.3f %.3f}", b.X, b.Y, b.W, b.H) }
 
 // iou is the intersection over union of two boxes.
-func anIoU(a, b anBox) float64 {
+func iou(a, b normBox) float64 {
 	iw := math.Min(a.X+a.W, b.X+b.W) - math.Max(a.X, b.X)
 	ih := math.Min(a.Y+a.H, b.Y+b.H) - math.Max(a.Y, b.Y)
 	if iw <= 0 || ih <= 0 {
@@ -49,31 +49,31 @@ func anIoU(a, b anBox) float64 {
 	return inter / (a.W*a.H + b.W*b.H - inter)
 }
 
-// anUnion is the smallest box holding every box (zero for none): what a
+// unionBox is the smallest box holding every box (zero for none): what a
 // user sees as "where the event is" when several boxes are drawn.
-func anUnion(bs []anBox) anBox {
+func unionBox(bs []normBox) normBox {
 	if len(bs) == 0 {
-		return anBox{}
+		return normBox{}
 	}
 	x0, y0, x1, y1 := bs[0].X, bs[0].Y, bs[0].X+bs[0].W, bs[0].Y+bs[0].H
 	for _, b := range bs[1:] {
 		x0, y0 = math.Min(x0, b.X), math.Min(y0, b.Y)
 		x1, y1 = math.Max(x1, b.X+b.W), math.Max(y1, b.Y+b.H)
 	}
-	return anBox{x0, y0, x1 - x0, y1 - y0}
+	return normBox{x0, y0, x1 - x0, y1 - y0}
 }
 
-// anFrameRef is an event's "frame" object.
-type anFrameRef struct {
+// frameRef is an event's "frame" object.
+type frameRef struct {
 	Partition  int32     `json:"partition"`
 	Offset     int64     `json:"offset"`
 	CapturedAt time.Time `json:"captured_at"`
 	Seq        uint64    `json:"seq"`
 }
 
-// anEvent is one event change as the README documents it: a Kafka record
+// event is one event change as the README documents it: a Kafka record
 // value of the events topic, an element of /api/events, an SSE data line.
-type anEvent struct {
+type event struct {
 	ID       string     `json:"id"`
 	Camera   string     `json:"camera"`
 	Type     string     `json:"type"`  // motion | face
@@ -81,14 +81,14 @@ type anEvent struct {
 	Start    time.Time  `json:"start"`
 	End      *time.Time `json:"end"` // null while active
 	Updated  time.Time  `json:"updated"`
-	Boxes    []anBox    `json:"boxes"`
+	Boxes    []normBox  `json:"boxes"`
 	Area     float64    `json:"area"`
 	Faces    int        `json:"faces"`
-	Frame    anFrameRef `json:"frame"`
+	Frame    frameRef   `json:"frame"`
 	Snapshot bool       `json:"snapshot"`
 }
 
-func (e anEvent) String() string {
+func (e event) String() string {
 	end := "null"
 	if e.End != nil {
 		end = e.End.Format("15:04:05.000")
@@ -98,34 +98,34 @@ func (e anEvent) String() string {
 		e.Frame.Seq, e.Boxes, e.Area, e.Faces, e.Snapshot)
 }
 
-// parseAnEvent decodes one event and checks it against the documented
+// parseEvent decodes one event and checks it against the documented
 // schema: every key present, type and phase known, end null exactly until
 // the end phase, times in order, boxes inside the frame.
-func parseAnEvent(b []byte) (anEvent, error) {
+func parseEvent(b []byte) (event, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &keys); err != nil {
-		return anEvent{}, fmt.Errorf("not a JSON object: %v: %s", err, b)
+		return event{}, fmt.Errorf("not a JSON object: %v: %s", err, b)
 	}
 	for _, k := range []string{"id", "camera", "type", "phase", "start", "end", "updated", "boxes", "area", "faces", "frame", "snapshot"} {
 		if _, ok := keys[k]; !ok {
-			return anEvent{}, fmt.Errorf("event lacks %q: %s", k, b)
+			return event{}, fmt.Errorf("event lacks %q: %s", k, b)
 		}
 	}
 	var fr map[string]json.RawMessage
 	if err := json.Unmarshal(keys["frame"], &fr); err != nil {
-		return anEvent{}, fmt.Errorf("frame is not an object: %s", b)
+		return event{}, fmt.Errorf("frame is not an object: %s", b)
 	}
 	for _, k := range []string{"partition", "offset", "captured_at", "seq"} {
 		if _, ok := fr[k]; !ok {
-			return anEvent{}, fmt.Errorf("event frame lacks %q: %s", k, b)
+			return event{}, fmt.Errorf("event frame lacks %q: %s", k, b)
 		}
 	}
 	if string(keys["boxes"]) == "null" {
-		return anEvent{}, fmt.Errorf("boxes is null, not an array: %s", b)
+		return event{}, fmt.Errorf("boxes is null, not an array: %s", b)
 	}
-	var e anEvent
+	var e event
 	if err := json.Unmarshal(b, &e); err != nil {
-		return anEvent{}, fmt.Errorf("event: %v: %s", err, b)
+		return event{}, fmt.Errorf("event: %v: %s", err, b)
 	}
 	switch {
 	case e.ID == "" || e.Camera == "":
@@ -151,39 +151,36 @@ func parseAnEvent(b []byte) (anEvent, error) {
 	return e, nil
 }
 
-// anRecord is one Kafka record with its value (readTopic's).
-type anRecord = record
-
-// anKafkaEvent is a record of the events topic with its decoded value.
-type anKafkaEvent struct {
-	rec anRecord
-	ev  anEvent
+// kafkaEvent is a record of the events topic with its decoded value.
+type kafkaEvent struct {
+	rec record
+	ev  event
 }
 
-// readAnEvents reads the events topic; every record must be a valid event
+// readEvents reads the events topic; every record must be a valid event
 // keyed by its camera.
-func readAnEvents(t *testing.T, broker, topic string) []anKafkaEvent {
+func readEvents(t *testing.T, broker, topic string) []kafkaEvent {
 	t.Helper()
-	var out []anKafkaEvent
-	for _, r := range readTopic(t, broker, topic) {
-		e, err := parseAnEvent(r.Value)
+	var out []kafkaEvent
+	for _, r := range readTopic(t, topic, true, broker) {
+		e, err := parseEvent(r.Value)
 		if err != nil {
 			t.Fatalf("%s/%d@%d: %v", topic, r.Partition, r.Offset, err)
 		}
 		if r.Key != e.Camera {
 			t.Fatalf("%s/%d@%d: key %q, but the event is of camera %q", topic, r.Partition, r.Offset, r.Key, e.Camera)
 		}
-		out = append(out, anKafkaEvent{r, e})
+		out = append(out, kafkaEvent{r, e})
 	}
 	// One camera's records are on one partition, in order; across
 	// cameras, order by the time of the change.
-	slices.SortStableFunc(out, func(a, b anKafkaEvent) int { return a.ev.Updated.Compare(b.ev.Updated) })
+	slices.SortStableFunc(out, func(a, b kafkaEvent) int { return a.ev.Updated.Compare(b.ev.Updated) })
 	return out
 }
 
-// anEventsOf selects a camera's changes (and a type's, unless typ is "").
-func anEventsOf(all []anKafkaEvent, camera, typ string) []anEvent {
-	var out []anEvent
+// eventsOf selects a camera's changes (and a type's, unless typ is "").
+func eventsOf(all []kafkaEvent, camera, typ string) []event {
+	var out []event
 	for _, k := range all {
 		if k.ev.Camera == camera && (typ == "" || k.ev.Type == typ) {
 			out = append(out, k.ev)
@@ -192,9 +189,9 @@ func anEventsOf(all []anKafkaEvent, camera, typ string) []anEvent {
 	return out
 }
 
-// anByEvent groups changes by event id, in the order the ids first appear.
-func anByEvent(changes []anEvent) (ids []string, by map[string][]anEvent) {
-	by = map[string][]anEvent{}
+// byEvent groups changes by event id, in the order the ids first appear.
+func byEvent(changes []event) (ids []string, by map[string][]event) {
+	by = map[string][]event{}
 	for _, e := range changes {
 		if _, ok := by[e.ID]; !ok {
 			ids = append(ids, e.ID)
@@ -204,9 +201,9 @@ func anByEvent(changes []anEvent) (ids []string, by map[string][]anEvent) {
 	return ids, by
 }
 
-// checkAnLifecycle requires one start first, at most one end, last, and only
+// checkLifecycle requires one start first, at most one end, last, and only
 // updates between.
-func checkAnLifecycle(t *testing.T, id string, changes []anEvent, wantEnd bool) {
+func checkLifecycle(t *testing.T, id string, changes []event, wantEnd bool) {
 	t.Helper()
 	for i, e := range changes {
 		want := "update"
@@ -217,18 +214,18 @@ func checkAnLifecycle(t *testing.T, id string, changes []anEvent, wantEnd bool) 
 			want = "end"
 		}
 		if e.Phase != want {
-			t.Fatalf("event %s: change %d of %d is %q, want %q; changes:\n%s", id, i, len(changes), e.Phase, want, anList(changes))
+			t.Fatalf("event %s: change %d of %d is %q, want %q; changes:\n%s", id, i, len(changes), e.Phase, want, listEvents(changes))
 		}
 		if i > 0 && e.Updated.Before(changes[i-1].Updated) {
 			t.Fatalf("event %s: change %d updated %v before the previous %v", id, i, e.Updated, changes[i-1].Updated)
 		}
 		if !e.Start.Equal(changes[0].Start) || e.Type != changes[0].Type || e.Camera != changes[0].Camera {
-			t.Fatalf("event %s: change %d contradicts the start:\n%s", id, i, anList(changes))
+			t.Fatalf("event %s: change %d contradicts the start:\n%s", id, i, listEvents(changes))
 		}
 	}
 }
 
-func anList(es []anEvent) string {
+func listEvents(es []event) string {
 	var b strings.Builder
 	for _, e := range es {
 		fmt.Fprintf(&b, "  %s\n", e)
@@ -236,9 +233,9 @@ func anList(es []anEvent) string {
 	return b.String()
 }
 
-// produceAnRecords writes values with key to topic (sarama's hash
+// produceRecords writes values with key to topic (sarama's hash
 // partitioner, as streamd's producer: the camera's partition).
-func produceAnRecords(t *testing.T, broker, topic, key string, values ...[]byte) {
+func produceRecords(t *testing.T, broker, topic, key string, values ...[]byte) {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
@@ -303,17 +300,17 @@ func (p *proc) analysis(t *testing.T) map[string]analysisStat {
 	return a
 }
 
-// anAPIEvents fetches /api/events with the query; every element must be a
+// apiEvents fetches /api/events with the query; every element must be a
 // valid event.
-func (p *proc) anAPIEvents(t *testing.T, query url.Values) []anEvent {
+func (p *proc) apiEvents(t *testing.T, query url.Values) []event {
 	t.Helper()
 	var raw []json.RawMessage
 	if code := p.getJSON(t, "/api/events?"+query.Encode(), &raw); code != http.StatusOK {
 		t.Fatalf("/api/events?%s: %d", query.Encode(), code)
 	}
-	out := make([]anEvent, 0, len(raw))
+	out := make([]event, 0, len(raw))
 	for _, r := range raw {
-		e, err := parseAnEvent(r)
+		e, err := parseEvent(r)
 		if err != nil {
 			t.Fatalf("/api/events?%s: %v", query.Encode(), err)
 		}
@@ -322,9 +319,9 @@ func (p *proc) anAPIEvents(t *testing.T, query url.Values) []anEvent {
 	return out
 }
 
-// anWaitFor polls cond every 100 ms until it returns "" (done), failing with
+// waitFor polls cond every 100 ms until it returns "" (done), failing with
 // its last answer after timeout.
-func anWaitFor(t *testing.T, what string, timeout time.Duration, cond func() string) {
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -339,22 +336,22 @@ func anWaitFor(t *testing.T, what string, timeout time.Duration, cond func() str
 	}
 }
 
-// anSSEMsg is one server-sent event.
-type anSSEMsg struct {
+// sseMsg is one server-sent event.
+type sseMsg struct {
 	ID, Event, Data string
 	At              time.Time // when its blank line arrived
 }
 
-// anSSE reads a text/event-stream.
-type anSSE struct {
-	msgs   chan anSSEMsg
+// sseClient reads a text/event-stream.
+type sseClient struct {
+	msgs   chan sseMsg
 	err    chan error
 	cancel context.CancelFunc
 }
 
-// openAnSSE connects to url (with Last-Event-ID when lastID is not empty)
+// openSSE connects to url (with Last-Event-ID when lastID is not empty)
 // and checks the response's headers.
-func openAnSSE(t *testing.T, u, lastID string) *anSSE {
+func openSSE(t *testing.T, u, lastID string) *sseClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -371,11 +368,11 @@ func openAnSSE(t *testing.T, u, lastID string) *anSSE {
 		resp.Body.Close()
 		t.Fatalf("SSE %s: %s %q: %s", u, resp.Status, resp.Header.Get("Content-Type"), b)
 	}
-	c := &anSSE{msgs: make(chan anSSEMsg, 1024), err: make(chan error, 1), cancel: cancel}
+	c := &sseClient{msgs: make(chan sseMsg, 1024), err: make(chan error, 1), cancel: cancel}
 	go func() {
 		defer resp.Body.Close()
 		r := bufio.NewReader(resp.Body)
-		var m anSSEMsg
+		var m sseMsg
 		var data []string
 		for {
 			line, err := r.ReadString('\n')
@@ -390,7 +387,7 @@ func openAnSSE(t *testing.T, u, lastID string) *anSSE {
 					m.At = time.Now()
 					c.msgs <- m
 				}
-				m, data = anSSEMsg{}, nil
+				m, data = sseMsg{}, nil
 				continue
 			}
 			field, value, _ := strings.Cut(line, ":")
@@ -409,19 +406,19 @@ func openAnSSE(t *testing.T, u, lastID string) *anSSE {
 }
 
 // next returns the next message with data, or an error after timeout.
-func (c *anSSE) next(timeout time.Duration) (anSSEMsg, error) {
+func (c *sseClient) next(timeout time.Duration) (sseMsg, error) {
 	select {
 	case m := <-c.msgs:
 		return m, nil
 	case err := <-c.err:
-		return anSSEMsg{}, fmt.Errorf("stream ended: %w", err)
+		return sseMsg{}, fmt.Errorf("stream ended: %w", err)
 	case <-time.After(timeout):
-		return anSSEMsg{}, fmt.Errorf("no message within %v", timeout)
+		return sseMsg{}, fmt.Errorf("no message within %v", timeout)
 	}
 }
 
-// anClip is a video with ground truth, written as an MJPG .avi file.
-type anClip struct {
+// clip is a video with ground truth, written as an MJPG .avi file.
+type clip struct {
 	name   string
 	path   string
 	fps    float64
@@ -430,16 +427,16 @@ type anClip struct {
 
 // truth returns the ground truth box of frame seq, or false when nothing
 // should be found in it.
-func (c anClip) truth(seq uint64) (anBox, bool) {
+func (c clip) truth(seq uint64) (normBox, bool) {
 	if seq >= uint64(len(c.frames)) || len(c.frames[seq].Truth) == 0 {
-		return anBox{}, false
+		return normBox{}, false
 	}
 	b := c.frames[seq].Truth[0]
-	return anBox{b.X, b.Y, b.W, b.H}, true
+	return normBox{b.X, b.Y, b.W, b.H}, true
 }
 
 // motionRange returns the first and last frames with ground truth.
-func (c anClip) motionRange() (first, last int) {
+func (c clip) motionRange() (first, last int) {
 	first, last = -1, -1
 	for i, f := range c.frames {
 		if len(f.Truth) > 0 {
@@ -452,19 +449,19 @@ func (c anClip) motionRange() (first, last int) {
 	return first, last
 }
 
-// writeAnClip writes frames to dir/name.avi (OpenCV's VideoWriter, MJPG).
-func writeAnClip(t *testing.T, dir, name string, fps float64, frames []visiontest.Frame) anClip {
+// writeClip writes frames to dir/name.avi (OpenCV's VideoWriter, MJPG).
+func writeClip(t *testing.T, dir, name string, fps float64, frames []visiontest.Frame) clip {
 	t.Helper()
 	path := filepath.Join(dir, name+".avi")
 	if err := visiontest.WriteVideo(path, frames, fps); err != nil {
 		t.Fatal(err)
 	}
-	return anClip{name: name, path: path, fps: fps, frames: frames}
+	return clip{name: name, path: path, fps: fps, frames: frames}
 }
 
-// anStillTail appends n frames of the still scene (same size and noise
+// stillTail appends n frames of the still scene (same size and noise
 // level), so that what moved leaves and the scene is still again.
-func anStillTail(t *testing.T, frames []visiontest.Frame, o visiontest.Options, n int) []visiontest.Frame {
+func stillTail(t *testing.T, frames []visiontest.Frame, o visiontest.Options, n int) []visiontest.Frame {
 	t.Helper()
 	o.Frames = n
 	tail, err := visiontest.Still(o)
@@ -474,19 +471,9 @@ func anStillTail(t *testing.T, frames []visiontest.Frame, o visiontest.Options, 
 	return append(frames, tail...)
 }
 
-// anGatedClip serves a clip over HTTP, held until the gate opens, so that
+// gatedClip serves a clip over HTTP, held until the gate opens, so that
 // the analyzer is in its group before the first frame is captured.
-func anGatedClip(t *testing.T, c anClip) (*gatedFile, string) {
+func gatedClip(t *testing.T, c clip) (*gatedFile, string) {
 	g := serveGated(t, c.path)
 	return g, g.srv.URL + "/" + filepath.Base(c.path)
-}
-
-// anPercentile returns the p-th anPercentile (0..1) of ds.
-func anPercentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(int(p*float64(len(s))), len(s)-1)]
 }

@@ -83,27 +83,27 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	object := writeAnClip(t, dir, "object", fps, anStillTail(t, frames, opts(1), tail))
+	object := writeClip(t, dir, "object", fps, stillTail(t, frames, opts(1), tail))
 	if frames, err = visiontest.MovingFace(opts(2)); err != nil {
 		t.Fatal(err)
 	}
-	face := writeAnClip(t, dir, "face", fps, anStillTail(t, frames, opts(2), tail))
+	face := writeClip(t, dir, "face", fps, stillTail(t, frames, opts(2), tail))
 	// (c) 600 frames at 10 fps: 60 s of capture time.
 	if frames, err = visiontest.Still(visiontest.Options{Width: w, Height: h, Frames: 600, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	still := writeAnClip(t, dir, "still", fps, frames)
+	still := writeClip(t, dir, "still", fps, frames)
 	frames, step, err := visiontest.BrightnessStep(visiontest.Options{Width: w, Height: h, Frames: 100, Seed: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bright := writeAnClip(t, dir, "bright", fps, frames)
-	clips := []anClip{object, face, still, bright}
+	bright := writeClip(t, dir, "bright", fps, frames)
+	clips := []clip{object, face, still, bright}
 
 	var cams strings.Builder
 	var gates []*gatedFile
 	for _, c := range clips {
-		g, u := anGatedClip(t, c)
+		g, u := gatedClip(t, c)
 		gates = append(gates, g)
 		fmt.Fprintf(&cams, "  - id: %s\n    source: %s\n", c.name, u)
 	}
@@ -116,7 +116,7 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	opened := time.Now()
 
 	// Every clip played to its end, and the events it caused ended.
-	anWaitFor(t, "clips played", 150*time.Second, func() string {
+	waitFor(t, "clips played", 150*time.Second, func() string {
 		st := p.status(t)
 		for _, c := range clips {
 			if cs, ok := st.camera(c.name); !ok || cs.State != "finished" {
@@ -126,9 +126,9 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 		return ""
 	})
 	t.Logf("clips played in %v", time.Since(opened).Round(100*time.Millisecond))
-	anWaitFor(t, "events of the moving clips ended", 30*time.Second, func() string {
+	waitFor(t, "events of the moving clips ended", 30*time.Second, func() string {
 		for _, cam := range []string{"object", "face"} {
-			evs := p.anAPIEvents(t, url.Values{"camera": {cam}})
+			evs := p.apiEvents(t, url.Values{"camera": {cam}})
 			if len(evs) == 0 {
 				return "no event yet for " + cam
 			}
@@ -144,7 +144,7 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 
 	// The producer published every frame of every clip, numbered from 0:
 	// frame.seq of an event is the index of the clip's frame.
-	recs := readTopic(t, p.broker, "streamd.frames")
+	recs := readTopic(t, "streamd.frames", false, p.broker)
 	for _, c := range clips {
 		var seqs []int64
 		var first, last time.Time
@@ -170,7 +170,7 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 		t.Logf("clip %s: %d frames over %v of capture time", c.name, len(seqs), last.Sub(first).Round(100*time.Millisecond))
 	}
 
-	all := readAnEvents(t, p.broker, "streamd.events")
+	all := readEvents(t, p.broker, "streamd.events")
 	stats := p.analysis(t)
 	for _, c := range []string{"object", "face", "still", "bright", "vtest"} {
 		s := stats[c]
@@ -178,23 +178,23 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	}
 	// at maps a frame number of clip c to its capture time, from a change
 	// that names a frame (the producer paces on an absolute schedule).
-	at := func(c anClip, ref anFrameRef, seq int) time.Time {
+	at := func(c clip, ref frameRef, seq int) time.Time {
 		return ref.CapturedAt.Add(time.Duration(float64(seq-int(ref.Seq)) * float64(time.Second) / c.fps))
 	}
 
 	t.Run("moving object is one motion event on the object", func(t *testing.T) {
-		ids, by := anByEvent(anEventsOf(all, "object", "motion"))
+		ids, by := byEvent(eventsOf(all, "object", "motion"))
 		if len(ids) != 1 {
-			t.Fatalf("%d motion events for one object crossing the scene, want 1:\n%s", len(ids), anList(anEventsOf(all, "object", "")))
+			t.Fatalf("%d motion events for one object crossing the scene, want 1:\n%s", len(ids), listEvents(eventsOf(all, "object", "")))
 		}
 		id := ids[0]
 		changes := by[id]
-		checkAnLifecycle(t, id, changes, true)
+		checkLifecycle(t, id, changes, true)
 		first, last := object.motionRange()
 		hits, n := 0, 0
 		for _, e := range changes {
 			truth, ok := object.truth(e.Frame.Seq)
-			v := anIoU(anUnion(e.Boxes), truth)
+			v := iou(unionBox(e.Boxes), truth)
 			t.Logf("%-6s frame %3d: boxes %v truth %v IoU %.2f", e.Phase, e.Frame.Seq, e.Boxes, truth, v)
 			if e.Phase == "end" {
 				// The end names the peak frame and its boxes.
@@ -230,37 +230,37 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 			t.Errorf("end decided %v after the last motion, want the gap (2 s)", d)
 		}
 		// The viewer lists it the same.
-		list := p.anAPIEvents(t, url.Values{"camera": {"object"}, "type": {"motion"}})
+		list := p.apiEvents(t, url.Values{"camera": {"object"}, "type": {"motion"}})
 		if len(list) != 1 || list[0].ID != id || list[0].Phase != "end" || !list[0].End.Equal(*end.End) {
-			t.Errorf("/api/events?camera=object&type=motion:\n%s", anList(list))
+			t.Errorf("/api/events?camera=object&type=motion:\n%s", listEvents(list))
 		}
 		var got json.RawMessage
 		if code := p.getJSON(t, "/api/events/"+id, &got); code != 200 {
 			t.Fatalf("/api/events/%s: %d", id, code)
 		}
-		if e, err := parseAnEvent(got); err != nil || e.Phase != "end" || e.ID != id {
+		if e, err := parseEvent(got); err != nil || e.Phase != "end" || e.ID != id {
 			t.Errorf("/api/events/%s: %v %s", id, err, got)
 		}
 	})
 
 	t.Run("moving face is a face event on the face", func(t *testing.T) {
-		if len(anEventsOf(all, "face", "motion")) == 0 {
+		if len(eventsOf(all, "face", "motion")) == 0 {
 			t.Errorf("no motion event for the moving face")
 		}
-		faces := anEventsOf(all, "face", "face")
-		ids, by := anByEvent(faces)
+		faces := eventsOf(all, "face", "face")
+		ids, by := byEvent(faces)
 		if len(ids) == 0 {
-			t.Fatalf("no face event for a frontal face crossing the scene; events:\n%s", anList(anEventsOf(all, "face", "")))
+			t.Fatalf("no face event for a frontal face crossing the scene; events:\n%s", listEvents(eventsOf(all, "face", "")))
 		}
 		hits, n := 0, 0
 		for _, id := range ids {
-			checkAnLifecycle(t, id, by[id], true)
+			checkLifecycle(t, id, by[id], true)
 			for _, e := range by[id] {
 				if len(e.Boxes) == 0 {
 					continue
 				}
 				truth, ok := face.truth(e.Frame.Seq)
-				v := anIoU(anUnion(e.Boxes), truth)
+				v := iou(unionBox(e.Boxes), truth)
 				t.Logf("%s %-6s frame %3d: faces %d boxes %v truth %v IoU %.2f", id, e.Phase, e.Frame.Seq, e.Faces, e.Boxes, truth, v)
 				n++
 				if ok && v >= 0.5 {
@@ -278,8 +278,8 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	})
 
 	t.Run("still scene with noise is no event", func(t *testing.T) {
-		if evs := anEventsOf(all, "still", ""); len(evs) > 0 {
-			t.Errorf("%d changes for a still scene:\n%s", len(evs), anList(evs))
+		if evs := eventsOf(all, "still", ""); len(evs) > 0 {
+			t.Errorf("%d changes for a still scene:\n%s", len(evs), listEvents(evs))
 		}
 		// It was looked at: most of its 600 frames were analyzed.
 		if a := stats["still"].Analyzed; a < 420 {
@@ -288,8 +288,8 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	})
 
 	t.Run("brightness step is no event", func(t *testing.T) {
-		if evs := anEventsOf(all, "bright", ""); len(evs) > 0 {
-			t.Errorf("%d changes for a brightness step at frame %d:\n%s", len(evs), step, anList(evs))
+		if evs := eventsOf(all, "bright", ""); len(evs) > 0 {
+			t.Errorf("%d changes for a brightness step at frame %d:\n%s", len(evs), step, listEvents(evs))
 		}
 		if a := stats["bright"].Analyzed; a < 70 {
 			t.Errorf("only %d of %d frames of the brightness clip analyzed", a, len(bright.frames))
@@ -297,7 +297,7 @@ func TestAnalyzerGroundTruth(t *testing.T) {
 	})
 
 	t.Run("vtest walkers are motion events", func(t *testing.T) {
-		list := p.anAPIEvents(t, url.Values{"camera": {"vtest"}, "type": {"motion"}})
+		list := p.apiEvents(t, url.Values{"camera": {"vtest"}, "type": {"motion"}})
 		if len(list) == 0 {
 			t.Fatalf("no motion event for vtest.avi after %v of people walking", time.Since(opened).Round(time.Second))
 		}
@@ -322,33 +322,33 @@ func TestAnalyzerTestPatternMasks(t *testing.T) {
 	p.waitReady(t)
 	began := time.Now()
 	const watchFor = 20 * time.Second
-	anWaitFor(t, "both cameras analyzed for a while", watchFor+40*time.Second, func() string {
+	waitFor(t, "both cameras analyzed for a while", watchFor+40*time.Second, func() string {
 		st := p.analysis(t)
 		if time.Since(began) < watchFor || st["masked"].Analyzed < 100 || st["square"].Analyzed < 100 {
 			return fmt.Sprintf("%+v", st)
 		}
 		return ""
 	})
-	all := readAnEvents(t, p.broker, "streamd.events")
+	all := readEvents(t, p.broker, "streamd.events")
 	st := p.analysis(t)
 	t.Logf("analyzed: masked %d, square %d frames in %v", st["masked"].Analyzed, st["square"].Analyzed, time.Since(began).Round(time.Second))
 
 	t.Run("everything animated masked", func(t *testing.T) {
-		if evs := anEventsOf(all, "masked", ""); len(evs) > 0 {
-			t.Errorf("%d changes with every animated region masked:\n%s", len(evs), anList(evs))
+		if evs := eventsOf(all, "masked", ""); len(evs) > 0 {
+			t.Errorf("%d changes with every animated region masked:\n%s", len(evs), listEvents(evs))
 		}
-		if evs := p.anAPIEvents(t, url.Values{"camera": {"masked"}}); len(evs) > 0 {
-			t.Errorf("/api/events lists events of the masked camera:\n%s", anList(evs))
+		if evs := p.apiEvents(t, url.Values{"camera": {"masked"}}); len(evs) > 0 {
+			t.Errorf("/api/events lists events of the masked camera:\n%s", listEvents(evs))
 		}
 	})
 	t.Run("moving square is one continuous event", func(t *testing.T) {
-		changes := anEventsOf(all, "square", "motion")
-		ids, by := anByEvent(changes)
+		changes := eventsOf(all, "square", "motion")
+		ids, by := byEvent(changes)
 		if len(ids) != 1 {
-			t.Fatalf("%d motion events for a square moving without pause, want 1:\n%s", len(ids), anList(changes))
+			t.Fatalf("%d motion events for a square moving without pause, want 1:\n%s", len(ids), listEvents(changes))
 		}
 		ev := by[ids[0]]
-		checkAnLifecycle(t, ids[0], ev, false)
+		checkLifecycle(t, ids[0], ev, false)
 		if last := ev[len(ev)-1]; last.Phase == "end" || last.Updated.Sub(last.Start) < watchFor/2 {
 			t.Errorf("event of the moving square ended or short: %s", last)
 		}
@@ -359,9 +359,9 @@ func TestAnalyzerTestPatternMasks(t *testing.T) {
 				}
 			}
 		}
-		list := p.anAPIEvents(t, url.Values{"camera": {"square"}})
+		list := p.apiEvents(t, url.Values{"camera": {"square"}})
 		if len(list) != 1 || list[0].End != nil || list[0].ID != ids[0] {
-			t.Errorf("/api/events?camera=square, want the one active event %s:\n%s", ids[0], anList(list))
+			t.Errorf("/api/events?camera=square, want the one active event %s:\n%s", ids[0], listEvents(list))
 		}
 		if v := p.metric(t, `streamd_camera_events_total{camera="square",type="motion"}`); v != 1 {
 			t.Errorf(`streamd_camera_events_total{camera="square",type="motion"} = %v, want 1`, v)
@@ -375,23 +375,23 @@ func TestAnalyzerTestPatternMasks(t *testing.T) {
 
 // shortObjectClip is an object crossing a still scene: 2 s still, 4 s of
 // motion, 3 s still, at 10 fps.
-func shortObjectClip(t *testing.T, name string, seed uint64) anClip {
+func shortObjectClip(t *testing.T, name string, seed uint64) clip {
 	t.Helper()
 	o := visiontest.Options{Width: 640, Height: 360, Warmup: 20, Frames: 60, Seed: seed}
 	frames, err := visiontest.MovingObject(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeAnClip(t, t.TempDir(), name, 10, anStillTail(t, frames, o, 30))
+	return writeClip(t, t.TempDir(), name, 10, stillTail(t, frames, o, 30))
 }
 
 // waitEnded waits for a motion event of camera to end on the viewer and
 // returns it.
-func waitEnded(t *testing.T, p *proc, camera string, timeout time.Duration) anEvent {
+func waitEnded(t *testing.T, p *proc, camera string, timeout time.Duration) event {
 	t.Helper()
-	var ended anEvent
-	anWaitFor(t, "a motion event of "+camera+" ended", timeout, func() string {
-		list := p.anAPIEvents(t, url.Values{"camera": {camera}, "type": {"motion"}})
+	var ended event
+	waitFor(t, "a motion event of "+camera+" ended", timeout, func() string {
+		list := p.apiEvents(t, url.Values{"camera": {camera}, "type": {"motion"}})
 		for _, e := range list {
 			if e.End != nil {
 				ended = e
@@ -409,7 +409,7 @@ func waitEnded(t *testing.T, p *proc, camera string, timeout time.Duration) anEv
 func TestAnalyzerEventsKafkaInterop(t *testing.T) {
 	kcat := requireTool(t, "kcat")
 	c := shortObjectClip(t, "door", 5)
-	g, u := anGatedClip(t, c)
+	g, u := gatedClip(t, c)
 	p := startStreamd(t, "all", analyzerAllInOne(fmt.Sprintf("  - id: door\n    source: %s\n", u)))
 	p.waitReady(t)
 	g.open()
@@ -426,7 +426,7 @@ func TestAnalyzerEventsKafkaInterop(t *testing.T) {
 		var phases []string
 		for _, line := range scanLines(string(out)) {
 			key, value, _ := strings.Cut(line, " ")
-			e, err := parseAnEvent([]byte(value))
+			e, err := parseEvent([]byte(value))
 			if err != nil {
 				t.Fatalf("kcat line %q: %v", line, err)
 			}
@@ -507,24 +507,24 @@ func TestAnalyzerEventsKafkaInterop(t *testing.T) {
 // site, and a client reconnecting with Last-Event-ID gets the rest.
 func TestAnalyzerLiveEventsSSE(t *testing.T) {
 	c := shortObjectClip(t, "hall", 6)
-	g, u := anGatedClip(t, c)
+	g, u := gatedClip(t, c)
 	p := startStreamd(t, "all", analyzerAllInOne(fmt.Sprintf("  - id: hall\n    source: %s\n", u)))
 	p.waitReady(t)
 	proxy := startNginx(t, p.http)
-	direct := openAnSSE(t, p.url("/api/events/live"), "")
-	proxied := openAnSSE(t, proxy+"/api/events/live?camera=hall&type=motion", "")
+	direct := openSSE(t, p.url("/api/events/live"), "")
+	proxied := openSSE(t, proxy+"/api/events/live?camera=hall&type=motion", "")
 	g.open()
 
 	// take reads messages until the end of a motion event of hall.
-	take := func(name string, s *anSSE) []anSSEMsg {
-		var out []anSSEMsg
+	take := func(name string, s *sseClient) []sseMsg {
+		var out []sseMsg
 		for {
 			m, err := s.next(60 * time.Second)
 			if err != nil {
 				t.Fatalf("%s: after %d messages: %v", name, len(out), err)
 			}
 			out = append(out, m)
-			var e anEvent
+			var e event
 			if json.Unmarshal([]byte(m.Data), &e) == nil && e.Camera == "hall" && e.Type == "motion" && m.Event == "end" {
 				return out
 			}
@@ -537,14 +537,14 @@ func TestAnalyzerLiveEventsSSE(t *testing.T) {
 	var prev uint64
 	var latDirect, latProxy []time.Duration
 	arrived := map[string]time.Time{}
-	var changes []anEvent
+	var changes []event
 	for i, m := range dmsgs {
 		seq, err := strconv.ParseUint(m.ID, 10, 64)
 		if err != nil || (i > 0 && seq <= prev) {
 			t.Fatalf("message %d: id %q after %d: want increasing numbers", i, m.ID, prev)
 		}
 		prev = seq
-		e, err := parseAnEvent([]byte(m.Data))
+		e, err := parseEvent([]byte(m.Data))
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
@@ -562,14 +562,14 @@ func TestAnalyzerLiveEventsSSE(t *testing.T) {
 			}
 		}
 	}
-	checkAnLifecycle(t, motionID, changes, true)
+	checkLifecycle(t, motionID, changes, true)
 	t.Logf("direct: %d messages, event %s in %d changes", len(dmsgs), motionID, len(changes))
 
 	// Through nginx: the same changes, each within a second of the change
 	// (its updated time), and no later than directly by more than a bit.
 	var got []string
 	for _, m := range pmsgs {
-		e, err := parseAnEvent([]byte(m.Data))
+		e, err := parseEvent([]byte(m.Data))
 		if err != nil {
 			t.Fatalf("through nginx: %v", err)
 		}
@@ -597,11 +597,11 @@ func TestAnalyzerLiveEventsSSE(t *testing.T) {
 		t.Errorf("through nginx %d changes %v, directly %d", len(got), got, len(changes))
 	}
 	t.Logf("capture→SSE latency of the changes (updated time → arrival): direct p50 %v max %v; nginx p50 %v max %v",
-		anPercentile(latDirect, 0.5).Round(time.Millisecond), anPercentile(latDirect, 1).Round(time.Millisecond),
-		anPercentile(latProxy, 0.5).Round(time.Millisecond), anPercentile(latProxy, 1).Round(time.Millisecond))
+		percentile(latDirect, 0.5).Round(time.Millisecond), percentile(latDirect, 1).Round(time.Millisecond),
+		percentile(latProxy, 0.5).Round(time.Millisecond), percentile(latProxy, 1).Round(time.Millisecond))
 
 	// Reconnecting after the first message replays the rest, in order.
-	again := openAnSSE(t, p.url("/api/events/live"), dmsgs[0].ID)
+	again := openSSE(t, p.url("/api/events/live"), dmsgs[0].ID)
 	for i, want := range dmsgs[1:] {
 		m, err := again.next(10 * time.Second)
 		if err != nil {
@@ -726,9 +726,9 @@ func TestAnalyzerScaleOutFailover(t *testing.T) {
 		analyzers[0].name, keys(g[0]), analyzers[1].name, keys(g[1]))
 
 	// Every camera's moving square becomes a motion event on the viewer.
-	anWaitFor(t, "a motion event for every camera on the viewer", 30*time.Second, func() string {
+	waitFor(t, "a motion event for every camera on the viewer", 30*time.Second, func() string {
 		have := map[string]bool{}
-		for _, e := range viewer.anAPIEvents(t, url.Values{"type": {"motion"}}) {
+		for _, e := range viewer.apiEvents(t, url.Values{"type": {"motion"}}) {
 			have[e.Camera] = true
 		}
 		for _, id := range ids {
@@ -788,9 +788,9 @@ func TestAnalyzerScaleOutFailover(t *testing.T) {
 		t.Errorf("%s should have died of SIGKILL: %v", victim.name, victim.cmd.ProcessState)
 	}
 	// Each of the victim's cameras gets a new event from the survivor.
-	anWaitFor(t, "new motion events from the survivor", 20*time.Second, func() string {
+	waitFor(t, "new motion events from the survivor", 20*time.Second, func() string {
 		started := map[string]bool{}
-		for _, e := range viewer.anAPIEvents(t, url.Values{"type": {"motion"}, "limit": {"1000"}}) {
+		for _, e := range viewer.apiEvents(t, url.Values{"type": {"motion"}, "limit": {"1000"}}) {
 			if e.Start.After(killed) {
 				started[e.Camera] = true
 			}
@@ -804,7 +804,7 @@ func TestAnalyzerScaleOutFailover(t *testing.T) {
 	})
 	// The victim's events never got their end: how the viewer shows that.
 	active := map[string]int{}
-	for _, e := range viewer.anAPIEvents(t, url.Values{"type": {"motion"}, "limit": {"1000"}}) {
+	for _, e := range viewer.apiEvents(t, url.Values{"type": {"motion"}, "limit": {"1000"}}) {
 		if e.End == nil {
 			active[e.Camera]++
 		}
@@ -855,13 +855,13 @@ func TestAnalyzerBadRecords(t *testing.T) {
 	producer.waitReady(t)
 	an := startStreamd(t, "analyzer", "role: analyzer\n"+common+"analyzer:\n  faces:\n    enabled: false\n")
 	an.waitReady(t)
-	anWaitFor(t, "camera analyzed", 30*time.Second, func() string {
+	waitFor(t, "camera analyzed", 30*time.Second, func() string {
 		if a := an.analysis(t)["cam"].Analyzed; a < 10 {
 			return fmt.Sprintf("analyzed %d", a)
 		}
 		return ""
 	})
-	metric := func(name string) (float64, bool) { return metricValue(an.metrics(t), name) }
+	metric := func(series string) (float64, bool) { return an.metrics(t).get(series) }
 	consumeBefore, _ := metric("streamd_kafka_consume_invalid_total")
 	invalidBefore, ok := metric("streamd_analyzer_invalid_total")
 	if !ok {
@@ -873,11 +873,11 @@ func TestAnalyzerBadRecords(t *testing.T) {
 	truncated := good[:len(good)/2]
 	// Starts like a JPEG and ends like one, but has no frame header.
 	fake := append(append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, bytes.Repeat([]byte{0x5A}, 500)...), 0xFF, 0xD9)
-	produceAnRecords(t, b.Addr(), "streamd.frames", "cam", notImage, truncated, fake)
+	produceRecords(t, b.Addr(), "streamd.frames", "cam", notImage, truncated, fake)
 	// A camera's slot holds only its newest frame: the next good frame of
 	// cam may replace the undecodable one before its turn. Under a key of
 	// its own, it is analyzed.
-	produceAnRecords(t, b.Addr(), "streamd.frames", "ghost", fake)
+	produceRecords(t, b.Addr(), "streamd.frames", "ghost", fake)
 
 	// The records the consumer refuses (not an image, truncated) and the
 	// one the detector cannot decode are all counted.

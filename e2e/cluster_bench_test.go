@@ -49,13 +49,13 @@ func BenchmarkCluster(b *testing.B) {
 func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 	kc := startKafkaCluster(b, brokers)
 	common := clusterYAML(kc, brokers, "")
-	prod := startNode(b, "producer", "role: producer\n"+common+"cameras:\n  - id: pattern\n    source: testpattern\n    width: 1280\n    height: 720\n    fps: 30\n")
-	webs := []*node{
-		startNode(b, "web-a", "role: consumer\n"+common+"cameras:\n  - id: pattern\n"),
-		startNode(b, "web-b", "role: consumer\n"+common+"cameras:\n  - id: pattern\n"),
+	prod := startStreamd(b, "producer", "role: producer\n"+common+"cameras:\n  - id: pattern\n    source: testpattern\n    width: 1280\n    height: 720\n    fps: 30\n")
+	webs := []*proc{
+		startStreamd(b, "web-a", "role: consumer\n"+common+"cameras:\n  - id: pattern\n"),
+		startStreamd(b, "web-b", "role: consumer\n"+common+"cameras:\n  - id: pattern\n"),
 	}
-	for _, n := range append([]*node{prod}, webs...) {
-		if err := n.waitReady(30 * time.Second); err != nil {
+	for _, n := range append([]*proc{prod}, webs...) {
+		if err := n.waitReadyErr(30 * time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,11 +66,11 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 		streams[i] = watchStream(ctx, w, "pattern")
 	}
 	time.Sleep(5 * time.Second) // warm-up
-	nodes := append([]*node{prod}, webs...)
+	nodes := append([]*proc{prod}, webs...)
 	cpu0 := make([]float64, len(nodes))
 	for i, n := range nodes {
 		var err error
-		if cpu0[i], err = n.metric("process_cpu_seconds_total"); err != nil {
+		if cpu0[i], err = n.metricSum("process_cpu_seconds_total"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,14 +99,14 @@ func benchCluster(b *testing.B, brokers int, moves bool, d time.Duration) {
 	b.StopTimer()
 	cores := make([]float64, len(nodes))
 	for i, n := range nodes {
-		c, err := n.metric("process_cpu_seconds_total")
+		c, err := n.metricSum("process_cpu_seconds_total")
 		if err != nil {
 			b.Fatal(err)
 		}
 		cores[i] = (c - cpu0[i]) / to.Sub(from).Seconds()
 	}
 	cancel()
-	errs, err := prod.metric("streamd_kafka_produce_errors_total")
+	errs, err := prod.metricSum("streamd_kafka_produce_errors_total")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamd/streamd/pkg/app"
 	"github.com/streamd/streamd/pkg/broker"
 )
 
@@ -24,9 +25,9 @@ type topology struct {
 	t         *testing.T
 	kc        *broker.Broker
 	ids       []string
-	producers []*node
-	webs      []*node
-	analyzers []*node
+	producers []*proc
+	webs      []*proc
+	analyzers []*proc
 	streams   [][]*stream // [web][camera]
 }
 
@@ -42,17 +43,17 @@ func startTopology(t *testing.T, ctx context.Context) *topology {
 		fmt.Fprintf(&all, "  - id: %s\n", id)
 	}
 	for i, name := range []string{"producer-a", "producer-b"} {
-		tp.producers = append(tp.producers, startNode(t, name, "role: producer\n"+common+"cameras:\n"+cams[i].String()))
+		tp.producers = append(tp.producers, startStreamd(t, name, "role: producer\n"+common+"cameras:\n"+cams[i].String()))
 	}
 	for _, name := range []string{"web-a", "web-b"} {
-		tp.webs = append(tp.webs, startNode(t, name, "role: consumer\n"+common+"cameras:\n"+all.String()))
+		tp.webs = append(tp.webs, startStreamd(t, name, "role: consumer\n"+common+"cameras:\n"+all.String()))
 	}
 	anYAML := "role: analyzer\n" + common + "analyzer:\n  fps: 5\n  faces:\n    enabled: false\ncameras:\n" + all.String()
 	for _, name := range []string{"analyzer-a", "analyzer-b"} {
-		tp.analyzers = append(tp.analyzers, startNode(t, name, anYAML))
+		tp.analyzers = append(tp.analyzers, startStreamd(t, name, anYAML))
 	}
 	for _, n := range tp.all() {
-		if err := n.waitReady(60 * time.Second); err != nil {
+		if err := n.waitReadyErr(60 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,13 +69,13 @@ func startTopology(t *testing.T, ctx context.Context) *topology {
 	return tp
 }
 
-func (tp *topology) all() []*node {
+func (tp *topology) all() []*proc {
 	return slices.Concat(tp.producers, tp.webs, tp.analyzers)
 }
 
 // waitLive waits until every stream of the web nodes got a frame captured
 // less than a second before it arrived, after now.
-func (tp *topology) waitLive(timeout time.Duration, webs ...*node) {
+func (tp *topology) waitLive(timeout time.Duration, webs ...*proc) {
 	tp.t.Helper()
 	since := time.Now()
 	deadline := since.Add(timeout)
@@ -172,7 +173,7 @@ func (tp *topology) producerCounter(name string) float64 {
 	tp.t.Helper()
 	sum := 0.0
 	for _, p := range tp.producers {
-		v, err := p.metric(name)
+		v, err := p.metricSum(name)
 		if err != nil {
 			tp.t.Fatal(err)
 		}
@@ -271,7 +272,7 @@ func TestClusterBrokerLost(t *testing.T) {
 	// until one broker has both), and the leader of partitions.
 	groups := []string{"streamd-analyzer"}
 	for _, w := range tp.webs {
-		groups = append(groups, webGroup(t, w))
+		groups = append(groups, webGroup(w))
 	}
 	for _, g := range groups {
 		if !tp.kc.HasGroup(g) {
@@ -356,7 +357,7 @@ func TestClusterBrokerLost(t *testing.T) {
 	failed := tp.producerCounter("streamd_kafka_produce_errors_total")
 	dropped := tp.producerCounter("streamd_kafka_produce_dropped_total")
 	end := time.Now()
-	seqs := frameSeqs(t, tp.kc.Addrs(), topic)
+	seqs := seqsByKey(readTopic(t, topic, false, tp.kc.Addrs()...))
 	distinct := 0
 	notProduced := map[string]map[uint64]bool{}
 	for _, id := range tp.ids {
@@ -454,11 +455,11 @@ func TestClusterRestartsInAnyOrder(t *testing.T) {
 			anB.start()
 		}},
 		{"everything but the producers stopped, then started in reverse order", func() {
-			for _, n := range []*node{webA, anA, webB, anB} {
+			for _, n := range []*proc{webA, anA, webB, anB} {
 				n.stop()
 			}
 			time.Sleep(2 * time.Second)
-			for _, n := range []*node{anB, webB, anA, webA} {
+			for _, n := range []*proc{anB, webB, anA, webA} {
 				n.start()
 			}
 		}},
@@ -473,7 +474,7 @@ func TestClusterRestartsInAnyOrder(t *testing.T) {
 		// from before the rebalance, ever further behind).
 		lag := map[string]time.Duration{}
 		for _, a := range tp.analyzers {
-			if err := a.waitReady(10 * time.Second); err != nil {
+			if err := a.waitReadyErr(10 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 			st, err := a.analysisLag()
@@ -501,7 +502,7 @@ func TestClusterRestartsInAnyOrder(t *testing.T) {
 
 // analysisLag is, per camera an analyzer analyzes, how long ago the last
 // analyzed frame was captured.
-func (n *node) analysisLag() (map[string]time.Duration, error) {
+func (n *proc) analysisLag() (map[string]time.Duration, error) {
 	raw, err := n.analysisCounts()
 	if err != nil {
 		return nil, err
@@ -574,19 +575,7 @@ func composeService(text, name string) (string, bool) {
 }
 
 // webGroup is a web node's consumer group: streamd's default, named after
-// the host and the HTTP port (app.DefaultGroup).
-func webGroup(t *testing.T, n *node) string {
-	t.Helper()
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	host = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
-			return r
-		}
-		return '_'
-	}, host)
-	_, port, _ := strings.Cut(strings.TrimPrefix(n.url(""), "http://127.0.0.1"), ":")
-	return "streamd-viewer-" + host + "-" + port
+// the host and the HTTP port.
+func webGroup(n *proc) string {
+	return app.DefaultGroup(strings.TrimPrefix(n.url(""), "http://"))
 }

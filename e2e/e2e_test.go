@@ -138,29 +138,30 @@ http:
 		t.Fatalf("snapshot: %s %q seq %s", resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("X-Sequence"))
 	}
 	// Metrics: the counters agree with what the viewers saw.
-	resp, err = http.Get(p.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsText, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		fmt.Sprintf(`streamd_camera_frames_consumed_total{camera="vtest"} %d`, n),
-		fmt.Sprintf(`streamd_camera_frames_produced_total{camera="vtest"} %d`, n),
-		fmt.Sprintf(`streamd_camera_frames_captured_total{camera="vtest"} %d`, n),
-		fmt.Sprintf(`streamd_frame_latency_seconds_count{camera="vtest"} %d`, 2*n),
-		`streamd_camera_viewers{camera="vtest"} 2`,
-		`streamd_camera_frames_dropped_total{camera="vtest",reason="slow_viewer"} 0`,
-		fmt.Sprintf(`streamd_kafka_produced_total %d`, n),
-		`streamd_kafka_consume_invalid_total 0`,
+	m := p.metrics(t)
+	for _, want := range []struct {
+		series string
+		value  int
+	}{
+		{`streamd_camera_frames_consumed_total{camera="vtest"}`, n},
+		{`streamd_camera_frames_produced_total{camera="vtest"}`, n},
+		{`streamd_camera_frames_captured_total{camera="vtest"}`, n},
+		{`streamd_frame_latency_seconds_count{camera="vtest"}`, 2 * n},
+		{`streamd_camera_viewers{camera="vtest"}`, 2},
+		{`streamd_camera_frames_dropped_total{camera="vtest",reason="slow_viewer"}`, 0},
+		{`streamd_kafka_produced_total`, n},
+		{`streamd_kafka_consume_invalid_total`, 0},
 	} {
-		if !strings.Contains(string(metricsText), "\n"+want+"\n") {
-			t.Errorf("/metrics lacks the line %q", want)
+		if v, ok := m.get(want.series); !ok || v != float64(want.value) {
+			t.Errorf("/metrics: %s = %v (present %v), want %d", want.series, v, ok, want.value)
 		}
 	}
-	for _, prefix := range []string{`streamd_build_info{goversion="`, "\nprocess_resident_memory_bytes ", "\ngo_goroutines "} {
-		if !strings.Contains(string(metricsText), prefix) {
-			t.Errorf("/metrics lacks %q", prefix)
+	if !m.hasPrefix(`streamd_build_info{goversion="`) {
+		t.Errorf("/metrics lacks streamd_build_info with its goversion label")
+	}
+	for _, series := range []string{"process_resident_memory_bytes", "go_goroutines"} {
+		if _, ok := m.get(series); !ok {
+			t.Errorf("/metrics lacks %s", series)
 		}
 	}
 	// Unknown cameras and bad ids answer with JSON errors.
@@ -460,7 +461,7 @@ cameras:
 	t.Logf("late source picked up %v after it appeared", time.Since(appeared).Round(100*time.Millisecond))
 	// The frames are real: in Kafka under the camera's key, 768x576.
 	var found bool
-	for _, r := range readTopic(t, b.Addr(), "streamd.frames") {
+	for _, r := range readTopic(t, "streamd.frames", false, b.Addr()) {
 		if r.Key == "late" && r.Headers["signal"] == "" && r.Headers["width"] == "768" && r.Headers["height"] == "576" {
 			found = true
 			break

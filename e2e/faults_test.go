@@ -94,7 +94,7 @@ func TestBrokerOutageMidStream(t *testing.T) {
 	if p.metric(t, "streamd_kafka_produce_errors_total")+p.metric(t, `streamd_kafka_produce_dropped_total{reason="backlog"}`) == 0 {
 		t.Fatal("frames captured during the outage were neither counted as failed nor as dropped")
 	}
-	p.stop(t) // before the broker's cleanup: a clean shutdown commits offsets
+	p.stop() // before the broker's cleanup: a clean shutdown commits offsets
 }
 
 func getStatus(t *testing.T, url string) (int, string) {
@@ -209,7 +209,7 @@ func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
 	// What the viewer saw, told apart by the records' signal header: video,
 	// then no-signal frames, then video again, nothing else.
 	lost := map[uint64]bool{}
-	for _, r := range readTopic(t, p.broker, "streamd.frames") {
+	for _, r := range readTopic(t, "streamd.frames", false, p.broker) {
 		if s := r.seq(); r.Key == "cam" && s >= 0 {
 			lost[uint64(s)] = r.Headers["signal"] == "lost"
 		}

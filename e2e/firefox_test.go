@@ -85,7 +85,7 @@ func TestGridOfSixteenCamerasFirefox(t *testing.T) {
 	// A hidden tab streams nothing: the multiplexed stream closes.
 	ff.script(t, `Object.defineProperty(document, "hidden", {value: true, configurable: true}); document.dispatchEvent(new Event("visibilitychange")); return true`)
 	deadline = time.Now().Add(10 * time.Second)
-	for sumMetric(p.metrics(t), "streamd_camera_viewers") > 0 {
+	for viewers, _ := p.metrics(t).sum("streamd_camera_viewers"); viewers > 0; viewers, _ = p.metrics(t).sum("streamd_camera_viewers") {
 		if time.Now().After(deadline) {
 			t.Fatal("the hidden tab still streams")
 		}

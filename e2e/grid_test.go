@@ -59,28 +59,12 @@ func TestGridOfSixteenCameras(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for sumMetric(p.metrics(t), "streamd_camera_viewers") > 0 {
+	for viewers, _ := p.metrics(t).sum("streamd_camera_viewers"); viewers > 0; viewers, _ = p.metrics(t).sum("streamd_camera_viewers") {
 		if time.Now().After(deadline) {
 			t.Fatal("the hidden tab still streams")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// sumMetric adds up every series of a labelled metric.
-func sumMetric(text, name string) float64 {
-	var sum float64
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, name+"{"); ok {
-			if i := strings.LastIndexByte(rest, ' '); i >= 0 {
-				var v float64
-				if _, err := fmt.Sscan(rest[i+1:], &v); err == nil {
-					sum += v
-				}
-			}
-		}
-	}
-	return sum
 }
 
 // startGrid runs an all-in-one streamd with 16 small test-pattern cameras,

@@ -19,14 +19,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +44,15 @@ var (
 	binary string
 	// repoRoot is the streamd repository: the parent of this module.
 	repoRoot string
+	// docsScreenshot is $STREAMD_DOCS_SCREENSHOT, where TestCameraPageReplay
+	// saves its screenshot of the index page; TestMain takes it out of the
+	// environment, since streamd refuses unknown STREAMD_ variables and
+	// the processes the tests start inherit the environment.
+	docsScreenshot string
 )
+
+// docsScreenshotEnv names docsScreenshot's environment variable.
+const docsScreenshotEnv = "STREAMD_DOCS_SCREENSHOT"
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -58,6 +69,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
+	docsScreenshot = os.Getenv(docsScreenshotEnv)
+	if err := os.Unsetenv(docsScreenshotEnv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "streamd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -94,169 +110,283 @@ type readyInfo struct {
 	Broker string `json:"broker"` // the embedded broker; "" without it
 }
 
-// proc is a running streamd process.
+// procSpec says how to run a streamd process.
+type procSpec struct {
+	name string   // in failures and log lines; names the config file
+	yaml string   // the config file's content
+	bin  string   // the streamd binary; "": the one TestMain built
+	env  []string // added to the test's environment
+	args []string // after --config and --ready-file
+}
+
+// proc is a running streamd process: started from a config file, its
+// addresses learnt from its ready file (--ready-file), stopped with
+// SIGTERM at cleanup (it must exit cleanly within stopTimeout), and
+// restartable with the same configuration, HTTP port and so consumer
+// group (start after stop or kill).
 type proc struct {
-	name   string
-	bin    string
+	tb        testing.TB
+	name      string
+	bin       string
+	env, args []string
+	config    string // its config file
+	readyFile string
+	logs      *testutil.Buffer // shown when the test fails; never asserted on
+
+	// Set by start, on the test's goroutine; read them there, or through
+	// url and alive from others.
+	mu     sync.Mutex
 	cmd    *exec.Cmd
-	logs   *testutil.Buffer // shown when the test fails; never asserted on
-	done   chan struct{}
+	done   chan struct{} // closed when the process has exited
 	ready  readyInfo
 	http   string // the HTTP address it listens on, from its ready file
 	broker string // its embedded broker's address, or ""
-	config string // its config file
 }
 
-// startStreamd runs the binary with a config file holding yaml and waits
-// until its ready file says it serves. It is stopped with SIGINT at cleanup,
-// and must exit cleanly.
-func startStreamd(t *testing.T, name, yaml string, extraArgs ...string) *proc {
-	t.Helper()
-	return startBinary(t, binary, name, yaml, nil, extraArgs...)
+// stopTimeout bounds a clean shutdown after SIGTERM.
+const stopTimeout = 20 * time.Second
+
+// startStreamd runs the built binary with a config file holding yaml and
+// waits until its ready file says it serves.
+func startStreamd(tb testing.TB, name, yaml string, extraArgs ...string) *proc {
+	tb.Helper()
+	return startProc(tb, procSpec{name: name, yaml: yaml, args: extraArgs})
 }
 
-// startStreamdEnv is startStreamd with extra environment variables.
-func startStreamdEnv(t *testing.T, name, yaml string, env []string, extraArgs ...string) *proc {
-	t.Helper()
-	return startBinary(t, binary, name, yaml, env, extraArgs...)
-}
-
-// startBinary is startStreamd for a given streamd binary.
-func startBinary(t *testing.T, bin, name, yaml string, env []string, extraArgs ...string) *proc {
-	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
+// startProc runs streamd as s says and waits until its ready file says it
+// serves. It is stopped at cleanup, and must exit cleanly.
+func startProc(tb testing.TB, s procSpec) *proc {
+	tb.Helper()
+	if s.bin == "" {
+		s.bin = binary
 	}
-	readyFile := filepath.Join(dir, name+".ready.json")
-	p := &proc{name: name, bin: bin, logs: &testutil.Buffer{}, done: make(chan struct{}), config: path}
-	p.cmd = exec.Command(bin, append([]string{"--config", path, "--ready-file", readyFile}, extraArgs...)...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	dir := tb.TempDir()
+	p := &proc{tb: tb, name: s.name, bin: s.bin, env: s.env, args: s.args,
+		config: filepath.Join(dir, s.name+".yaml"), readyFile: filepath.Join(dir, s.name+".ready.json"), logs: &testutil.Buffer{}}
+	if err := os.WriteFile(p.config, []byte(s.yaml), 0o644); err != nil {
+		tb.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, p.logs)
+	tb.Cleanup(func() {
+		p.stop()
+		if tb.Failed() {
+			tb.Logf("%s logs (last 20000 bytes):\n%s", p.name, tail(p.logs.String(), 20000))
 		}
 	})
-	p.ready = waitReadyFile(t, p, readyFile, 30*time.Second)
-	p.http, p.broker = p.ready.HTTP, p.ready.Broker
+	p.start()
 	return p
 }
 
-// waitReadyFile polls for the ready file of p and checks what it says: the
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// start runs the process and waits for its ready file. A restart keeps the
+// HTTP port of the first run: viewers reconnect to the same address, and
+// the default consumer group name stays the same.
+func (p *proc) start() {
+	tb := p.tb
+	tb.Helper()
+	if p.http != "" {
+		p.pinPort(p.http)
+	}
+	_ = os.Remove(p.readyFile)
+	cmd := exec.Command(p.bin, append([]string{"--config", p.config, "--ready-file", p.readyFile}, p.args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	fmt.Fprintf(p.logs, "---- start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	r := p.waitReadyFile(30 * time.Second)
+	p.mu.Lock()
+	p.ready, p.http, p.broker = r, r.HTTP, r.Broker
+	p.mu.Unlock()
+}
+
+// pinPort rewrites the config's http.listen to addr.
+func (p *proc) pinPort(addr string) {
+	b, err := os.ReadFile(p.config)
+	if err != nil {
+		p.tb.Fatal(err)
+	}
+	s := strings.Replace(string(b), "listen: 127.0.0.1:0\n", "listen: "+addr+"\n", 1)
+	if err := os.WriteFile(p.config, []byte(s), 0o644); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+// waitReadyFile polls for the ready file and checks what it says: the
 // process's pid, its role, and addresses that answer at once.
-func waitReadyFile(t *testing.T, p *proc, path string, timeout time.Duration) readyInfo {
-	t.Helper()
+func (p *proc) waitReadyFile(timeout time.Duration) readyInfo {
+	tb := p.tb
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(p.readyFile)
 		if err == nil {
 			var r readyInfo
 			// The file is written atomically: whatever is there is whole.
 			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatalf("%s: ready file %s is not whole JSON (written in place, not renamed?): %v\n%s", p.name, path, err, b)
+				tb.Fatalf("%s: ready file %s is not whole JSON (written in place, not renamed?): %v\n%s", p.name, p.readyFile, err, b)
 			}
-			checkReadyInfo(t, p, r)
+			p.checkReadyInfo(r)
 			return r
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatalf("%s: read ready file: %v", p.name, err)
+			tb.Fatalf("%s: read ready file: %v", p.name, err)
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("%s exited before it was ready: %v", p.name, p.cmd.ProcessState)
+			tb.Fatalf("%s exited before it was ready: %v", p.name, p.cmd.ProcessState)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s wrote no ready file within %v", p.name, timeout)
+			tb.Fatalf("%s wrote no ready file within %v", p.name, timeout)
 		}
 	}
 }
 
-func checkReadyInfo(t *testing.T, p *proc, r readyInfo) {
-	t.Helper()
+func (p *proc) checkReadyInfo(r readyInfo) {
+	tb := p.tb
+	tb.Helper()
 	if r.PID != p.cmd.Process.Pid {
-		t.Fatalf("%s: ready file names pid %d, the process is %d", p.name, r.PID, p.cmd.Process.Pid)
+		tb.Fatalf("%s: ready file names pid %d, the process is %d", p.name, r.PID, p.cmd.Process.Pid)
 	}
 	switch r.Role {
 	case "producer", "consumer", "analyzer", "all":
 	default:
-		t.Fatalf("%s: ready file: role %q", p.name, r.Role)
+		tb.Fatalf("%s: ready file: role %q", p.name, r.Role)
 	}
 	if host, port, err := net.SplitHostPort(r.HTTP); err != nil || host == "" || port == "0" {
-		t.Fatalf("%s: ready file: http %q is not the address it listens on", p.name, r.HTTP)
+		tb.Fatalf("%s: ready file: http %q is not the address it listens on", p.name, r.HTTP)
 	}
 	// "Serving" means it: /healthz answers at once, the broker accepts.
 	c := &http.Client{Timeout: 5 * time.Second}
 	if !strings.HasSuffix(r.URL, r.HTTP+"/") {
-		t.Fatalf("%s: ready file: url %q does not name http %q", p.name, r.URL, r.HTTP)
+		tb.Fatalf("%s: ready file: url %q does not name http %q", p.name, r.URL, r.HTTP)
 	}
 	if strings.HasPrefix(r.URL, "https://") {
 		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a test's own self-signed certificate
 	}
 	resp, err := c.Get(r.URL + "healthz")
 	if err != nil {
-		t.Fatalf("%s: ready file written but %s does not answer: %v", p.name, r.HTTP, err)
+		tb.Fatalf("%s: ready file written but %s does not answer: %v", p.name, r.HTTP, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: ready file written but /healthz answers %s", p.name, resp.Status)
+		tb.Fatalf("%s: ready file written but /healthz answers %s", p.name, resp.Status)
 	}
 	if r.Broker != "" {
 		conn, err := net.DialTimeout("tcp", r.Broker, 5*time.Second)
 		if err != nil {
-			t.Fatalf("%s: ready file names broker %s, which does not accept: %v", p.name, r.Broker, err)
+			tb.Fatalf("%s: ready file names broker %s, which does not accept: %v", p.name, r.Broker, err)
 		}
 		conn.Close()
 	}
 }
 
-// stop sends SIGINT and requires a clean exit within the shutdown bound.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
+// terminate sends SIGTERM and waits up to stopTimeout for the process to
+// exit with code 0 (it is killed if it does not). A process already gone
+// is not an error.
+func (p *proc) terminate() error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
 	select {
-	case <-p.done:
-		return
+	case <-done:
+		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("%s exited with %d after SIGINT", p.name, code)
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("%s exited with %d after SIGTERM", p.name, code)
 		}
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		t.Errorf("%s did not stop within 20s of SIGINT", p.name)
+		return nil
+	case <-time.After(stopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not stop within %v of SIGTERM", p.name, stopTimeout)
 	}
 }
 
-func (p *proc) url(path string) string { return "http://" + p.http + path }
+// stop is terminate that fails the test (without stopping it).
+func (p *proc) stop() {
+	if err := p.terminate(); err != nil {
+		p.tb.Errorf("%v", err)
+	}
+}
 
-// waitReady polls /readyz until it answers 200.
-func (p *proc) waitReady(t *testing.T) {
+// kill ends the process with SIGKILL, as a crash.
+func (p *proc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// alive reports whether the process runs; a process that exited on its
+// own (not stopped by the test) is a crash.
+func (p *proc) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// url is the address of path on the process's HTTP listener.
+func (p *proc) url(path string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return "http://" + p.http + path
+}
+
+// waitReady polls /readyz until it answers 200, for up to 30 s.
+func (p *proc) waitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	if err := p.waitReadyErr(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReadyErr is waitReady for goroutines other than the test's, with a
+// timeout.
+func (p *proc) waitReadyErr(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	var last string
+	c := &http.Client{Timeout: 2 * time.Second}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.url("/readyz"))
+		resp, err := c.Get(p.url("/readyz"))
 		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = string(body)
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready after 30s: %s", p.name, last)
+	return fmt.Errorf("%s not ready after %v: %s", p.name, timeout, last)
 }
 
 // getJSON fetches path and decodes the JSON answer into v.
@@ -411,4 +541,20 @@ func scanLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// percentile is the nearest-rank p-th percentile of ds, p in [0, 1]: the
+// smallest value that at least p of the values are at or below, i.e. the
+// ceil(p*n)-th smallest (p = 0: the smallest, p = 1: the largest); 0 for
+// no values. ds is not modified.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	// The 1e-9 keeps p*n that float arithmetic puts a hair above an integer
+	// (0.07*100 is 7.000000000000001) at that integer.
+	rank := int(math.Ceil(p*float64(len(s)) - 1e-9))
+	return s[min(max(rank, 1), len(s))-1]
 }

@@ -36,18 +36,20 @@ func (r record) seq() int64 {
 	return n
 }
 
-// readTopic reads every record of topic from broker, from the oldest offset
-// to the newest, partition by partition. A topic that does not exist yet
-// reads as empty.
-func readTopic(t *testing.T, broker, topic string) []record {
-	t.Helper()
+// readTopic reads every record of topic from the brokers, from the oldest
+// offset to the newest, partition by partition: the one Kafka reader of
+// these tests. With values false, records keep their key, headers and
+// value size but not the value (the frames topic of a long test is
+// large). A topic that does not exist yet reads as empty.
+func readTopic(tb testing.TB, topic string, values bool, brokers ...string) []record {
+	tb.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Consumer.Fetch.Default = 8 << 20
 	cfg.Consumer.Fetch.Max = 8 << 20
-	client, err := sarama.NewClient([]string{broker}, cfg)
+	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
-		t.Fatalf("kafka client for %s: %v", broker, err)
+		tb.Fatalf("kafka client for %v: %v", brokers, err)
 	}
 	defer client.Close()
 	parts, err := client.Partitions(topic)
@@ -55,36 +57,39 @@ func readTopic(t *testing.T, broker, topic string) []record {
 		return nil
 	}
 	if err != nil {
-		t.Fatalf("partitions of %s: %v", topic, err)
+		tb.Fatalf("partitions of %s: %v", topic, err)
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer consumer.Close()
 	var out []record
 	for _, part := range parts {
 		newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
 		if err != nil {
-			t.Fatalf("newest offset of %s/%d: %v", topic, part, err)
+			tb.Fatalf("newest offset of %s/%d: %v", topic, part, err)
 		}
 		oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
 		if err != nil {
-			t.Fatalf("oldest offset of %s/%d: %v", topic, part, err)
+			tb.Fatalf("oldest offset of %s/%d: %v", topic, part, err)
 		}
 		if newest <= oldest {
 			continue
 		}
 		pc, err := consumer.ConsumePartition(topic, part, oldest)
 		if err != nil {
-			t.Fatalf("consume %s/%d: %v", topic, part, err)
+			tb.Fatalf("consume %s/%d: %v", topic, part, err)
 		}
 		deadline := time.After(60 * time.Second)
 	read:
 		for {
 			select {
 			case m := <-pc.Messages():
-				r := record{Partition: part, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}, Size: len(m.Value), Value: bytes.Clone(m.Value), Timestamp: m.Timestamp}
+				r := record{Partition: part, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}, Size: len(m.Value), Timestamp: m.Timestamp}
+				if values {
+					r.Value = bytes.Clone(m.Value)
+				}
 				for _, h := range m.Headers {
 					r.Headers[string(h.Key)] = string(h.Value)
 				}
@@ -94,13 +99,28 @@ func readTopic(t *testing.T, broker, topic string) []record {
 				}
 			case err := <-pc.Errors():
 				pc.Close()
-				t.Fatalf("consume %s/%d: %v", topic, part, err)
+				tb.Fatalf("consume %s/%d: %v", topic, part, err)
 			case <-deadline:
 				pc.Close()
-				t.Fatalf("reading %s/%d: offsets %d to %d not all read within 60s (%d records)", topic, part, oldest, newest, len(out))
+				tb.Fatalf("reading %s/%d: offsets %d to %d not all read within 60s (%d records)", topic, part, oldest, newest, len(out))
 			}
 		}
 		pc.Close()
+	}
+	return out
+}
+
+// seqsByKey returns the seq headers of recs by key (camera), in the order
+// of recs; records without a seq header are left out.
+func seqsByKey(recs []record) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, r := range recs {
+		if _, ok := r.Headers["seq"]; !ok {
+			continue
+		}
+		if q := r.seq(); q >= 0 {
+			out[r.Key] = append(out[r.Key], q)
+		}
 	}
 	return out
 }

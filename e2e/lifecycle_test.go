@@ -64,9 +64,9 @@ func expectNotify(t *testing.T, msgs <-chan string, prefix string) []string {
 func TestSystemdNotifications(t *testing.T) {
 	sock, msgs := notifySocket(t)
 	dataDir := filepath.Join(t.TempDir(), "kafka")
-	p := startStreamdEnv(t, "notify", "embedded:\n  listen: 127.0.0.1:0\n  data_dir: "+dataDir+"\nhttp:\n  listen: 127.0.0.1:0\n"+
+	p := startProc(t, procSpec{name: "notify", yaml: "embedded:\n  listen: 127.0.0.1:0\n  data_dir: " + dataDir + "\nhttp:\n  listen: 127.0.0.1:0\n" +
 		"cameras:\n  - id: cam\n    source: testpattern\n    width: 320\n    height: 240\n    fps: 30\n",
-		[]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"})
+		env: []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}})
 	expectNotify(t, msgs, "READY=1")
 	// READY=1 means serving: /healthz answers at once.
 	resp, err := http.Get(p.url("/healthz"))
@@ -111,7 +111,7 @@ func TestSystemdNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	n := checkContiguous(t, readTopic(t, b.Addr(), "streamd.frames"), "cam")
+	n := checkContiguous(t, readTopic(t, "streamd.frames", false, b.Addr()), "cam")
 	if n < int64(cam.Published) {
 		t.Fatalf("after shutdown the broker holds frames 0..%d of camera cam; %d were handed to the producer before SIGTERM", n-1, cam.Published)
 	}
@@ -275,13 +275,13 @@ func TestSigtermFlushesEveryAcceptedFrame(t *testing.T) {
 	// In the scrape just before SIGTERM: accepted, and of those acknowledged.
 	var accepted float64
 	for _, id := range []string{"a", "b"} {
-		v, ok := metricValue(m, fmt.Sprintf(`streamd_camera_frames_produced_total{camera=%q}`, id))
+		v, ok := m.get(fmt.Sprintf(`streamd_camera_frames_produced_total{camera=%q}`, id))
 		if !ok {
 			t.Fatalf("/metrics lacks frames produced for camera %s", id)
 		}
 		accepted += v
 	}
-	acked, ok := metricValue(m, "streamd_kafka_produced_total")
+	acked, ok := m.get("streamd_kafka_produced_total")
 	if !ok {
 		t.Fatal("/metrics lacks streamd_kafka_produced_total")
 	}
@@ -291,7 +291,7 @@ func TestSigtermFlushesEveryAcceptedFrame(t *testing.T) {
 
 	// After the shutdown the topic holds every camera's frames from seq 0
 	// on, none missing, at least up to what had been accepted before SIGTERM.
-	recs := readTopic(t, b.addr, "streamd.frames")
+	recs := readTopic(t, "streamd.frames", false, b.addr)
 	total := int64(0)
 	for _, id := range []string{"a", "b"} {
 		n := checkContiguous(t, recs, id)

@@ -51,7 +51,7 @@ cameras:
 		if full.broker == "" {
 			t.Fatalf("all-in-one ready file names no broker: %+v", full.ready)
 		}
-		consumer := startBinary(t, nocv, "nocv-consumer", fmt.Sprintf(`
+		consumer := startProc(t, procSpec{name: "nocv-consumer", bin: nocv, yaml: fmt.Sprintf(`
 role: consumer
 embedded:
   enabled: false
@@ -61,7 +61,7 @@ http:
   listen: 127.0.0.1:0
 cameras:
   - id: pattern
-`, full.broker), nil)
+`, full.broker)})
 		if consumer.ready.Role != "consumer" {
 			t.Fatalf("nocv ready file: %+v", consumer.ready)
 		}

@@ -318,6 +318,28 @@ cameras:
 		t.Fatalf("open the index page: %v", err)
 	}
 	pgWait(t, ctx, "the event list", `document.querySelector("#ev-list li.motion[data-id]") !== null`, 20*time.Second)
+	// Screenshot of the index page: its live tile and its event list. With
+	// STREAMD_DOCS_SCREENSHOT=path.png in the environment it is saved (PNG)
+	// to that path, for the documentation's picture of the page
+	// (docs/img/page.png; TestMain reads the variable):
+	//
+	//	STREAMD_DOCS_SCREENSHOT=$PWD/../docs/img/page.png go test -tags e2e -run TestCameraPageReplay .
+	if docsScreenshot != "" {
+		// For the picture, the tile shows video, not its first black.
+		pgWait(t, ctx, "the index page's tile painted", `window.streamd && streamd.painted && streamd.painted.pattern > 10`, 20*time.Second)
+	}
+	index, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot of the index page: %v", err)
+	}
+	if img := decodePNG(t, index); img.Bounds().Dx() < 1000 {
+		t.Errorf("screenshot of the index page %v", img.Bounds())
+	}
+	if path := docsScreenshot; path != "" {
+		if err := os.WriteFile(path, index, 0o644); err != nil {
+			t.Errorf("write the index page's screenshot to STREAMD_DOCS_SCREENSHOT: %v", err)
+		}
+	}
 	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#ev-list li.motion[data-id]").dataset.id`))
 	if err != nil {
 		t.Fatal(err)

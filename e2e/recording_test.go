@@ -12,7 +12,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	encbin "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"image/jpeg"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/streamd/streamd/pkg/testutil/mp4check"
 	"github.com/streamd/streamd/pkg/vision/visiontest"
 )
 
@@ -45,22 +45,14 @@ const (
 	recFrame    = time.Second / recFPS
 )
 
-// recScriptedMotion writes the clip of pkg/app/record_test.go's
-// scriptedMotion: 10 s at 30 fps, 320x180, looped by the camera: a still
-// scene for 5 s, an object crossing it for 3 s, still again: a motion
-// event every 10 s.
+// recScriptedMotion writes visiontest.ScriptedMotion at recWidth x
+// recHeight (the clip pkg/app's recording tests loop too): 10 s at 30 fps,
+// looped by the camera: a still scene for 5 s, an object crossing it for
+// 3 s, still again: a motion event every 10 s.
 func recScriptedMotion(t *testing.T) string {
 	t.Helper()
-	clip, err := visiontest.MovingObject(visiontest.Options{Width: recWidth, Height: recHeight, Frames: 240, Warmup: 150})
-	if err != nil {
-		t.Fatal(err)
-	}
-	still, err := visiontest.Still(visiontest.Options{Width: recWidth, Height: recHeight, Frames: 60, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "scripted.avi")
-	if err := visiontest.WriteVideo(path, append(clip, still...), recFPS); err != nil {
+	if err := visiontest.WriteScriptedMotion(path, recWidth, recHeight); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -106,11 +98,8 @@ func recStart(t *testing.T, kafka, recording string) *proc {
 	return p
 }
 
-// kcRecord is a record as kcat reads it: the frames topic's record type
-// (kafka_test.go), without its timestamp.
-type kcRecord = record
-
-func (r kcRecord) String() string {
+// String names the record's place, key, size and headers.
+func (r record) String() string {
 	var hs []string
 	for k, v := range r.Headers {
 		if k == "seqs" || k == "times" {
@@ -123,7 +112,7 @@ func (r kcRecord) String() string {
 }
 
 // int returns header name as an integer, failing the test if it is not one.
-func (r kcRecord) int(t *testing.T, name string) int64 {
+func (r record) int(t *testing.T, name string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(r.Headers[name], 10, 64)
 	if err != nil {
@@ -156,14 +145,23 @@ func kcatRun(t *testing.T, kcat string, args ...string) []byte {
 	return out
 }
 
-// kcatRecords reads the records of topic stamped before until with kcat:
-// the key and headers from its JSON envelope (-J), the values byte for
-// byte from a second read in a framed format (-f '%p %o %S\n%s'), matched
-// by partition and offset.
-func kcatRecords(t *testing.T, kcat, broker, topic string, until time.Time) []kcRecord {
+// kcatRead reads the records of topic stamped before until with kcat, the
+// third-party client the README names (records as readTopic's, without
+// their timestamps).
+//
+// With values, the key and headers come from kcat's JSON envelope (-J), the
+// values byte for byte from a second read in a framed format
+// (-f '%p %o %S\n%s'), matched by partition and offset. Without, the key,
+// size and headers come from one read of -f '%h' (n=v,...: for headers
+// whose values hold no comma), and values are not read (the frames topic
+// is large).
+func kcatRead(t *testing.T, kcat, broker, topic string, until time.Time, values bool) []record {
 	t.Helper()
+	if !values {
+		return kcatHeaders(t, kcat, broker, topic, until)
+	}
 	out := kcatUntil(t, kcat, broker, topic, until, "-J")
-	var recs []kcRecord
+	var recs []record
 	at := map[[2]int64]int{}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
@@ -180,7 +178,7 @@ func kcatRecords(t *testing.T, kcat, broker, topic string, until time.Time) []kc
 		if m.Topic != topic || m.Key == nil || len(m.Headers)%2 != 0 {
 			t.Fatalf("kcat -J %s: record %d/%d: topic %q, key %v, headers %q", topic, m.Partition, m.Offset, m.Topic, m.Key, m.Headers)
 		}
-		r := kcRecord{Partition: m.Partition, Offset: m.Offset, Key: *m.Key, Headers: map[string]string{}, Size: -1}
+		r := record{Partition: m.Partition, Offset: m.Offset, Key: *m.Key, Headers: map[string]string{}, Size: -1}
 		for i := 0; i < len(m.Headers); i += 2 {
 			if _, dup := r.Headers[m.Headers[i]]; dup {
 				t.Fatalf("kcat -J %s: record %d/%d has header %q twice: %q", topic, m.Partition, m.Offset, m.Headers[i], m.Headers)
@@ -220,13 +218,11 @@ func kcatRecords(t *testing.T, kcat, broker, topic string, until time.Time) []kc
 	return recs
 }
 
-// kcatHeaders reads the key, size and headers of the records of topic
-// stamped before until (values are not read: the frames topic is large),
-// from kcat's -f '%h' (n=v,...: for headers whose values hold no comma).
-func kcatHeaders(t *testing.T, kcat, broker, topic string, until time.Time) []kcRecord {
+// kcatHeaders is kcatRead without values.
+func kcatHeaders(t *testing.T, kcat, broker, topic string, until time.Time) []record {
 	t.Helper()
 	out := kcatUntil(t, kcat, broker, topic, until, "-f", "%p %o %S %k %h\n")
-	var recs []kcRecord
+	var recs []record
 	for _, line := range scanLines(string(out)) {
 		f := strings.Fields(line)
 		if len(f) != 5 {
@@ -238,7 +234,7 @@ func kcatHeaders(t *testing.T, kcat, broker, topic string, until time.Time) []kc
 		if err1 != nil || err2 != nil || err3 != nil {
 			t.Fatalf("kcat %s: line %q", topic, line)
 		}
-		r := kcRecord{Partition: int32(p), Offset: o, Size: s, Key: f[3], Headers: map[string]string{}}
+		r := record{Partition: int32(p), Offset: o, Size: s, Key: f[3], Headers: map[string]string{}}
 		for _, kv := range strings.Split(f[4], ",") {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
@@ -262,7 +258,7 @@ type recFrameInfo struct {
 func framesOf(t *testing.T, kcat, broker, camera string, until time.Time) map[int64]recFrameInfo {
 	t.Helper()
 	out := map[int64]recFrameInfo{}
-	for _, r := range kcatHeaders(t, kcat, broker, "streamd.frames", until) {
+	for _, r := range kcatRead(t, kcat, broker, "streamd.frames", until, false) {
 		if r.Key != camera || r.Headers["rendition"] != "" {
 			continue
 		}
@@ -278,86 +274,6 @@ func framesOf(t *testing.T, kcat, broker, camera string, until time.Time) map[in
 	return out
 }
 
-// recMP4 is what the tests read of an MP4 file: its top-level boxes, its
-// movie header's duration, whether its track is H.264.
-type recMP4 struct {
-	boxes    []string
-	duration time.Duration
-	h264     bool
-}
-
-func parseRecMP4(b []byte) (recMP4, error) {
-	var m recMP4
-	for i := 0; i < len(b); {
-		if i+8 > len(b) {
-			return m, fmt.Errorf("mp4: %d bytes left after the boxes %v", len(b)-i, m.boxes)
-		}
-		size := int(encbin.BigEndian.Uint32(b[i:]))
-		typ := string(b[i+4 : i+8])
-		if size < 8 || i+size > len(b) {
-			return m, fmt.Errorf("mp4: box %q of %d bytes at %d of %d", typ, size, i, len(b))
-		}
-		m.boxes = append(m.boxes, typ)
-		if typ == "moov" {
-			moov := b[i+8 : i+size]
-			m.h264 = bytes.Contains(moov, []byte("avc1")) && bytes.Contains(moov, []byte("avcC"))
-			for j := 0; j+8 <= len(moov); {
-				bs := int(encbin.BigEndian.Uint32(moov[j:]))
-				if bs < 8 || j+bs > len(moov) {
-					return m, fmt.Errorf("mp4: bad box in moov at %d", j)
-				}
-				if string(moov[j+4:j+8]) == "mvhd" && bs >= 32 {
-					box := moov[j+8 : j+bs]
-					var scale uint32
-					var dur uint64
-					if box[0] == 1 && len(box) >= 32 {
-						scale, dur = encbin.BigEndian.Uint32(box[20:]), encbin.BigEndian.Uint64(box[24:])
-					} else {
-						scale, dur = encbin.BigEndian.Uint32(box[12:]), uint64(encbin.BigEndian.Uint32(box[16:]))
-					}
-					if scale == 0 {
-						return m, fmt.Errorf("mp4: mvhd with time scale 0")
-					}
-					m.duration = time.Duration(float64(dur) / float64(scale) * float64(time.Second))
-				}
-				j += bs
-			}
-		}
-		i += size
-	}
-	switch {
-	case len(m.boxes) == 0 || m.boxes[0] != "ftyp":
-		return m, fmt.Errorf("mp4: does not start with an ftyp box: %v", m.boxes)
-	case !slices.Contains(m.boxes, "moov") || !slices.Contains(m.boxes, "mdat"):
-		return m, fmt.Errorf("mp4: boxes %v, want moov and mdat", m.boxes)
-	case m.duration <= 0:
-		return m, fmt.Errorf("mp4: no movie duration")
-	}
-	return m, nil
-}
-
-// recMetric returns the value of the sample name{labels} of a Prometheus
-// text exposition.
-func recMetric(text, name, labels string) (float64, bool) {
-	prefix := name + "{" + labels + "} "
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, prefix); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
-func (p *proc) metricsText(t *testing.T) string {
-	t.Helper()
-	code, body := recGet(t, p.url("/metrics"))
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
-	return string(body)
-}
-
 // recSpan is an element of /api/cameras/{camera}/spans.
 type recSpan struct {
 	Tier  string    `json:"tier"`
@@ -368,10 +284,10 @@ type recSpan struct {
 // waitFullWindow waits until the full tier's spans cover event e's window
 // (pre-roll before its start to post-roll after its end): its chunks are
 // written.
-func waitFullWindow(t *testing.T, p *proc, e anEvent, timeout time.Duration) {
+func waitFullWindow(t *testing.T, p *proc, e event, timeout time.Duration) {
 	t.Helper()
 	from, to := e.Start.Add(-recPreRoll), e.End.Add(recPostRoll)
-	anWaitFor(t, "the full tier covers event "+e.ID, timeout, func() string {
+	waitFor(t, "the full tier covers event "+e.ID, timeout, func() string {
 		var sp struct {
 			Camera string    `json:"camera"`
 			Spans  []recSpan `json:"spans"`
@@ -432,11 +348,11 @@ func TestRecordingKafkaInterop(t *testing.T) {
 	ev := waitEnded(t, p, recCamera, 60*time.Second)
 	waitFullWindow(t, p, ev, 30*time.Second)
 	// The reduced tier's first index entry sums 30 s.
-	var metrics string
-	anWaitFor(t, "streamd_recording_bytes of both tiers", 60*time.Second, func() string {
-		metrics = p.metricsText(t)
-		full, _ := recMetric(metrics, "streamd_recording_bytes", `camera="p",tier="full"`)
-		reduced, _ := recMetric(metrics, "streamd_recording_bytes", `camera="p",tier="reduced"`)
+	var scraped metrics
+	waitFor(t, "streamd_recording_bytes of both tiers", 60*time.Second, func() string {
+		scraped = p.metrics(t)
+		full, _ := scraped.get(`streamd_recording_bytes{camera="p",tier="full"}`)
+		reduced, _ := scraped.get(`streamd_recording_bytes{camera="p",tier="reduced"}`)
 		if full > 0 && reduced > 0 {
 			return ""
 		}
@@ -446,12 +362,12 @@ func TestRecordingKafkaInterop(t *testing.T) {
 	// The metrics first, the topics after: whatever the metrics counted
 	// is in the topics.
 	until := time.Now()
-	reduced := kcatRecords(t, kcat, p.broker, "streamd.rec.reduced", until)
-	full := kcatRecords(t, kcat, p.broker, "streamd.rec.full", until)
+	reduced := kcatRead(t, kcat, p.broker, "streamd.rec.reduced", until, true)
+	full := kcatRead(t, kcat, p.broker, "streamd.rec.full", until, true)
 	// A chunk stamped (with its first frame) before until holds frames up
 	// to recording.chunk (2 s) after it.
 	frames := framesOf(t, kcat, p.broker, recCamera, until.Add(3*time.Second))
-	events := p.anAPIEvents(t, url.Values{"camera": {recCamera}, "type": {"motion"}, "limit": {"100"}})
+	events := p.apiEvents(t, url.Values{"camera": {recCamera}, "type": {"motion"}, "limit": {"100"}})
 	t.Logf("after %s: %d frames, %d reduced records, %d full records, %d events", time.Since(started).Round(time.Second), len(frames), len(reduced), len(full), len(events))
 
 	bySlot := map[int64]recFrameInfo{} // the first frame of each second
@@ -587,21 +503,21 @@ func TestRecordingKafkaInterop(t *testing.T) {
 				}
 			}
 			if !inside {
-				t.Errorf("record %s: span %s..%s is in no event's window: %s", r, time.Unix(0, start).Format("15:04:05.000"), time.Unix(0, end).Format("15:04:05.000"), anList(events))
+				t.Errorf("record %s: span %s..%s is in no event's window: %s", r, time.Unix(0, start).Format("15:04:05.000"), time.Unix(0, end).Format("15:04:05.000"), listEvents(events))
 			}
-			m, err := parseRecMP4(r.Value)
+			m, err := mp4check.Parse(r.Value)
 			if err != nil {
 				t.Fatalf("record %s: %v (% x...)", r, err, r.Value[:min(16, len(r.Value))])
 			}
-			if !m.h264 {
+			if !m.H264 {
 				t.Errorf("record %s: the MP4's track is not H.264 (avc1/avcC)", r)
 			}
 			// One frame each, at the chunk's own rate.
 			if n > 1 {
 				interval := time.Duration(end-start) / time.Duration(n-1)
 				want := interval * time.Duration(n)
-				if d := m.duration - want; d < -interval || d > interval {
-					t.Errorf("record %s: MP4 lasts %s, %d frames over %s want %s", r, m.duration, n, time.Duration(end-start), want)
+				if d := m.Duration - want; d < -interval || d > interval {
+					t.Errorf("record %s: MP4 lasts %s, %d frames over %s want %s", r, m.Duration, n, time.Duration(end-start), want)
 				}
 			}
 			fullBytes += int64(r.Size)
@@ -640,26 +556,16 @@ func TestRecordingKafkaInterop(t *testing.T) {
 			{"streamd_recording_bytes", `camera="p",tier="reduced"`, 1, float64(reducedBytes)},
 			{"streamd_recorder_errors_total", ``, 0, 0},
 		} {
-			v, ok := recMetric(metrics, c.name, c.labels)
-			if c.labels == "" {
-				v, ok = recMetricPlain(metrics, c.name)
+			series := c.name
+			if c.labels != "" {
+				series += "{" + c.labels + "}"
 			}
+			v, ok := scraped.get(series)
 			if !ok || v < c.min || v > c.max {
 				t.Errorf("%s{%s} = %v (present %v), want %v to %v (read from the topics after it)", c.name, c.labels, v, ok, c.min, c.max)
 			}
 		}
 	})
-}
-
-// recMetricPlain returns the value of an unlabelled sample.
-func recMetricPlain(text, name string) (float64, bool) {
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
 }
 
 // recPlayback is what a <video> of the page did with a source.
@@ -762,7 +668,7 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 
 	// Played from the recording alone: the frames topic (retention 20 s)
 	// has let go of everything captured before to.
-	anWaitFor(t, "the frames topic no longer holds the export's range", 60*time.Second, func() string {
+	waitFor(t, "the frames topic no longer holds the export's range", 60*time.Second, func() string {
 		out := kcatRun(t, kcat, "-C", "-b", p.broker, "-t", "streamd.frames", "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%h\n")
 		for _, kv := range strings.Split(strings.TrimSpace(string(out)), ",") {
 			if v, ok := strings.CutPrefix(kv, "captured-at="); ok {
@@ -788,15 +694,15 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 		if n, err := strconv.Atoi(h.Get("Content-Length")); err != nil || n != len(body) {
 			t.Errorf("export: Content-Length %q for %d bytes", h.Get("Content-Length"), len(body))
 		}
-		m, err := parseRecMP4(body)
+		m, err := mp4check.Parse(body)
 		if err != nil {
 			t.Fatalf("export: %v", err)
 		}
-		if !m.h264 {
+		if !m.H264 {
 			t.Errorf("export: the MP4's track is not H.264 (avc1/avcC)")
 		}
-		if d := m.duration - to.Sub(from); d < -recFrame || d > recFrame {
-			t.Errorf("export: lasts %s, asked %s", m.duration, to.Sub(from))
+		if d := m.Duration - to.Sub(from); d < -recFrame || d > recFrame {
+			t.Errorf("export: lasts %s, asked %s", m.Duration, to.Sub(from))
 		}
 	})
 
@@ -945,12 +851,12 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 		if a.err != nil || a.code != 200 || a.header.Get("Content-Type") != "video/mp4" {
 			t.Fatalf("the 60 s export: %d %q %v %.300s", a.code, a.header.Get("Content-Type"), a.err, a.body)
 		}
-		m, err := parseRecMP4(a.body)
+		m, err := mp4check.Parse(a.body)
 		if err != nil {
 			t.Fatalf("the 60 s export: %v", err)
 		}
-		if d := m.duration - longTo.Sub(longFrom); d < -recFrame || d > recFrame {
-			t.Errorf("the 60 s export lasts %s", m.duration)
+		if d := m.Duration - longTo.Sub(longFrom); d < -recFrame || d > recFrame {
+			t.Errorf("the 60 s export lasts %s", m.Duration)
 		}
 		// The slot is free again.
 		if code, body := recGet(t, p.url(exportPath(from, to))); code != 200 {

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -615,22 +614,6 @@ func (p *proc) rpSteady(t *testing.T) (goroutines, fds float64) {
 	return goroutines, p.metric(t, "process_open_fds")
 }
 
-// rpSigterm stops p with SIGTERM and requires a clean exit.
-func (p *proc) rpSigterm(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("%s exited with %d after SIGTERM", p.name, code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not stop within 20s of SIGTERM", p.name)
-	}
-}
-
 // rpCheckWindow replays [from, to] at speed 1 and checks every frame of it
 // comes, in order, at the camera's pace.
 func rpCheckWindow(t *testing.T, p *proc, what string, from, to time.Time, hdr ...string) []received {
@@ -673,7 +656,9 @@ func TestReplayAfterRestart(t *testing.T) {
 	live.cancel()
 	time.Sleep(time.Until(firstLive.Timestamp.Add(30 * time.Second)))
 	r1 := a.rpRange(t, "pattern")
-	a.rpSigterm(t)
+	if err := a.terminate(); err != nil {
+		t.Fatal(err)
+	}
 	stopped := time.Now()
 
 	b := startStreamd(t, "all-2", yaml)
@@ -707,7 +692,9 @@ func TestReplayWhileNothingProduces(t *testing.T) {
 	live.cancel()
 	time.Sleep(time.Until(firstLive.Timestamp.Add(20 * time.Second)))
 	ra := a.rpRange(t, "pattern")
-	a.rpSigterm(t)
+	if err := a.terminate(); err != nil {
+		t.Fatal(err)
+	}
 	stopped := time.Now()
 
 	// The same broker data, now with no producer: a viewer node that never

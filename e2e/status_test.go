@@ -4,10 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -88,47 +85,4 @@ func (p *proc) waitStatus(t *testing.T, what string, timeout time.Duration, cond
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// metrics fetches /metrics.
-func (p *proc) metrics(t *testing.T) string {
-	t.Helper()
-	resp, err := http.Get(p.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	return string(body)
-}
-
-// metric reads one value from /metrics: name is the metric with its labels
-// exactly as exposed, such as go_goroutines or
-// streamd_camera_frames_captured_total{camera="a"}.
-func (p *proc) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	v, ok := metricValue(p.metrics(t), name)
-	if !ok {
-		t.Fatalf("/metrics has no %s", name)
-	}
-	return v
-}
-
-func metricValue(text, name string) (float64, bool) {
-	for _, line := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return 0, false
-			}
-			return f, true
-		}
-	}
-	return 0, false
 }

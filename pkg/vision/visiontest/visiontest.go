@@ -155,6 +155,45 @@ func MovingObject(o Options) ([]Frame, error) {
 	return frames, nil
 }
 
+// The scripted-motion clip of ScriptedMotion: what the recording tests
+// loop as a camera.
+const (
+	// ScriptedMotionFPS is the clip's frame rate.
+	ScriptedMotionFPS = 30
+	// ScriptedMotionFrames is the clip's length: 10 s.
+	ScriptedMotionFrames = 300
+	// ScriptedMotionStill is how many frames the scene is still before
+	// the object enters: 5 s.
+	ScriptedMotionStill = 150
+)
+
+// ScriptedMotion returns the clip the recording tests loop as a camera:
+// ScriptedMotionFrames frames of width x height meant to be played at
+// ScriptedMotionFPS, a still scene for ScriptedMotionStill frames (5 s),
+// MovingObject crossing it for the next 90 frames (3 s), then still again
+// (2 s, with its own noise seed): looped, a motion event every 10 s.
+func ScriptedMotion(width, height int) ([]Frame, error) {
+	clip, err := MovingObject(Options{Width: width, Height: height, Frames: 240, Warmup: ScriptedMotionStill})
+	if err != nil {
+		return nil, fmt.Errorf("scripted motion clip: %w", err)
+	}
+	still, err := Still(Options{Width: width, Height: height, Frames: ScriptedMotionFrames - len(clip), Seed: 7})
+	if err != nil {
+		return nil, fmt.Errorf("scripted motion clip: %w", err)
+	}
+	return append(clip, still...), nil
+}
+
+// WriteScriptedMotion writes ScriptedMotion(width, height) to path as a
+// Motion JPEG .avi at ScriptedMotionFPS (see WriteVideo).
+func WriteScriptedMotion(path string, width, height int) error {
+	frames, err := ScriptedMotion(width, height)
+	if err != nil {
+		return err
+	}
+	return WriteVideo(path, frames, ScriptedMotionFPS)
+}
+
 // MovingFace returns the still scene where, after Warmup frames, a face (a
 // square cut from FaceImage around FaceRect, 2.3 times the face's side,
 // scaled so that the face is 0.15 of the frame height: 108 pixels of 720)

@@ -87,3 +87,35 @@ func TestReadWriteVideo(t *testing.T) {
 		t.Error("undecodable frame: no error")
 	}
 }
+
+func TestScriptedMotion(t *testing.T) {
+	frames, err := ScriptedMotion(160, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != ScriptedMotionFrames {
+		t.Fatalf("%d frames, want %d", len(frames), ScriptedMotionFrames)
+	}
+	first, last := -1, -1
+	for i, f := range frames {
+		if len(f.Truth) > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	// The object enters after the still 5 s, is gone within 3 s, and the
+	// last 2 s are still.
+	if first < ScriptedMotionStill || last >= ScriptedMotionStill+3*ScriptedMotionFPS || last < first {
+		t.Fatalf("object in frames %d to %d; want within [%d, %d)", first, last, ScriptedMotionStill, ScriptedMotionStill+3*ScriptedMotionFPS)
+	}
+	path := filepath.Join(t.TempDir(), "scripted.avi")
+	if err := WriteScriptedMotion(path, 160, 90); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadVideo(path, 0, 0, 0, 0)
+	if err != nil || len(back) != ScriptedMotionFrames {
+		t.Fatalf("read back %d frames (%v), want %d", len(back), err, ScriptedMotionFrames)
+	}
+}

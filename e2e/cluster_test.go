@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamd/streamd/pkg/app"
+	"github.com/streamd/streamd/pkg/relay"
 	"github.com/streamd/streamd/pkg/broker"
 )
 
@@ -577,5 +577,5 @@ func composeService(text, name string) (string, bool) {
 // webGroup is a web node's consumer group: streamd's default, named after
 // the host and the HTTP port.
 func webGroup(n *proc) string {
-	return app.DefaultGroup(strings.TrimPrefix(n.url(""), "http://"))
+	return relay.DefaultGroup(strings.TrimPrefix(n.url(""), "http://"))
 }

@@ -104,7 +104,7 @@ type AnalyzerConfig struct {
 }
 
 // MotionConfig tunes motion detection; cameras may override it. Zero
-// values take package vision's defaults (documented in the README).
+// values take package vision's defaults (config/reference.yaml gives them).
 type MotionConfig struct {
 	Threshold      int     `koanf:"threshold"`       // per-pixel difference that counts as change, 1-254
 	MinArea        float64 `koanf:"min_area"`        // smallest moving region, as a fraction of the frame

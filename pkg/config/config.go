@@ -1,7 +1,12 @@
 // Package config defines streamd's configuration and loads it: defaults in
 // code, then the YAML file, then STREAMD_* environment variables, then
 // command-line overrides, then validation. Unknown keys are errors, and every
-// error quotes the key at fault.
+// error quotes the key at fault. config/reference.yaml lists every key with
+// its default, and docs/configuration.md is generated from it.
+//
+// The package owns the default values. It may not import the packages that
+// run the configuration (Kafka client, embedded broker, web server): a
+// test holds its dependencies free of sarama, kfake and chi.
 package config
 
 import (
@@ -9,14 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/streamd/streamd/pkg/broker"
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/hub"
-	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/replay"
 	"github.com/streamd/streamd/pkg/source"
-	"github.com/streamd/streamd/pkg/web"
 )
 
 // Roles a streamd process can take.
@@ -102,7 +104,7 @@ type AnalyzerConfig struct {
 }
 
 // MotionConfig tunes motion detection; cameras may override it. Zero
-// values take package vision's defaults (documented in the README).
+// values take package vision's defaults (config/reference.yaml gives them).
 type MotionConfig struct {
 	Threshold      int     `koanf:"threshold"`       // per-pixel difference that counts as change, 1-254
 	MinArea        float64 `koanf:"min_area"`        // smallest moving region, as a fraction of the frame
@@ -280,43 +282,48 @@ type CameraMotionConfig struct {
 func (c CameraConfig) Analyzed() bool { return c.Analyze == nil || *c.Analyze }
 
 // Default returns the configuration used when nothing else is said: the
-// all-in-one role with an in-memory embedded broker and no cameras. Each
-// value is the owning component's documented default.
+// all-in-one role with an in-memory embedded broker and no cameras.
+// config/reference.yaml lists every value (a test holds the two equal).
+// The Kafka client, embedded broker and web server values are written
+// here, not taken from packages kafka, broker and web, so that this package
+// does not build the Kafka client, broker or router; those packages keep
+// the same values as fallbacks for zero options, and a test in package app
+// holds them equal to these.
 func Default() Config {
 	return Config{
 		Role: RoleAll,
 		Log:  LogConfig{Level: "info", Format: "text"},
 		Kafka: KafkaConfig{
-			Topic:             kafka.DefaultTopic,
-			ClientID:          kafka.DefaultClientID,
-			Version:           kafka.DefaultVersion,
-			Partitions:        kafka.DefaultPartitions,
-			ReplicationFactor: kafka.DefaultReplicationFactor,
-			Retention:         kafka.DefaultRetention,
-			RetentionBytes:    kafka.DefaultRetentionBytes,
-			MaxMessageBytes:   kafka.DefaultMaxMessageBytes,
-			FetchMaxWait:      kafka.DefaultFetchMaxWait,
-			Compression:       kafka.DefaultCompression,
-			Acks:              kafka.DefaultAcks,
-			DialTimeout:       kafka.DefaultDialTimeout,
+			Topic:             "streamd.frames",
+			ClientID:          "streamd",
+			Version:           "2.8.0",
+			Partitions:        8,
+			ReplicationFactor: 1,
+			Retention:         time.Hour,
+			RetentionBytes:    256 << 20, // per partition
+			MaxMessageBytes:   4 << 20,
+			FetchMaxWait:      50 * time.Millisecond, // sarama's 500 ms adds ~200 ms p99 latency
+			Compression:       "none",                // JPEG does not compress further
+			Acks:              "all",
+			DialTimeout:       5 * time.Second,
 		},
 		Embedded: EmbeddedConfig{
 			Enabled:        true,
 			Listen:         "127.0.0.1:9092",
-			SegmentBytes:   broker.DefaultSegmentBytes,
-			RetentionCheck: broker.DefaultRetentionCheck,
+			SegmentBytes:   16 << 20,
+			RetentionCheck: 30 * time.Second,
 		},
 		HTTP: HTTPConfig{
 			Listen:            "127.0.0.1:8080",
-			WriteTimeout:      web.DefaultWriteTimeout,
-			UnsentLimit:       web.DefaultUnsentLimit,
-			ReadHeaderTimeout: web.DefaultReadHeaderTimeout,
-			IdleTimeout:       web.DefaultIdleTimeout,
-			MaxViewers:        web.DefaultMaxViewers,
-			MaxViewersPerIP:   web.DefaultMaxViewersPerIP,
+			WriteTimeout:      10 * time.Second,
+			UnsentLimit:       64 << 10,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxViewers:        5000,
+			MaxViewersPerIP:   50,
 			TrustedProxies:    []string{"127.0.0.1/32", "::1/128"},
-			MaxReplays:        web.DefaultMaxReplays,
-			MaxReplaysPerIP:   web.DefaultMaxReplaysPerIP,
+			MaxReplays:        50,
+			MaxReplaysPerIP:   10,
 		},
 		Replay: ReplayConfig{MaxFPS: replay.DefaultMaxFPS},
 		Hub:    HubConfig{RingSize: hub.DefaultRingSize, MaxDelay: hub.DefaultMaxDelay},
@@ -339,7 +346,7 @@ func Default() Config {
 			FullTopic:    "streamd.rec.full",
 			ReducedTopic: "streamd.rec.reduced",
 			IndexTopic:   "streamd.rec.index",
-			Partitions:   kafka.DefaultPartitions,
+			Partitions:   8,
 			Retain:       7 * 24 * time.Hour,
 			FullShare:    0.5,
 			Interval:     record.DefaultInterval,

@@ -97,11 +97,32 @@ func Load(s Sources) (*Config, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", cleanDecodeError(err, k, root))
 	}
+	nilEmptyLists(reflect.ValueOf(&cfg).Elem())
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// nilEmptyLists sets every empty list in v, a struct, to nil, in nested
+// sections and in the items of lists of sections: a list the file wrote as
+// [] and one the defaults left out (which the loader makes empty) then load
+// alike, and a configuration with nothing set is exactly Default().
+func nilEmptyLists(v reflect.Value) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.Slice && f.Len() == 0:
+			f.SetZero()
+		case f.Kind() == reflect.Slice && isSection(f.Type().Elem()):
+			for j := 0; j < f.Len(); j++ {
+				nilEmptyLists(f.Index(j))
+			}
+		case isSection(f.Type()):
+			nilEmptyLists(f)
+		}
+	}
 }
 
 // checkKeys reports the first key in raw (sorted order) that names no field

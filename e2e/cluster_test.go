@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamd/streamd/pkg/relay"
 	"github.com/streamd/streamd/pkg/broker"
+	"github.com/streamd/streamd/pkg/relay"
 )
 
 // topology is the scale-out deployment of the cluster tests, on three

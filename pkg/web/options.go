@@ -57,7 +57,7 @@ type Options struct {
 	// Metrics, if set, is served at /metrics.
 	Metrics http.Handler
 	// UnsentLimit sets TCP_NOTSENT_LOWAT on stream connections (0: kernel
-	// default); see config.HTTPConfig.UnsentLimit.
+	// default; Linux only); see config.HTTPConfig.UnsentLimit.
 	UnsentLimit int
 	// Pprof serves the runtime profiles at /debug/pprof/.
 	Pprof bool

@@ -13,7 +13,9 @@
 // (credentials, body limit, panics, client address), admit.go the
 // admission limits, page.go the HTML pages, cameras.go the camera API and
 // snapshots, stream.go the MJPEG loop, sockopt*.go the per-platform
-// socket option, respond.go the JSON and cache headers.
+// socket option, respond.go the JSON and cache headers; mux.go, events.go,
+// replay.go and record.go the multiplexed stream, events, replays and
+// recordings, timeparam.go the time parameters they share.
 package web
 
 import (

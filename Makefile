@@ -73,11 +73,12 @@ bench: deps
 soak: deps
 	cd e2e && $(GO) test -tags "e2e soak" -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|soak_test'
 
-## vet: go vet, staticcheck and gofmt, on both modules
+## vet: go vet, staticcheck and gofmt, on both modules; the nocv binary builds for macOS
 vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet -tags nocv . ./pkg/app ./pkg/config
 	@deps=$$($(GO) list -deps ./pkg/config | grep -E 'sarama|franz-go|go-chi'); if [ -n "$$deps" ]; then echo "pkg/config must not depend on:"; echo "$$deps"; exit 1; fi
+	GOOS=darwin CGO_ENABLED=0 $(GO) build -tags nocv -o /dev/null .
 	cd e2e && $(GO) vet -tags e2e ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd e2e && $(GO) run $(STATICCHECK) -tags e2e ./...

@@ -158,7 +158,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	ip := s.clientIP(r)
-	release, ok := s.admitOr429(w, ip)
+	release, ok := s.viewers.admitOr429(w, ip)
 	if !ok {
 		return
 	}

@@ -62,7 +62,7 @@ func (s *Server) muxStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ip := s.clientIP(r)
-	release, ok := s.admitOr429(w, ip)
+	release, ok := s.viewers.admitOr429(w, ip)
 	if !ok {
 		return
 	}

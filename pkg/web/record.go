@@ -202,20 +202,13 @@ func (s *Server) sendExport(w http.ResponseWriter, r *http.Request, camera strin
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	s.viewersMu.Lock()
-	if s.o.MaxExports > 0 && s.exports >= s.o.MaxExports {
-		s.viewersMu.Unlock()
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("server at its export limit (%d, recording.max_exports)", s.o.MaxExports))
+	// One cap for the whole server, not per address: exports are few
+	// and each holds an encoder.
+	release, ok := s.exports.admitOr429(w, "")
+	if !ok {
 		return
 	}
-	s.exports++
-	s.viewersMu.Unlock()
-	defer func() {
-		s.viewersMu.Lock()
-		s.exports--
-		s.viewersMu.Unlock()
-	}()
+	defer release()
 	// Encoding takes a while: the response is written once it is done.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	mp4, err := s.o.Recordings.Export(r.Context(), camera, from, to)

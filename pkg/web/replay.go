@@ -78,10 +78,8 @@ func (s *Server) replayStream(w http.ResponseWriter, r *http.Request, id string)
 		return
 	}
 	ip := s.clientIP(r)
-	release, refusal := s.admitReplay(ip)
-	if release == nil {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, refusal)
+	release, ok := s.replays.admitOr429(w, ip)
+	if !ok {
 		return
 	}
 	defer release()
@@ -144,26 +142,4 @@ func (s *Server) cameraRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"camera": id, "oldest": oldest, "newest": newest})
-}
-
-// admitReplay counts a new replay, or says why it cannot be opened.
-func (s *Server) admitReplay(ip string) (release func(), refusal string) {
-	s.viewersMu.Lock()
-	defer s.viewersMu.Unlock()
-	if s.o.MaxReplays > 0 && s.replays >= s.o.MaxReplays {
-		return nil, fmt.Sprintf("server at its replay limit (%d)", s.o.MaxReplays)
-	}
-	if s.o.MaxReplaysPerIP > 0 && s.replaysPerIP[ip] >= s.o.MaxReplaysPerIP {
-		return nil, fmt.Sprintf("too many replays from %s (limit %d)", ip, s.o.MaxReplaysPerIP)
-	}
-	s.replays++
-	s.replaysPerIP[ip]++
-	return func() {
-		s.viewersMu.Lock()
-		defer s.viewersMu.Unlock()
-		s.replays--
-		if s.replaysPerIP[ip]--; s.replaysPerIP[ip] <= 0 {
-			delete(s.replaysPerIP, ip)
-		}
-	}, ""
 }

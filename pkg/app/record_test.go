@@ -3,7 +3,6 @@
 package app
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/mjpeg"
 	"github.com/streamd/streamd/pkg/record"
+	"github.com/streamd/streamd/pkg/testutil/mp4check"
 	"github.com/streamd/streamd/pkg/vision/visiontest"
 )
 
@@ -43,30 +43,16 @@ func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *con
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: scriptedMotion(t), Loop: true, FPS: 30, Quality: 70}}
+	cfg.Cameras = []config.CameraConfig{{ID: "p", Source: scriptedMotion(t, 320, 180), Loop: true, FPS: 30, Quality: 70}}
 	return cfg
 }
 
-// scriptedMotion writes a 10 s clip at 30 fps, looped by the camera: a
-// still scene for 5 s, then an object crossing it for 3 s, then still
-// again: an event every 10 s.
-func scriptedMotion(t *testing.T) string {
+// scriptedMotion writes the scripted clip (visiontest.ScriptedMotion, 10 s
+// at 30 fps, looped by the camera: an event every 10 s) at w x h.
+func scriptedMotion(t *testing.T, w, h int) string {
 	t.Helper()
-	return scriptedMotionSized(t, 320, 180)
-}
-
-func scriptedMotionSized(t *testing.T, w, h int) string {
-	t.Helper()
-	clip, err := visiontest.MovingObject(visiontest.Options{Width: w, Height: h, Frames: 240, Warmup: 150})
-	if err != nil {
-		t.Fatal(err)
-	}
-	still, err := visiontest.Still(visiontest.Options{Width: w, Height: h, Frames: 60, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "scripted.avi")
-	if err := visiontest.WriteVideo(path, append(clip, still...), 30); err != nil {
+	if err := visiontest.WriteScriptedMotion(path, w, h); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -227,7 +213,7 @@ func TestRecordingTiers(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/mp4" {
 		t.Fatalf("export: %d %s %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), mp4)
 	}
-	d, err := mp4Duration(mp4)
+	d, err := mp4check.Duration(mp4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +226,7 @@ func TestRecordingTiers(t *testing.T) {
 	}
 	clip, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if d, err := mp4Duration(clip); resp.StatusCode != 200 || err != nil || d < ev.End.Sub(ev.Start)+cfg.Record.PreRoll {
+	if d, err := mp4check.Duration(clip); resp.StatusCode != 200 || err != nil || d < ev.End.Sub(ev.Start)+cfg.Record.PreRoll {
 		t.Errorf("event clip: %d, %s, %v", resp.StatusCode, d, err)
 	}
 	for q, want := range map[string]int{
@@ -441,34 +427,6 @@ func readAll(t *testing.T, client sarama.Client, topic string, fn func(*sarama.C
 	}
 }
 
-// mp4Duration reads the duration of an MP4 from its movie header (mvhd).
-func mp4Duration(b []byte) (time.Duration, error) {
-	for i := 0; i+8 <= len(b); {
-		size := int(binary.BigEndian.Uint32(b[i:]))
-		typ := string(b[i+4 : i+8])
-		if size < 8 || i+size > len(b) {
-			return 0, fmt.Errorf("mp4: bad box %q of %d bytes at %d", typ, size, i)
-		}
-		switch typ {
-		case "moov":
-			b, i = b[i+8:i+size], 0
-			continue
-		case "mvhd":
-			box := b[i+8 : i+size]
-			if box[0] == 1 {
-				scale := binary.BigEndian.Uint32(box[20:])
-				dur := binary.BigEndian.Uint64(box[24:])
-				return time.Duration(float64(dur) / float64(scale) * float64(time.Second)), nil
-			}
-			scale := binary.BigEndian.Uint32(box[12:])
-			dur := binary.BigEndian.Uint32(box[16:])
-			return time.Duration(float64(dur) / float64(scale) * float64(time.Second)), nil
-		}
-		i += size
-	}
-	return 0, fmt.Errorf("mp4: no movie header")
-}
-
 // unixParam writes t as a replay time parameter: unix seconds.
 func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
 
@@ -482,7 +440,7 @@ func TestRecordingBudget(t *testing.T) {
 		"recording.max_bytes": strconv.Itoa(budget), "recording.full_share": "0.25",
 		"kafka.retention": "1m",
 	})
-	cfg.Cameras[0].Source = scriptedMotionSized(t, 640, 360)
+	cfg.Cameras[0].Source = scriptedMotion(t, 640, 360)
 	cfg.Cameras[0].Quality = 95
 	a, base := startRecording(t, cfg)
 	waitStatus(t, base+"/snapshot/p", 200)

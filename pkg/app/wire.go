@@ -54,7 +54,7 @@ func eventTopics(cfg *config.Config, k *kafka.Conns) {
 }
 
 // recordTopics asks for the recording topics, with retention from
-// recording.retain and recording.max_bytes (README, "Recording").
+// recording.retain and recording.max_bytes (docs/recording.md).
 func recordTopics(cfg *config.Config, k *kafka.Conns) {
 	rc := cfg.Record
 	perPart := func(share float64) int64 {

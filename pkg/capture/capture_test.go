@@ -324,7 +324,7 @@ func BenchmarkPatternEncode720p(b *testing.B) {
 }
 
 // BenchmarkPatternRecordingFormats measures what recording the 720p test
-// pattern costs per format (README, "Recording"): JPEG q80 frames as they
+// pattern costs per format (docs/recording.md): JPEG q80 frames as they
 // come from capture, and H.264 MP4 (video.Encode) of the same 30 fps frames.
 // It reports bytes per second of video and, for H.264, the encode time per
 // frame.

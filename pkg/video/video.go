@@ -3,7 +3,7 @@
 // keep full-rate event footage ten times smaller than JPEG, the web node to
 // play that footage back frame by frame and to export MP4 clips.
 //
-// Choices, from measurements on Debian's OpenCV 4.6 (README, "Recording"):
+// Choices, from measurements on Debian's OpenCV 4.6 (docs/recording.md):
 //
 //   - Two codecs: H.264 ("avc1"), which every browser's <video> plays: the
 //     exports and, by default, recorded chunks; MPEG-4 Part 2 ("mp4v"),

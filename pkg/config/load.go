@@ -179,7 +179,19 @@ func checkKeys(raw map[string]any, t reflect.Type, prefix string) error {
 // sections (cameras) can only be set in the file.
 func leafKeys(t reflect.Type, prefix string) map[string]string {
 	out := map[string]string{}
-	for i := 0; i < t.NumField(); i++ {
+	eachKey(t, prefix, func(path string) {
+		if !strings.Contains(path, "[]") {
+			out[strings.ReplaceAll(path, ".", "_")] = path
+		}
+	})
+	return out
+}
+
+// eachKey calls fn with the dotted path of every scalar or list key of t's
+// koanf tags, sections walked into; the keys of a list of sections
+// (cameras) are written with "[]" after the list: cameras[].motion.masks.
+func eachKey(t reflect.Type, prefix string, fn func(path string)) {
+	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("koanf")
 		if tag == "" {
@@ -188,15 +200,13 @@ func leafKeys(t reflect.Type, prefix string) map[string]string {
 		path := join(prefix, tag)
 		switch {
 		case isSection(f.Type):
-			for k, v := range leafKeys(f.Type, path) {
-				out[k] = v
-			}
+			eachKey(f.Type, path, fn)
 		case f.Type.Kind() == reflect.Slice && isSection(f.Type.Elem()):
+			eachKey(f.Type.Elem(), path+"[]", fn)
 		default:
-			out[strings.ReplaceAll(path, ".", "_")] = path
+			fn(path)
 		}
 	}
-	return out
 }
 
 func keyList(leaves map[string]string) string {

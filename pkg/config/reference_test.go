@@ -207,26 +207,11 @@ func expandedReference(t *testing.T) string {
 	return expandExamples(string(b))
 }
 
-// structKeys lists the keys of t's koanf tags, leaves only, with "[]" after
-// a list of sections: cameras[].motion.masks.
+// structKeys lists the keys of t's koanf tags (eachKey), leaves only, with
+// "[]" after a list of sections: cameras[].motion.masks.
 func structKeys(t reflect.Type, prefix string) []string {
 	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("koanf")
-		if tag == "" {
-			continue
-		}
-		path := join(prefix, tag)
-		switch {
-		case isSection(f.Type):
-			out = append(out, structKeys(f.Type, path)...)
-		case f.Type.Kind() == reflect.Slice && isSection(f.Type.Elem()):
-			out = append(out, structKeys(f.Type.Elem(), path+"[]")...)
-		default:
-			out = append(out, path)
-		}
-	}
+	eachKey(t, prefix, func(path string) { out = append(out, path) })
 	return out
 }
 

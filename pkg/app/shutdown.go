@@ -40,8 +40,8 @@ type stopBudgeter interface {
 // Close never races a running Run (Component's contract), and the process
 // is exiting anyway. Shutdown is idempotent; later calls return the first
 // call's result. Components that fail to close cleanly (a broker already
-// gone, say) are logged; components that are stuck are the error. ctx
-// bounds the whole shutdown.
+// gone, say) are logged; components that are stuck are the error. ctx's
+// deadline bounds the whole shutdown.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		_ = a.notify.Stopping()
@@ -76,11 +76,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return a.shutdownErr
 }
 
-// awaitWithin waits for done for at most budget, and no longer than ctx
-// allows; once ctx has ended, for lateGrace. It reports whether done closed.
+// awaitWithin waits for done for at most budget, and no longer than ctx's
+// deadline plus lateGrace. It reports whether done closed.
 func awaitWithin(ctx context.Context, done <-chan struct{}, budget time.Duration) bool {
-	if ctx.Err() != nil {
-		budget = lateGrace
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, max(time.Until(dl), 0)+lateGrace)
 	}
 	t := time.NewTimer(budget)
 	defer t.Stop()
@@ -88,16 +88,6 @@ func awaitWithin(ctx context.Context, done <-chan struct{}, budget time.Duration
 	case <-done:
 		return true
 	case <-t.C:
-		return false
-	case <-ctx.Done():
-	}
-	// The shutdown's bound ended during this wait.
-	t2 := time.NewTimer(lateGrace)
-	defer t2.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t2.C:
 		return false
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/eventfeed"
@@ -61,6 +62,9 @@ type App struct {
 	metrics   *metrics.Metrics
 	notify    *sdnotify.Notifier
 	readyFile string
+	// clock is the analyzer's clock; nil is time.Now. The recording
+	// tests set it to the capture time they play.
+	clock func() time.Time
 
 	// components in start order; closed in reverse.
 	components []Component
@@ -126,7 +130,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 			a.recs = newRecordings(cfg, log, a.kafka)
 			a.components = append(a.components, a.view, a.events, a.recs)
 		case config.PartAnalyze:
-			an, err := newAnalyze(cfg, log, a.kafka)
+			an, err := newAnalyze(cfg, log, a.kafka, a.clock)
 			if err != nil {
 				return nil, err
 			}

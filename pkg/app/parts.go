@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/streamd/streamd/pkg/analysis"
 	"github.com/streamd/streamd/pkg/analyzer"
@@ -48,12 +49,12 @@ func cameraIDs(cams []config.CameraConfig) []string {
 // analyze adapts the analysis to a reloaded configuration.
 type analyze struct{ *analysis.Analysis }
 
-func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (analyze, error) {
+func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func() time.Time) (analyze, error) {
 	ac := cfg.Analyzer
 	an, err := analysis.New(analysis.Options{
 		FramesTopic: cfg.Kafka.Topic, Group: ac.Group, SessionTimeout: ac.SessionTimeout,
 		EventsTopic: ac.EventsTopic, SnapshotsTopic: ac.SnapshotsTopic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag,
+		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
 			Tracker: events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap}},
 		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
 		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,

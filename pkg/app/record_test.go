@@ -115,12 +115,20 @@ type eventJSON struct {
 // twice. Snapshots anywhere in the recording are within the reduced
 // tier's interval; an export has the length asked for.
 func TestRecordingTiers(t *testing.T) {
-	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
-	cfg := recordingConfig(t, "", nil)
-	_, base := startRecording(t, cfg)
+	t.Parallel() // the recording scenarios run side by side
+	// Three minutes of capture time, played as fast as the analyzer and
+	// the recorder take them, ending (at the earliest) 30 s from now:
+	// the frames topic retains the last 30 s of capture time.
+	cfg := recordingConfig(t, "", map[string]string{"embedded.retention_check": "1h"})
+	// On the millisecond: a replay's or snapshot's moment is in ms.
+	started := time.Now().Add(-3*time.Minute + 30*time.Second).Truncate(time.Millisecond)
+	end := started.Add(3 * time.Minute)
+	cam, base := startSynthetic(t, cfg, started)
+	cam.play(end)
+	if held := end.Sub(cam.oldestFrame()); held < 25*time.Second || held > 40*time.Second {
+		t.Fatalf("the frames topic holds %s of capture time, want its retention's 30 s", held)
+	}
 	waitStatus(t, base+"/snapshot/p", 200)
-	started := time.Now()
-	time.Sleep(3 * time.Minute)
 
 	var rg struct{ Oldest, Newest time.Time }
 	getJSON(t, base+"/api/cameras/p/range", &rg)
@@ -192,7 +200,7 @@ func TestRecordingTiers(t *testing.T) {
 
 	// Crossing into the frames topic: from 50 s ago (recorded only before
 	// the topic's start) to live, strictly increasing, no gap over 1.1 s.
-	cross := replayParts(t, base, time.Now().Add(-50*time.Second), time.Now().Add(-2*time.Second))
+	cross := replayParts(t, base, end.Add(-50*time.Second), end.Add(-2*time.Second))
 	for i := 1; i < len(cross); i++ {
 		if gap := cross[i].Timestamp.Sub(cross[i-1].Timestamp); gap <= 0 || gap > 1100*time.Millisecond {
 			t.Fatalf("crossing: frame %d comes %s after the one before", i, gap)
@@ -434,15 +442,19 @@ func unixParam(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMi
 // budget plus a segment per tier, the oldest recording moves forward, and
 // the storage report says the budget cuts the camera short.
 func TestRecordingBudget(t *testing.T) {
-	t.Parallel() // minutes of mostly waiting: the recording scenarios run side by side
+	t.Parallel() // the recording scenarios run side by side
 	const budget = 4 << 20
 	cfg := recordingConfig(t, "", map[string]string{
 		"recording.max_bytes": strconv.Itoa(budget), "recording.full_share": "0.25",
-		"kafka.retention": "1m",
+		"kafka.retention": "1m", "embedded.retention_check": "1h",
 	})
 	cfg.Cameras[0].Source = scriptedMotion(t, 640, 360)
 	cfg.Cameras[0].Quality = 95
-	a, base := startRecording(t, cfg)
+	// Up to 150 s of capture time, played as fast as the analyzer and the
+	// recorder take them.
+	cam, base := startSynthetic(t, cfg, time.Now().Add(-150*time.Second).Truncate(time.Millisecond))
+	a := cam.a
+	cam.play(cam.next.Add(time.Second))
 	waitStatus(t, base+"/snapshot/p", 200)
 	type storage struct {
 		Cameras []struct {
@@ -451,9 +463,9 @@ func TestRecordingBudget(t *testing.T) {
 		}
 	}
 	var firstCut time.Time
-	deadline := time.Now().Add(150 * time.Second)
+	deadline := cam.next.Add(150 * time.Second)
 	for {
-		time.Sleep(5 * time.Second)
+		cam.play(cam.next.Add(5 * time.Second))
 		var st storage
 		getJSON(t, base+"/api/storage", &st)
 		if len(st.Cameras) == 1 && st.Cameras[0].BudgetCut {
@@ -463,7 +475,7 @@ func TestRecordingBudget(t *testing.T) {
 				break // the oldest moved on
 			}
 		}
-		if time.Now().After(deadline) {
+		if cam.next.After(deadline) {
 			t.Fatalf("the budget never cut the recording, or its oldest did not move: %+v (first cut at %s)", st, firstCut)
 		}
 	}

@@ -184,6 +184,10 @@ func (b *Broker) ShuffleLeaders() { b.cluster.ShufflePartitionLeaders() }
 // no longer coordinates.
 func (b *Broker) MoveCoordinators() { b.cluster.RehashCoordinators() }
 
+// ApplyRetention enforces every topic's retention.ms and retention.bytes
+// now, as the periodic retention check does.
+func (b *Broker) ApplyRetention() { b.cluster.ApplyRetention() }
+
 // LeaderFor returns the node leading a partition, or -1.
 func (b *Broker) LeaderFor(topic string, partition int32) int32 {
 	return b.cluster.LeaderFor(topic, partition)

@@ -614,14 +614,36 @@ func (r *Recorder) Collect(s *metrics.Snapshot) {
 		Chunks: r.chunks.Load(), Errors: r.errs.Load(), Invalid: r.invalid.Load(),
 	}
 	now := time.Now()
+	for _, p := range r.Progress() {
+		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: p.Camera, Lag: now.Sub(p.Recorded).Seconds()})
+	}
+}
+
+// CameraProgress is how far the recorder has come with one camera, in
+// capture time.
+type CameraProgress struct {
+	Camera string
+	// Taken is the capture time of the newest frame read.
+	Taken time.Time
+	// Recorded is the capture time up to which the camera is written:
+	// Taken, or the end of the last full-tier chunk written while others
+	// wait for an encoder. The recorder's lag is now minus Recorded.
+	Recorded time.Time
+}
+
+// Progress lists the cameras of the partitions this recorder holds that
+// it has read a frame of, in no particular order.
+func (r *Recorder) Progress() []CameraProgress {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]CameraProgress, 0, len(r.cams))
 	for _, c := range r.cams {
 		if c.partition < 0 || c.taken.IsZero() {
 			continue
 		}
-		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: c.id, Lag: now.Sub(c.recorded()).Seconds()})
+		out = append(out, CameraProgress{Camera: c.id, Taken: c.taken, Recorded: c.recorded()})
 	}
-	r.mu.Unlock()
+	return out
 }
 
 // recorded is the capture time up to which the camera is recorded: the

@@ -342,6 +342,10 @@ func exportPath(from, to time.Time) string {
 // chunks whose headers list each frame's seq and capture time. The
 // recorder's metrics agree with what the topics hold.
 func TestRecordingKafkaInterop(t *testing.T) {
+	// Mostly waiting for an event and the recorder, with no timing bound:
+	// it runs beside TestRecordingExportPlaysInChromium, after the suite's
+	// timing-sensitive tests.
+	t.Parallel()
 	kcat := requireTool(t, "kcat")
 	p := recStart(t, "", "")
 	started := time.Now()
@@ -659,6 +663,7 @@ const recPlayJS = `(async (src, label, eventAt) => {
 // parameter; and recording.max_exports refuses an export over the cap
 // with 429 while another is encoding, not after.
 func TestRecordingExportPlaysInChromium(t *testing.T) {
+	t.Parallel() // beside TestRecordingKafkaInterop: mostly waiting
 	kcat := requireTool(t, "kcat")
 	p := recStart(t, "  retention: 20s\n", "  max_exports: 1\n")
 	ev := waitEnded(t, p, recCamera, 60*time.Second)

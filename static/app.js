@@ -84,9 +84,16 @@ async function refreshStorage() {
       const el = tiles.get(c.camera);
       if (!el || !c.held) continue;
       const h = el.querySelector(".held");
-      h.textContent = `rec ${c.held}`;
-      h.title = c.budget_cut ? "recording.max_bytes removes recordings younger than recording.retain" : `recorded back ${c.held}`;
-      h.classList.toggle("warn", c.budget_cut);
+      // The recorder's lag is known where it runs in this process; past
+      // 2 s it is falling behind (encoding slower than the camera).
+      const lag = c.recorder_lag_seconds;
+      const behind = lag !== undefined && lag > 2;
+      const lost = c.recorder_lost_frames || 0; // removed by retention before the recorder read them
+      h.textContent = `rec ${c.held}` + (behind ? ` · ${Math.round(lag)} s behind` : "") + (lost ? ` · ${lost} frames lost` : "");
+      h.title = lost ? `${lost} frames were not recorded: the recorder fell further behind than the frames topic's retention`
+        : behind ? `the recorder is ${Math.round(lag)} s behind the camera: it records from the frames topic while it catches up`
+        : c.budget_cut ? "recording.max_bytes removes recordings younger than recording.retain" : `recorded back ${c.held}`;
+      h.classList.toggle("warn", c.budget_cut || behind || lost > 0);
     }
   } catch (_) { /* next time */ }
 }

@@ -137,8 +137,11 @@ function drawSpans() {
 }
 function drawTimeline() {
   drawSpans();
-  $("tl-held").textContent = storage ? `recorded back ${storage.held}${storage.budget_cut ? " (cut short by recording.max_bytes)" : ""}` : "";
-  $("tl-held").classList.toggle("warn", !!(storage && storage.budget_cut));
+  const lag = storage ? storage.recorder_lag_seconds : undefined;
+  const behind = lag !== undefined && lag > 2; // the recorder falls behind
+  const lost = storage ? storage.recorder_lost_frames || 0 : 0;
+  $("tl-held").textContent = storage ? `recorded back ${storage.held}${storage.budget_cut ? " (cut short by recording.max_bytes)" : ""}${behind ? `; the recorder is ${Math.round(lag)} s behind` : ""}${lost ? `; ${lost} frames lost (the recorder fell further behind than the frames topic's retention)` : ""}` : "";
+  $("tl-held").classList.toggle("warn", !!(storage && (storage.budget_cut || behind || lost)));
   $("tl-oldest").textContent = range.oldest ? fmt(range.oldest) : "";
   $("tl-newest").textContent = range.newest ? fmt(range.newest) : "";
   $("tl-events").replaceChildren(...camEvents.map((e) => {

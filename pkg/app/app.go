@@ -25,6 +25,7 @@ import (
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/recindex"
+	"github.com/streamd/streamd/pkg/recorder"
 	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
@@ -155,7 +156,13 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
 		wo.Events = a.events
-		rp := newPlayback(cfg, a.kafka, a.view, a.recs)
+		var rec *recorder.Recorder
+		for _, c := range a.components {
+			if r, ok := c.(*recorder.Recorder); ok {
+				rec = r
+			}
+		}
+		rp := newPlayback(cfg, a.kafka, a.view, a.recs, rec)
 		wo.Replays, wo.Recordings = rp, rp
 		wo.MaxExport, wo.MaxExports = cfg.Record.MaxExport, cfg.Record.MaxExports
 		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll

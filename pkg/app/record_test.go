@@ -116,17 +116,22 @@ type eventJSON struct {
 // tier's interval; an export has the length asked for.
 func TestRecordingTiers(t *testing.T) {
 	t.Parallel() // the recording scenarios run side by side
-	// Three minutes of capture time, played as fast as the analyzer and
-	// the recorder take them, ending (at the earliest) 30 s from now:
-	// the frames topic retains the last 30 s of capture time.
-	cfg := recordingConfig(t, "", map[string]string{"embedded.retention_check": "1h"})
+	// Three minutes of capture time up to now, played as fast as the
+	// analyzer and the recorder take them. The frames topic retains a
+	// minute: by record timestamp (capture time) against the wall clock,
+	// so at the end it holds the last minute less the play's own time.
+	cfg := recordingConfig(t, "", map[string]string{"embedded.retention_check": "1h", "kafka.retention": "60s"})
 	// On the millisecond: a replay's or snapshot's moment is in ms.
-	started := time.Now().Add(-3*time.Minute + 30*time.Second).Truncate(time.Millisecond)
+	started := time.Now().Add(-3 * time.Minute).Truncate(time.Millisecond)
 	end := started.Add(3 * time.Minute)
 	cam, base := startSynthetic(t, cfg, started)
 	cam.play(end)
-	if held := end.Sub(cam.oldestFrame()); held < 25*time.Second || held > 40*time.Second {
-		t.Fatalf("the frames topic holds %s of capture time, want its retention's 30 s", held)
+	want := time.Minute - time.Since(end) // retention was applied as play ended
+	if held := end.Sub(cam.oldestFrame()); held < want-2*time.Second || held > want+time.Second {
+		t.Fatalf("the frames topic holds %s of capture time, want %s (its retention of a minute, less %s since the last frame)", held, want, time.Since(end))
+	}
+	if want < 25*time.Second {
+		t.Fatalf("playing 3 minutes took until %s after the last frame's capture time: too slow for the frames topic to hold the crossing", time.Since(end))
 	}
 	waitStatus(t, base+"/snapshot/p", 200)
 
@@ -135,8 +140,8 @@ func TestRecordingTiers(t *testing.T) {
 	if rg.Oldest.After(started.Add(5 * time.Second)) {
 		t.Fatalf("range starts %s after the start: the recording is not in it", rg.Oldest.Sub(started))
 	}
-	// The frames topic holds the last 30-40 s: the first two minutes are
-	// in the recording only.
+	// The frames topic holds less than the last minute: the first two
+	// minutes are in the recording only.
 	var evs []eventJSON
 	getJSON(t, base+"/api/events?camera=p&limit=100", &evs)
 	var ev *eventJSON
@@ -253,6 +258,7 @@ func TestRecordingTiers(t *testing.T) {
 			Camera      string
 			HeldSeconds float64 `json:"held_seconds"`
 			Held        string
+			RecorderLag *float64 `json:"recorder_lag_seconds"`
 			Tiers       []struct {
 				Tier         string
 				Bytes        int64
@@ -268,6 +274,13 @@ func TestRecordingTiers(t *testing.T) {
 		if tier.Bytes <= 0 || tier.BytesPerHour <= 0 {
 			t.Errorf("storage of tier %s: %+v", tier.Tier, tier)
 		}
+	}
+	// The recorder in this process recorded up to the last frame played.
+	wantLag := time.Since(end).Seconds()
+	if lag := st.Cameras[0].RecorderLag; lag == nil {
+		t.Error("storage: no recorder_lag_seconds, with the recorder in this process")
+	} else if *lag < wantLag-2 || *lag > wantLag+2 {
+		t.Errorf("storage: recorder_lag_seconds %.1f, want %.1f (now minus the last frame played)", *lag, wantLag)
 	}
 }
 

@@ -51,6 +51,13 @@ type synthCamera struct {
 // from capture time start on, and starts it.
 func startSynthetic(t *testing.T, cfg *config.Config, start time.Time) (*synthCamera, string) {
 	t.Helper()
+	return startSyntheticWith(t, cfg, start, nil)
+}
+
+// startSyntheticWith is startSynthetic with tune called on the App before
+// it starts.
+func startSyntheticWith(t *testing.T, cfg *config.Config, start time.Time, tune func(*App)) (*synthCamera, string) {
+	t.Helper()
 	cc := cfg.Cameras[0]
 	frames, err := visiontest.ReadVideo(cc.Source, 0, 0, 0, cc.Quality)
 	if err != nil {
@@ -81,6 +88,9 @@ func startSynthetic(t *testing.T, cfg *config.Config, start time.Time) (*synthCa
 	}
 	if !sup || s.an == nil || s.rec == nil || s.a.broker == nil {
 		t.Fatal("synthetic camera: the config has no camera, analyzer, recorder or embedded broker")
+	}
+	if tune != nil {
+		tune(s.a)
 	}
 	if err := s.a.Start(); err != nil {
 		t.Fatal(err)
@@ -182,4 +192,30 @@ func (s *synthCamera) oldestFrame() time.Time {
 		s.t.Fatal("the frames topic holds no frame")
 	}
 	return oldest
+}
+
+// publish publishes frames up to capture time until without waiting for
+// the analyzer or the recorder (never one captured after now).
+func (s *synthCamera) publish(until time.Time) {
+	s.t.Helper()
+	for !s.next.After(until) {
+		if wait := time.Until(s.next); wait > 0 {
+			time.Sleep(wait)
+		}
+		f := &frame.Frame{Camera: s.a.cfg.Cameras[0].ID, Seq: s.seq, CapturedAt: s.next, Width: s.w, Height: s.h,
+			ContentType: frame.TypeJPEG, Data: s.jpegs[int(s.seq)%len(s.jpegs)]}
+		s.clock.Store(s.next.UnixNano())
+		if err := s.prod.Publish(f); err != nil {
+			s.t.Fatalf("synthetic camera: frame %d: %v", s.seq, err)
+		}
+		s.seq++
+		s.next = s.next.Add(s.period)
+		// Stay within the producer's backlog: wait for the broker.
+		for deadline := time.Now().Add(10 * time.Second); s.prod.Stats().Sent+16 < s.seq; {
+			if time.Now().After(deadline) {
+				s.t.Fatalf("synthetic camera: %d of %d frames acknowledged after 10 s", s.prod.Stats().Sent, s.seq)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }

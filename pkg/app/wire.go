@@ -112,7 +112,20 @@ func newRecordings(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *recind
 		MaxBytes: rc.MaxBytes, Retain: rc.Retain, Chunk: rc.Chunk, Interval: rc.Interval, Logger: log}, k)
 }
 
-func newPlayback(cfg *config.Config, k *kafka.Conns, v *view, rec *recindex.Index) *playback.Replays {
-	return playback.New(playback.Options{FramesTopic: cfg.Kafka.Topic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-		MaxFPS: cfg.Replay.MaxFPS, FullTopic: cfg.Record.FullTopic, ReducedTopic: cfg.Record.ReducedTopic}, k, v.hub, rec)
+// newPlayback returns the replays and recordings of a viewer node; with
+// local, the recorder of this process (nil: none), its storage report says how far
+// behind the recorder is.
+func newPlayback(cfg *config.Config, k *kafka.Conns, v *view, rec *recindex.Index, local *recorder.Recorder) *playback.Replays {
+	o := playback.Options{FramesTopic: cfg.Kafka.Topic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		MaxFPS: cfg.Replay.MaxFPS, FullTopic: cfg.Record.FullTopic, ReducedTopic: cfg.Record.ReducedTopic}
+	if local != nil {
+		o.Recorder = func() map[string]playback.RecorderProgress {
+			m := map[string]playback.RecorderProgress{}
+			for _, p := range local.Progress() {
+				m[p.Camera] = playback.RecorderProgress{RecordedUntil: p.Recorded, Lost: p.Lost}
+			}
+			return m
+		}
+	}
+	return playback.New(o, k, v.hub, rec)
 }

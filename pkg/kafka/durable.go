@@ -23,12 +23,24 @@ type DurableSink interface {
 	// Record is called for each record, in order per partition, from one
 	// goroutine per partition.
 	Record(rec Record)
+	// Skipped says that the records of partition from offset from up to
+	// to (exclusive) were removed by retention before this member read
+	// them; reading goes on at to. It is called after Assigned and
+	// before the partition's next record.
+	Skipped(partition int32, from, to int64)
 }
 
 // Durable is a consumer group member for work that must not be lost or
 // done twice, such as recording: unlike Consumer, it starts where the
 // group last committed (the newest record if the group never committed),
 // and commits only what its sink says is done, with metadata (Commit).
+//
+// A member that falls further behind than the topic's retention goes on
+// from the oldest record still held (not from the newest, as sarama's
+// reset would), and says what was lost (DurableSink.Skipped): when the
+// partition's fetch goes out of range, the session is restarted, and its
+// setup moves every committed offset older than the partition's start to
+// the start.
 type Durable struct {
 	client  sarama.Client
 	group   sarama.ConsumerGroup
@@ -38,6 +50,7 @@ type Durable struct {
 	log     *slog.Logger
 
 	sess      atomic.Pointer[sarama.ConsumerGroupSession]
+	restart   atomic.Pointer[context.CancelFunc] // ends the running session
 	consuming atomic.Bool
 	errCount  atomic.Uint64
 	closeOnce sync.Once
@@ -64,7 +77,10 @@ func NewDurable(client sarama.Client, groupID, topic string, sink DurableSink, l
 // Run consumes until ctx ends, rejoining the group after errors.
 func (d *Durable) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		err := d.group.Consume(ctx, []string{d.topic}, durableHandler{d})
+		sctx, cancel := context.WithCancel(ctx)
+		d.restart.Store(&cancel)
+		err := d.group.Consume(sctx, []string{d.topic}, durableHandler{d})
+		cancel()
 		d.consuming.Store(false)
 		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return nil
@@ -149,13 +165,38 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 	if err != nil {
 		return fmt.Errorf("durable setup: committed offsets: %w", err)
 	}
+	type skip struct {
+		partition int32
+		from, to  int64
+	}
+	var skips []skip
 	for _, p := range parts {
 		meta[p] = ""
-		if b := resp.GetBlock(d.topic, p); b != nil && b.Err == sarama.ErrNoError {
-			meta[p] = b.Metadata
+		b := resp.GetBlock(d.topic, p)
+		if b == nil || b.Err != sarama.ErrNoError {
+			continue
+		}
+		meta[p] = b.Metadata
+		if b.Offset < 0 {
+			continue // never committed: from the newest
+		}
+		oldest, err := d.client.GetOffset(d.topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("durable setup: oldest offset of %s/%d: %w", d.topic, p, err)
+		}
+		if b.Offset < oldest {
+			// Retention removed what this group had not read: go on
+			// from the oldest record held (MarkOffset moves forward).
+			sess.MarkOffset(d.topic, p, oldest, b.Metadata)
+			skips = append(skips, skip{p, b.Offset, oldest})
 		}
 	}
 	d.sink.Assigned(meta)
+	for _, s := range skips {
+		d.log.Warn("records removed by retention before they were read; going on from the oldest held",
+			"topic", d.topic, "partition", s.partition, "from", s.from, "to", s.to, "records", s.to-s.from)
+		d.sink.Skipped(s.partition, s.from, s.to)
+	}
 	d.sess.Store(&sess)
 	d.consuming.Store(true)
 	d.log.Info("consuming", "topic", d.topic, "partitions", len(parts), "generation", sess.GenerationID())
@@ -173,6 +214,16 @@ func (h durableHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 		select {
 		case msg, ok := <-claim.Messages():
 			if !ok {
+				if sess.Context().Err() == nil {
+					// The partition consumer stopped by itself: its
+					// fetch went out of range (retention removed
+					// records not read yet). A new session's setup
+					// goes on from the oldest record held.
+					h.d.log.Warn("partition consumer stopped; restarting the session", "topic", claim.Topic(), "partition", claim.Partition())
+					if cancel := h.d.restart.Load(); cancel != nil {
+						(*cancel)()
+					}
+				}
 				return nil
 			}
 			h.d.sink.Record(fromSarama(msg))

@@ -39,8 +39,9 @@ type Recorder struct {
 
 // RecorderCamera is the recorder's position on one camera.
 type RecorderCamera struct {
-	ID  string
-	Lag float64 // seconds from the capture time recorded up to, to now
+	ID   string
+	Lag  float64 // seconds from the capture time recorded up to, to now
+	Lost uint64  // frames never recorded: removed by retention before the recorder read them
 }
 
 // Storage is what the recording holds of one camera in one tier.
@@ -182,12 +183,13 @@ var (
 	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
 	descRecBytes = prometheus.NewDesc("streamd_recorder_bytes_total", "Recording bytes written, by tier.", []string{"tier"}, nil)
 	descRecFrms  = prometheus.NewDesc("streamd_recorder_frames_total", "Frames recorded, by tier.", []string{"tier"}, nil)
+	descRecLost  = prometheus.NewDesc("streamd_recorder_lost_frames_total", "Frames the recorder never recorded: the frames topic's retention removed them before it read them (it fell further behind than the retention).", []string{"camera"}, nil)
 	descRecLag   = prometheus.NewDesc("streamd_recorder_lag_seconds", "Now minus the capture time up to which the recorder has recorded the camera (full tier while chunks wait for an encoder).", []string{"camera"}, nil)
 	descRecErr   = prometheus.NewDesc("streamd_recorder_errors_total", "Recording writes that failed (and were retried) or chunks that could not be encoded.", nil, nil)
 	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
-	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -238,6 +240,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRecErr, prometheus.CounterValue, float64(r.Errors))
 		for _, c := range r.Cameras {
 			ch <- prometheus.MustNewConstMetric(descRecLag, prometheus.GaugeValue, c.Lag, c.ID)
+			ch <- prometheus.MustNewConstMetric(descRecLost, prometheus.CounterValue, float64(c.Lost), c.ID)
 		}
 	}
 	for _, st := range s.Storage {

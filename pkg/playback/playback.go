@@ -43,6 +43,22 @@ type Options struct {
 	MaxFPS float64
 	// FullTopic and ReducedTopic are the recording tiers' topics.
 	FullTopic, ReducedTopic string
+	// Recorder, if set, says how far a recorder in this process is with
+	// each camera (from recorder.Progress); Storage then reports each
+	// camera's recorder lag and lost frames. Nil where the recorder runs
+	// elsewhere: those are in its own metrics.
+	Recorder func() map[string]RecorderProgress
+	// Now is the clock the lag is measured with; nil: time.Now.
+	Now func() time.Time
+}
+
+// RecorderProgress is how far the recorder of this process is with a
+// camera.
+type RecorderProgress struct {
+	// RecordedUntil is the capture time the camera is recorded up to.
+	RecordedUntil time.Time
+	// Lost counts frames never recorded: retention removed them first.
+	Lost uint64
 }
 
 // Client names the replays' Kafka client. Its partition consumers
@@ -446,8 +462,26 @@ func (s *fullSource) Next(ctx context.Context) (*frame.Frame, error) {
 // Close does nothing: chunks are fetched one at a time.
 func (s *fullSource) Close() {}
 
-// Storage reports what the recording holds (web.Recordings).
-func (r *Replays) Storage() []web.Storage { return r.rec.Storage() }
+// Storage reports what the recording holds (web.Recordings), with each
+// camera's recorder lag where the recorder is in this process.
+func (r *Replays) Storage() []web.Storage {
+	list := r.rec.Storage()
+	if r.o.Recorder == nil {
+		return list
+	}
+	now := time.Now
+	if r.o.Now != nil {
+		now = r.o.Now
+	}
+	progress, t := r.o.Recorder(), now()
+	for i := range list {
+		if p, ok := progress[list[i].Camera]; ok {
+			lag, lost := max(0, t.Sub(p.RecordedUntil).Seconds()), p.Lost
+			list[i].RecorderLag, list[i].RecorderLost = &lag, &lost
+		}
+	}
+	return list
+}
 
 // Spans returns the recording's spans of camera (web.Recordings).
 func (r *Replays) Spans(camera string, from, to time.Time) []web.Span {

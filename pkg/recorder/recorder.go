@@ -128,6 +128,13 @@ type recCam struct {
 	doneFull, doneReduced time.Time
 	agg                   *record.IndexEntry // reduced tier, the index entry being summed
 	worker                *encodeQueue
+	// Frames lost to retention (Skipped): the seq of the newest frame
+	// taken (seq, if any), whether a skip happened since, and the
+	// frames counted lost.
+	seq     uint64
+	hasSeq  bool
+	skipped bool
+	lost    uint64
 }
 
 // recPart is one partition of the frames topic this recorder reads.
@@ -314,6 +321,24 @@ func (r *Recorder) Assigned(metadata map[int32]string) {
 	}
 }
 
+// Skipped (kafka.DurableSink) learns that retention removed records of
+// partition before they were read. The frames lost are counted per
+// camera on the camera's next frame, from its sequence numbers, for the
+// cameras this recorder has read before; the Durable consumer logs the
+// records skipped.
+func (r *Recorder) Skipped(partition int32, from, to int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.cams {
+		if c.partition == partition {
+			c.skipped = true
+		}
+	}
+	if p, ok := r.parts[partition]; ok && p.next < to {
+		p.next = to
+	}
+}
+
 // Record (kafka.DurableSink) takes one record of the frames topic.
 func (r *Recorder) Record(rec kafka.Record) {
 	r.intake.RLock()
@@ -339,6 +364,13 @@ func (r *Recorder) Record(rec kafka.Record) {
 	if f.CapturedAt.After(c.taken) {
 		c.taken = f.CapturedAt
 	}
+	if c.skipped && c.hasSeq && f.Seq > c.seq+1 {
+		n := f.Seq - c.seq - 1
+		c.lost += n
+		r.log.Warn("frames never recorded: the frames topic's retention removed them before the recorder read them",
+			"camera", c.id, "frames", n, "lost_total", c.lost)
+	}
+	c.seq, c.hasSeq, c.skipped = f.Seq, true, false
 	reduced, chunks := c.rc.Add(f)
 	r.queue(c, chunks)
 	w := c.worker
@@ -615,7 +647,7 @@ func (r *Recorder) Collect(s *metrics.Snapshot) {
 	}
 	now := time.Now()
 	for _, p := range r.Progress() {
-		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: p.Camera, Lag: now.Sub(p.Recorded).Seconds()})
+		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: p.Camera, Lag: now.Sub(p.Recorded).Seconds(), Lost: p.Lost})
 	}
 }
 
@@ -629,6 +661,9 @@ type CameraProgress struct {
 	// Taken, or the end of the last full-tier chunk written while others
 	// wait for an encoder. The recorder's lag is now minus Recorded.
 	Recorded time.Time
+	// Lost counts the camera's frames never recorded: retention removed
+	// them from the frames topic before the recorder read them.
+	Lost uint64
 }
 
 // Progress lists the cameras of the partitions this recorder holds that
@@ -641,7 +676,7 @@ func (r *Recorder) Progress() []CameraProgress {
 		if c.partition < 0 || c.taken.IsZero() {
 			continue
 		}
-		out = append(out, CameraProgress{Camera: c.id, Taken: c.taken, Recorded: c.recorded()})
+		out = append(out, CameraProgress{Camera: c.id, Taken: c.taken, Recorded: c.recorded(), Lost: c.lost})
 	}
 	return out
 }

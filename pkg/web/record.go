@@ -32,6 +32,14 @@ type Storage struct {
 	// BudgetCut says recording.max_bytes removed recordings younger
 	// than recording.retain.
 	BudgetCut bool `json:"budget_cut"`
+	// RecorderLag is now minus the capture time the camera is recorded
+	// up to, in seconds, when the recorder runs in this process; nil
+	// (absent) where it runs elsewhere.
+	RecorderLag *float64 `json:"recorder_lag_seconds,omitempty"`
+	// RecorderLost counts the camera's frames the recorder in this
+	// process never recorded (retention removed them before it read
+	// them); nil (absent) where the recorder runs elsewhere.
+	RecorderLost *uint64 `json:"recorder_lost_frames,omitempty"`
 }
 
 // TierStorage is what one tier holds of a camera.

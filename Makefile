@@ -57,13 +57,16 @@ test: deps vet test-unit test-e2e
 # with and without a backlog): the recorder's concurrency (consumer,
 # encode workers, commits, a stop and a restart) is raced by
 # TestRecordingSurvivesRestart.
+# -parallel 4: the parallel tests (the recording scenarios) mostly wait.
 test-unit:
-	$(GO) test -count=1 -timeout 10m ./...
-	$(GO) test -count=1 -race -timeout 10m -skip '^(TestRecording(Tiers|Budget)|TestRecorderRestartLeavesNoGap|TestStopWithARecorderBacklog)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record ./pkg/broker
+	$(GO) test -count=1 -timeout 10m -parallel 4 ./...
+	$(GO) test -count=1 -race -timeout 10m -parallel 4 -skip '^(TestRecording(Tiers|Budget)|TestRecorderRestartLeavesNoGap|TestStopWithARecorderBacklog)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record ./pkg/broker
 
 ## test-e2e: processes, Kafka clients, browsers, nginx, systemd, install (the e2e module, tag e2e)
 # -p 1: one test binary at a time, so that the timing checks (latency,
 # recovery within seconds) do not compete with each other for the cores.
+# Tests that only wait, with no timing bound, call t.Parallel: they run
+# together after the others.
 test-e2e:
 	cd e2e && $(GO) test -tags e2e -p 1 -count=1 -timeout 30m ./...
 

@@ -654,7 +654,8 @@ func TestReplayAfterRestart(t *testing.T) {
 	live := watch(t, a.url("/stream/pattern"))
 	firstLive := live.take(t, 1, 20*time.Second)[0].part
 	live.cancel()
-	time.Sleep(time.Until(firstLive.Timestamp.Add(30 * time.Second)))
+	// 14 s held: the first 10 s are replayed after the restart.
+	time.Sleep(time.Until(firstLive.Timestamp.Add(14 * time.Second)))
 	r1 := a.rpRange(t, "pattern")
 	if err := a.terminate(); err != nil {
 		t.Fatal(err)

@@ -421,6 +421,7 @@ func waitEnded(t *testing.T, p *proc, camera string, timeout time.Duration) even
 // camera, value: event JSON) and the snapshots (key: event id, value: a
 // JPEG), and the viewer serves the same snapshot.
 func TestAnalyzerEventsKafkaInterop(t *testing.T) {
+	t.Parallel() // what kcat reads, with no timing bound: it waits beside the other waiting tests
 	kcat := requireTool(t, "kcat")
 	c := shortObjectClip(t, "door", 5)
 	g, u := gatedClip(t, c)

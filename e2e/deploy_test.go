@@ -12,6 +12,7 @@ import (
 )
 
 func TestMakeInstall(t *testing.T) {
+	t.Parallel() // what make install writes: it waits beside the other waiting tests
 	requireTool(t, "make")
 	dest := t.TempDir()
 	// NODEPS=1: the build skips `make deps`, so the test never runs apt-get

@@ -81,6 +81,7 @@ func (v *viewer) expectNoMore(t *testing.T, d time.Duration) {
 }
 
 func TestAllInOneStreamsEveryFrameToEveryViewer(t *testing.T) {
+	t.Parallel() // every frame, in order, with no timing bound: it waits beside the other waiting tests
 	n := capturetest.CountFrames(t, vtestPath)
 	src := serveGated(t, vtestPath)
 	p := startStreamd(t, "all", `
@@ -178,6 +179,7 @@ http:
 }
 
 func TestProducerAndConsumerProcesses(t *testing.T) {
+	t.Parallel() // every frame, in order, with no timing bound: it waits beside the other waiting tests
 	n := capturetest.CountFrames(t, vtestPath)
 	b, err := broker.Start(broker.Options{})
 	if err != nil {

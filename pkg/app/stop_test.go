@@ -4,11 +4,9 @@ package app
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/streamd/streamd/pkg/bench"
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/recorder"
@@ -56,7 +54,7 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 	r1 := recorderApp(1500 * time.Millisecond)
 	time.Sleep(10 * time.Second)
 	// Falling behind shows in its metric.
-	if lag := recorderLag(t, "http://"+r1.HTTPAddr(), "p"); lag < 2 {
+	if lag := recorderMetric(t, "http://"+r1.HTTPAddr(), "streamd_recorder_lag_seconds", "p"); lag < 2 {
 		t.Errorf("streamd_recorder_lag_seconds = %.1f s with an encoder 3x slower than the camera for 10 s", lag)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
@@ -74,27 +72,4 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecording(t, a.BrokerAddr(), cfg.Record, nil)
-}
-
-// recorderLag reads streamd_recorder_lag_seconds of camera from /metrics.
-func recorderLag(t *testing.T, base, camera string) float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lag := -1.0
-	want := `streamd_recorder_lag_seconds{camera="` + camera + `"}`
-	if err := bench.EachSample(resp.Body, func(name string, v float64) {
-		if name == want {
-			lag = v
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if lag < 0 {
-		t.Fatalf("no %s in /metrics", want)
-	}
-	return lag
 }

@@ -147,17 +147,7 @@ func (s *synthCamera) play(until time.Time) {
 	s.t.Helper()
 	prod := s.prod
 	for !s.next.After(until) {
-		if wait := time.Until(s.next); wait > 0 {
-			time.Sleep(wait)
-		}
-		f := &frame.Frame{Camera: s.a.cfg.Cameras[0].ID, Seq: s.seq, CapturedAt: s.next, Width: s.w, Height: s.h,
-			ContentType: frame.TypeJPEG, Data: s.jpegs[int(s.seq)%len(s.jpegs)]}
-		s.clock.Store(s.next.UnixNano())
-		if err := prod.Publish(f); err != nil {
-			s.t.Fatalf("synthetic camera: frame %d: %v", s.seq, err)
-		}
-		s.seq++
-		s.next = s.next.Add(s.period)
+		s.publishNext()
 		if s.seq%10 == 0 {
 			s.settle(10*s.period, 400*time.Millisecond)
 		}
@@ -199,17 +189,7 @@ func (s *synthCamera) oldestFrame() time.Time {
 func (s *synthCamera) publish(until time.Time) {
 	s.t.Helper()
 	for !s.next.After(until) {
-		if wait := time.Until(s.next); wait > 0 {
-			time.Sleep(wait)
-		}
-		f := &frame.Frame{Camera: s.a.cfg.Cameras[0].ID, Seq: s.seq, CapturedAt: s.next, Width: s.w, Height: s.h,
-			ContentType: frame.TypeJPEG, Data: s.jpegs[int(s.seq)%len(s.jpegs)]}
-		s.clock.Store(s.next.UnixNano())
-		if err := s.prod.Publish(f); err != nil {
-			s.t.Fatalf("synthetic camera: frame %d: %v", s.seq, err)
-		}
-		s.seq++
-		s.next = s.next.Add(s.period)
+		s.publishNext()
 		// Stay within the producer's backlog: wait for the broker.
 		for deadline := time.Now().Add(10 * time.Second); s.prod.Stats().Sent+16 < s.seq; {
 			if time.Now().After(deadline) {
@@ -218,4 +198,21 @@ func (s *synthCamera) publish(until time.Time) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+}
+
+// publishNext publishes the next frame, once the wall clock has reached
+// its capture time, and moves the capture clock to it.
+func (s *synthCamera) publishNext() {
+	s.t.Helper()
+	if wait := time.Until(s.next); wait > 0 {
+		time.Sleep(wait)
+	}
+	f := &frame.Frame{Camera: s.a.cfg.Cameras[0].ID, Seq: s.seq, CapturedAt: s.next, Width: s.w, Height: s.h,
+		ContentType: frame.TypeJPEG, Data: s.jpegs[int(s.seq)%len(s.jpegs)]}
+	s.clock.Store(s.next.UnixNano())
+	if err := s.prod.Publish(f); err != nil {
+		s.t.Fatalf("synthetic camera: frame %d: %v", s.seq, err)
+	}
+	s.seq++
+	s.next = s.next.Add(s.period)
 }

@@ -211,8 +211,16 @@ func (r *Recorder) Run(ctx context.Context) error {
 	if err := r.readEvents(evClient, since); err != nil {
 		r.log.Warn("cannot read events back; windows of past events may be missed", "err", err)
 	}
+	// The events follower and the ticker end with ctx, or when Run
+	// returns early; Run waits for both before it returns.
+	var side sync.WaitGroup
+	defer side.Wait()
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel() // before side.Wait
+	side.Add(1)
 	go func() {
-		err := kafka.Follow(ctx, evClient, r.o.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
+		defer side.Done()
+		err := kafka.Follow(sctx, evClient, r.o.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
 		if err != nil {
 			r.log.Warn("events no longer followed", "err", err)
 		}
@@ -224,7 +232,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.durable = d
 	r.mu.Unlock()
-	go r.tick(ctx)
+	side.Add(1)
+	go func() { defer side.Done(); r.tick(sctx) }()
 	// The group session outlives ctx until what is held is written and
 	// committed (drain): sarama commits only within a session.
 	dctx, dcancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -48,8 +48,6 @@ type Options struct {
 	// camera's recorder lag and lost frames. Nil where the recorder runs
 	// elsewhere: those are in its own metrics.
 	Recorder func() map[string]RecorderProgress
-	// Now is the clock the lag is measured with; nil: time.Now.
-	Now func() time.Time
 }
 
 // RecorderProgress is how far the recorder of this process is with a
@@ -469,11 +467,7 @@ func (r *Replays) Storage() []web.Storage {
 	if r.o.Recorder == nil {
 		return list
 	}
-	now := time.Now
-	if r.o.Now != nil {
-		now = r.o.Now
-	}
-	progress, t := r.o.Recorder(), now()
+	progress, t := r.o.Recorder(), time.Now()
 	for i := range list {
 		if p, ok := progress[list[i].Camera]; ok {
 			lag, lost := max(0, t.Sub(p.RecordedUntil).Seconds()), p.Lost

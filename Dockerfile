@@ -25,7 +25,7 @@ ENTRYPOINT ["/usr/local/bin/streamd"]
 CMD ["--config", "/etc/streamd/consumer.yaml"]
 
 FROM golang:1.26-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends libopencv-dev pkg-config && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -37,6 +37,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-videoio406 \
         libopencv-objdetect406 libopencv-calib3d406 libopencv-features2d406 libopencv-dnn406 \
         libopencv-video406 libopencv-highgui406 libopencv-photo406 libopencv-flann406 \
+        libavcodec59 libavformat59 libavutil57 libswscale6 \
         opencv-data ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /var/lib/streamd --create-home streamd

@@ -9,7 +9,7 @@ GO       ?= go
 GO_MIN   := 1.26
 # Debian packages: OpenCV 4.6 for gocv v0.31.0, its Haar cascades and sample
 # videos, and the real Kafka clients, browser and proxy the tests use.
-DEB_PKGS := pkg-config curl openssl libopencv-dev opencv-data opencv-doc kcat python3-kafka chromium firefox-esr nginx-light docker-compose
+DEB_PKGS := pkg-config curl openssl libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev opencv-data opencv-doc kcat python3-kafka chromium firefox-esr nginx-light docker-compose
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX   ?= /usr/local

@@ -81,7 +81,7 @@ func newRecorder(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (*recorde
 		FullTopic: rc.FullTopic, ReducedTopic: rc.ReducedTopic, IndexTopic: rc.IndexTopic,
 		EventsTopic: cfg.Analyzer.EventsTopic, EventsLookback: cfg.Kafka.Retention,
 		Record: record.Options{Interval: rc.Interval, PreRoll: orNone(rc.PreRoll), PostRoll: orNone(rc.PostRoll), Chunk: rc.Chunk},
-		Codec:  rc.Codec, Logger: log,
+		Codec: rc.Codec, Preset: rc.Preset, CRF: rc.CRF, Logger: log,
 	}, k)
 	if err != nil {
 		return nil, fmt.Errorf("role %q: %w", cfg.Role, err)
@@ -117,7 +117,8 @@ func newRecordings(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *recind
 // behind the recorder is.
 func newPlayback(cfg *config.Config, k *kafka.Conns, v *view, rec *recindex.Index, local *recorder.Recorder) *playback.Replays {
 	o := playback.Options{FramesTopic: cfg.Kafka.Topic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-		MaxFPS: cfg.Replay.MaxFPS, FullTopic: cfg.Record.FullTopic, ReducedTopic: cfg.Record.ReducedTopic}
+		MaxFPS: cfg.Replay.MaxFPS, FullTopic: cfg.Record.FullTopic, ReducedTopic: cfg.Record.ReducedTopic,
+		Preset: cfg.Record.Preset, CRF: cfg.Record.CRF}
 	if local != nil {
 		o.Recorder = func() map[string]playback.RecorderProgress {
 			m := map[string]playback.RecorderProgress{}

@@ -72,6 +72,12 @@ type RecordConfig struct {
 	// Codec of the full tier: "h264/mp4" (default, the smallest) or
 	// "mpeg4/mp4" (several times cheaper to encode, 2-10x the bytes).
 	Codec string `koanf:"codec"`
+	// Preset and CRF tune the H.264 encoder (x264): its speed preset
+	// (ultrafast by default: the cheapest, for bigger files) and constant
+	// rate factor (quality: lower is better and bigger). They apply to
+	// recorded chunks and to exports.
+	Preset string `koanf:"preset"`
+	CRF    int    `koanf:"crf"`
 	// MaxExport caps the length of one MP4 export; MaxExports how many
 	// run at once on a web node (more get 429).
 	MaxExport  time.Duration `koanf:"max_export"`
@@ -354,10 +360,18 @@ func Default() Config {
 			PostRoll:     record.DefaultPostRoll,
 			Chunk:        record.DefaultChunk,
 			Codec:        "h264/mp4",
+			Preset:       "ultrafast",
+			CRF:          23,
 			MaxExport:    10 * time.Minute,
 			MaxExports:   2,
 		},
 	}
+}
+
+// X264Presets returns the values of recording.preset, fastest first:
+// package video's Presets, which a test holds equal.
+func X264Presets() []string {
+	return []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
 }
 
 // SourceTestPattern is the Source of the built-in moving test pattern.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -376,6 +377,12 @@ func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
 	}
 	if r.Codec != "h264/mp4" && r.Codec != "mpeg4/mp4" {
 		bad("recording.codec", "must be %q or %q, got %q", "h264/mp4", "mpeg4/mp4", r.Codec)
+	}
+	if !slices.Contains(X264Presets(), r.Preset) {
+		bad("recording.preset", "must be one of %s, got %q", strings.Join(X264Presets(), ", "), r.Preset)
+	}
+	if r.CRF < 1 || r.CRF > 51 {
+		bad("recording.crf", "must be between 1 and 51, got %d", r.CRF)
 	}
 	if r.MaxExport < time.Second || r.MaxExport > 24*time.Hour {
 		bad("recording.max_export", "must be between 1s and 24h, got %s", r.MaxExport)

@@ -54,7 +54,7 @@ func (r *Replays) Export(ctx context.Context, camera string, from, to time.Time)
 	if w == 0 || h == 0 {
 		w, h = frame.Dimensions(first.Data)
 	}
-	vw, err := video.NewWriter("", video.H264, fps, w, h)
+	vw, err := video.NewWriter(video.H264, fps, w, h, video.Options{Preset: r.o.Preset, CRF: r.o.CRF})
 	if err != nil {
 		return nil, err
 	}

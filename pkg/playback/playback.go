@@ -48,6 +48,10 @@ type Options struct {
 	// camera's recorder lag and lost frames. Nil where the recorder runs
 	// elsewhere: those are in its own metrics.
 	Recorder func() map[string]RecorderProgress
+	// Preset and CRF tune exports' H.264 encoder (package video's
+	// Options); zero values take its defaults.
+	Preset string
+	CRF    int
 }
 
 // RecorderProgress is how far the recorder of this process is with a
@@ -380,7 +384,7 @@ func (r *Replays) recorded(client sarama.Client, camera string, at time.Time) (r
 		if err != nil {
 			return nil, err
 		}
-		reduced = reducedSource{kr}
+		reduced = reducedSource{kr: kr, at: at}
 	}
 	if canDecodeChunks {
 		full = &fullSource{client: client, topic: r.o.FullTopic, camera: camera, at: at, chunks: r.rec.ChunksFrom(camera, at)}
@@ -392,9 +396,15 @@ func (r *Replays) recorded(client sarama.Client, camera string, at time.Time) (r
 }
 
 // reducedSource plays the reduced tier: its records are frames.
-type reducedSource struct{ kr *kafka.KeyReader }
+type reducedSource struct {
+	kr *kafka.KeyReader
+	at time.Time
+}
 
-// Next returns the tier's next frame, skipping records that are not frames.
+// Next returns the tier's next frame, skipping records that are not frames
+// and frames captured before at: a reduced-tier record's timestamp (its
+// slot on the interval's grid, in milliseconds) can be a little later than
+// its frame's capture time.
 func (s reducedSource) Next(ctx context.Context) (*frame.Frame, error) {
 	for {
 		rec, err := s.kr.Next(ctx)
@@ -402,7 +412,7 @@ func (s reducedSource) Next(ctx context.Context) (*frame.Frame, error) {
 			return nil, err
 		}
 		f, err := frame.Decode(rec.Key, rec.Value, rec.Headers, rec.Timestamp, 0)
-		if err == nil {
+		if err == nil && !f.CapturedAt.Before(s.at) {
 			return f, nil
 		}
 	}

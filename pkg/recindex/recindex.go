@@ -335,15 +335,20 @@ func (r *Index) Storage() []web.Storage {
 }
 
 // cut reports whether recording.max_bytes removed recordings of camera
-// younger than recording.retain (its reduced tier's partition lost
-// records while the oldest kept is younger than that), and logs it once.
-// r.mu is held.
+// younger than recording.retain (a partition of either tier that holds the
+// camera lost records while the oldest kept is younger than that), and logs
+// it once. A budget smaller than the camera's rate can leave a tier with no
+// record at all; the other still tells. r.mu is held.
 func (r *Index) cut(camera string, oldest, now time.Time) bool {
-	ti := r.tierOf(camera, record.TierReduced)
-	if ti == nil || r.o.MaxBytes <= 0 {
+	if r.o.MaxBytes <= 0 {
 		return false
 	}
-	removed := r.starts[partKey(r.o.ReducedTopic, ti.entries[0].Partition)] > 0
+	removed := false
+	for _, tier := range []string{record.TierReduced, record.TierFull} {
+		if ti := r.tierOf(camera, tier); ti != nil && r.starts[partKey(r.topicOf(tier), ti.entries[0].Partition)] > 0 {
+			removed = true
+		}
+	}
 	cut := removed && now.Sub(oldest) < r.o.Retain-time.Minute
 	if cut && !r.warned[camera] {
 		r.log.Warn("recording.max_bytes holds less than recording.retain for this camera: the oldest recordings are removed early",

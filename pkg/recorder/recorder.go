@@ -72,6 +72,10 @@ type Options struct {
 	Record record.Options
 	// Codec is the full tier's codec (package video); "" is H.264.
 	Codec string
+	// Preset and CRF tune the H.264 encoder (package video's Options);
+	// zero values take its defaults.
+	Preset string
+	CRF    int
 	// Workers is the number of encode workers; zero: one per core.
 	Workers int
 	// Logger logs the recorder's troubles; nil: slog.Default().
@@ -147,7 +151,7 @@ type recPart struct {
 // OutClient, EventsClient); it reads nothing until Run. An error means this
 // binary cannot encode the full tier.
 func New(o Options, k *kafka.Conns) (*Recorder, error) {
-	enc, err := newChunkEncoder(o.Codec)
+	enc, err := newChunkEncoder(o.Codec, o.Preset, o.CRF)
 	if err != nil {
 		return nil, err
 	}

@@ -3,16 +3,18 @@ package video_test
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/video"
 	"github.com/streamd/streamd/pkg/vision/visiontest"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	frames := testFrames(t, 30)
-	mp4, err := video.Encode(t.TempDir(), video.H264, frames, 10, 320, 240)
+	mp4, err := video.Encode(video.H264, frames, 10, 320, 240, video.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 
 func TestMPEG4RoundTrip(t *testing.T) {
 	frames := testFrames(t, 20)
-	mp4, err := video.Encode(t.TempDir(), video.MPEG4, frames, 30, 320, 240)
+	mp4, err := video.Encode(video.MPEG4, frames, 30, 320, 240, video.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,23 +53,23 @@ func TestMPEG4RoundTrip(t *testing.T) {
 	if n != len(frames) {
 		t.Fatalf("decoded %d frames, encoded %d", n, len(frames))
 	}
-	if _, err := video.NewWriter(t.TempDir(), "vp9/webm", 30, 320, 240); err == nil {
+	if _, err := video.NewWriter("vp9/webm", 30, 320, 240, video.Options{}); err == nil {
 		t.Error("an unknown codec: no error")
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	if _, err := video.Encode(t.TempDir(), video.H264, nil, 10, 320, 240); err == nil {
+	if _, err := video.Encode(video.H264, nil, 10, 320, 240, video.Options{}); err == nil {
 		t.Error("encoding no frames: no error")
 	}
-	if _, err := video.Encode(t.TempDir(), video.MPEG4, [][]byte{[]byte("not a jpeg")}, 10, 320, 240); err == nil {
+	if _, err := video.Encode(video.MPEG4, [][]byte{[]byte("not a jpeg")}, 10, 320, 240, video.Options{}); err == nil {
 		t.Error("encoding garbage: no error")
 	}
 	if err := video.Decode(t.TempDir(), []byte("not an mp4 at all"), 80, func(int, []byte) error { return nil }); err == nil {
 		t.Error("decoding garbage: no error")
 	}
 	dir := t.TempDir()
-	_, _ = video.Encode(dir, video.H264, [][]byte{[]byte("x")}, 10, 320, 240)
+	_ = video.Decode(dir, []byte("not an mp4 at all"), 80, func(int, []byte) error { return nil })
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("temporary files left behind: %v", left)
 	}
@@ -75,7 +77,7 @@ func TestBadInput(t *testing.T) {
 
 func TestOddSizeAndRepeat(t *testing.T) {
 	frames := testFrames(t, 1)
-	w, err := video.NewWriter(t.TempDir(), video.H264, 5, 321, 241)
+	w, err := video.NewWriter(video.H264, 5, 321, 241, video.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func BenchmarkVTest(b *testing.B) {
 		b.Run(strings.Split(codec, "/")[0], func(b *testing.B) {
 			var mp4 []byte
 			for b.Loop() {
-				if mp4, err = video.Encode(b.TempDir(), codec, jpegs, 10, 768, 576); err != nil {
+				if mp4, err = video.Encode(codec, jpegs, 10, 768, 576, video.Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -139,5 +141,42 @@ func BenchmarkVTest(b *testing.B) {
 			b.ReportMetric(float64(jpegBytes)/seconds, "jpeg-B/s")
 			b.ReportMetric(float64(len(mp4))/seconds, "video-B/s")
 		})
+	}
+}
+
+// TestPresetsMatchConfig holds the configuration's list of recording.preset
+// values equal to the encoder's, and shows a bad preset or CRF is refused
+// by name.
+func TestPresetsMatchConfig(t *testing.T) {
+	if got, want := config.X264Presets(), video.Presets(); !slices.Equal(got, want) {
+		t.Fatalf("config.X264Presets() = %v, video.Presets() = %v", got, want)
+	}
+	for _, p := range video.Presets() {
+		if _, err := video.Encode(video.H264, testFrames(t, 2), 10, 64, 48, video.Options{Preset: p}); err != nil {
+			t.Errorf("preset %q: %v", p, err)
+		}
+	}
+	if _, err := video.NewWriter(video.H264, 10, 64, 48, video.Options{Preset: "quick"}); err == nil || !strings.Contains(err.Error(), `"quick"`) {
+		t.Errorf("preset quick: %v, want an error naming it", err)
+	}
+	if _, err := video.NewWriter(video.H264, 10, 64, 48, video.Options{CRF: 99}); err == nil || !strings.Contains(err.Error(), "99") {
+		t.Errorf("crf 99: %v, want an error naming it", err)
+	}
+}
+
+// TestCRFSetsSize shows the quality option reaches x264: a higher CRF
+// writes fewer bytes for the same frames.
+func TestCRFSetsSize(t *testing.T) {
+	frames := testFrames(t, 30)
+	size := map[int]int{}
+	for _, crf := range []int{18, 35} {
+		mp4, err := video.Encode(video.H264, frames, 10, 320, 240, video.Options{CRF: crf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size[crf] = len(mp4)
+	}
+	if size[35] >= size[18] {
+		t.Fatalf("crf 35 wrote %d bytes, crf 18 %d: the option does not reach the encoder", size[35], size[18])
 	}
 }

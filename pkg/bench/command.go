@@ -37,8 +37,31 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	width := fs.Int("width", 1280, "test pattern width (own server only)")
 	height := fs.Int("height", 720, "test pattern height (own server only)")
 	fps := fs.Int("fps", 30, "test pattern frame rate (own server only)")
+	cost := fs.Bool("cost", false, "measure each component's cost instead of viewers: one process per step, analyzer and recorder on or off")
+	cameras := fs.Int("cameras", 1, "test pattern cameras (--cost)")
+	config := fs.String("config", "", "with --cost: run this config file instead of test pattern cameras (e.g. config/streamd.yaml)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cost {
+		if *cameras < 1 {
+			fmt.Fprintln(stderr, "streamd bench: need --cameras ≥ 1")
+			return 2
+		}
+		rep, err := Cost(ctx, CostOptions{Cameras: *cameras, Width: *width, Height: *height, FPS: *fps, Config: *config,
+			Warmup: max(o.Warmup, 20*time.Second), Duration: o.Duration}, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "streamd bench:", err)
+			return 1
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			rep.Table(stdout)
+		}
+		return 0
 	}
 	if o.Viewers < 1 || o.SlowViewers < 0 || o.SlowRate < 1 || o.Duration < time.Second {
 		fmt.Fprintln(stderr, "streamd bench: need --viewers ≥ 1, --slow ≥ 0, --slow-rate ≥ 1 and --duration ≥ 1s")
@@ -75,6 +98,43 @@ var listeningRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)
 // startOwn starts this executable as an all-in-one streamd and returns a
 // function that stops it and its base URL.
 func startOwn(ctx context.Context, width, height, fps int, stderr io.Writer) (func(), string, error) {
+	return startServer(ctx, patternConfig(1, width, height, fps, true, true), nil, stderr)
+}
+
+// patternConfig is an all-in-one configuration with n test-pattern cameras
+// (ids pattern, pattern2, ...) and the analyzer and recorder on or off.
+// "%[1]s" in it is the data directory.
+func patternConfig(n, width, height, fps int, analyzer, recording bool) string {
+	cfg := fmt.Sprintf(`role: all
+log:
+  level: warn
+embedded:
+  listen: 127.0.0.1:0
+  data_dir: %%[1]s
+http:
+  listen: 127.0.0.1:0
+  max_viewers: 0          # every bench viewer comes from 127.0.0.1
+  max_viewers_per_ip: 0
+analyzer:
+  enabled: %t
+recording:
+  enabled: %t
+cameras:
+`, analyzer, recording)
+	for i := range n {
+		id := "pattern"
+		if i > 0 {
+			id = fmt.Sprintf("pattern%d", i+1)
+		}
+		cfg += fmt.Sprintf("  - id: %s\n    source: testpattern\n    width: %d\n    height: %d\n    fps: %d\n", id, width, height, fps)
+	}
+	return cfg
+}
+
+// startServer starts this executable with config (a YAML text, "%[1]s" in
+// it the data directory; or, if empty, the file of args' --config) and
+// args, and returns a function that stops it and its base URL.
+func startServer(ctx context.Context, config string, args []string, stderr io.Writer) (func(), string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("find own executable: %w", err)
@@ -83,29 +143,20 @@ func startOwn(ctx context.Context, width, height, fps int, stderr io.Writer) (fu
 	if err != nil {
 		return nil, "", fmt.Errorf("temp dir: %w", err)
 	}
-	cfg := fmt.Sprintf(`role: all
-log:
-  level: warn
-embedded:
-  listen: 127.0.0.1:0
-  data_dir: %s
-http:
-  listen: 127.0.0.1:0
-  max_viewers: 0          # every bench viewer comes from 127.0.0.1
-  max_viewers_per_ip: 0
-cameras:
-  - id: pattern
-    source: testpattern
-    width: %d
-    height: %d
-    fps: %d
-`, filepath.Join(dir, "kafka"), width, height, fps)
-	path := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, "", fmt.Errorf("write bench config: %w", err)
+	data := filepath.Join(dir, "kafka")
+	if config != "" {
+		path := filepath.Join(dir, "bench.yaml")
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(config, data)), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, "", fmt.Errorf("write bench config: %w", err)
+		}
+		args = append([]string{"--config", path}, args...)
+	} else {
+		args = append(args, "--set", "embedded.data_dir="+data, "--set", "embedded.listen=127.0.0.1:0",
+			"--set", "http.listen=127.0.0.1:0", "--set", "http.max_viewers=0", "--set", "http.max_viewers_per_ip=0")
 	}
 	// Log at info for the listen line, quietly otherwise.
-	cmd := exec.Command(exe, "--config", path, "--set", "log.level=info")
+	cmd := exec.Command(exe, append(args, "--set", "log.level=info")...)
 	cmd.Stdout = io.Discard
 	logs, err := cmd.StderrPipe()
 	if err != nil {

@@ -19,6 +19,7 @@ func newEmbeddedBroker(cfg *config.Config, log *slog.Logger) *embeddedBroker {
 	return &embeddedBroker{opts: broker.Options{
 		Listen:          cfg.Embedded.Listen,
 		DataDir:         cfg.Embedded.DataDir,
+		SyncWrites:      cfg.Embedded.SyncWrites,
 		SegmentBytes:    cfg.Embedded.SegmentBytes,
 		RetentionCheck:  cfg.Embedded.RetentionCheck,
 		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,

@@ -41,6 +41,7 @@ const (
 type Options struct {
 	Listen          string        // host:port; default 127.0.0.1:0 (any free port)
 	DataDir         string        // persist segments, offsets and groups here; empty: memory only
+	SyncWrites      bool          // with DataDir: fsync each write before acknowledging it
 	SegmentBytes    int           // log.segment.bytes; default 16 MiB
 	RetentionCheck  time.Duration // how often retention is enforced (log.cleaner.backoff.ms); default 30s
 	MaxMessageBytes int           // message.max.bytes; default 4 MiB
@@ -129,6 +130,9 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("start embedded broker: create data dir: %w", err)
 		}
 		opts = append(opts, kfake.DataDir(o.DataDir))
+		if o.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

@@ -204,9 +204,14 @@ type KafkaSASL struct {
 // EmbeddedConfig is the in-process Kafka-protocol broker (kfake) used for the
 // zero-setup all-in-one mode.
 type EmbeddedConfig struct {
-	Enabled        bool          `koanf:"enabled"`
-	Listen         string        `koanf:"listen"`          // host:port
-	DataDir        string        `koanf:"data_dir"`        // empty keeps everything in memory
+	Enabled bool   `koanf:"enabled"`
+	Listen  string `koanf:"listen"`   // host:port
+	DataDir string `koanf:"data_dir"` // empty keeps everything in memory
+	// SyncWrites fsyncs each write before it is acknowledged. Without it a
+	// crash of the process loses nothing acknowledged (the kernel holds the
+	// writes), but a power loss can lose the last seconds, as Kafka's
+	// default (log.flush.interval.messages) does.
+	SyncWrites     bool          `koanf:"sync_writes"`
 	SegmentBytes   int           `koanf:"segment_bytes"`   // log.segment.bytes
 	RetentionCheck time.Duration `koanf:"retention_check"` // log.cleaner.backoff.ms: how often retention is applied
 }

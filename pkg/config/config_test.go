@@ -136,6 +136,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "bad role", yaml: "role: viewer\n", want: `"role": must be producer, consumer, analyzer, recorder or all, got "viewer"`},
 		{name: "bad acks", yaml: "kafka:\n  acks: some\n", want: `"kafka.acks": must be none, leader or all, got "some"`},
 		{name: "bad retain", yaml: "recording:\n  retain: 30s\n", want: `"recording.retain": must be at least 1m (write days as 7d), got 30s`},
+		{name: "sync without data", yaml: "embedded:\n  sync_writes: true\n", want: `"embedded.sync_writes": needs "embedded.data_dir": without it the broker keeps everything in memory`},
 		{name: "bad preset", yaml: "recording:\n  preset: quick\n", want: `"recording.preset": must be one of ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, got "quick"`},
 		{name: "bad crf", yaml: "recording:\n  crf: 0\n", want: `"recording.crf": must be between 1 and 51, got 0`},
 		{name: "bad number", yaml: "kafka:\n  partitions: many\n", want: `"kafka.partitions": cannot use "many" as a whole number`},

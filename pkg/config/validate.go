@@ -160,6 +160,9 @@ func (c *Config) Validate() error {
 		if c.Embedded.RetentionCheck < 1e9 {
 			bad("embedded.retention_check", "must be at least 1s, got %s", c.Embedded.RetentionCheck)
 		}
+		if c.Embedded.SyncWrites && c.Embedded.DataDir == "" {
+			bad("embedded.sync_writes", "needs \"embedded.data_dir\": without it the broker keeps everything in memory")
+		}
 	}
 
 	if err := checkHostPort(c.HTTP.Listen, true); err != nil {

@@ -76,7 +76,7 @@ bench: deps
 
 ## soak: 10 minutes all-in-one at 720p30 with 50 viewers joining and leaving (SOAK_DURATION=… to change)
 soak: deps
-	cd e2e && $(GO) test -tags "e2e soak" -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|soak_test'
+	cd e2e && $(GO) test -tags "e2e soak" -count=1 -timeout 30m -run TestSoak -v . 2>&1 | grep -E 'RSS|FAIL|PASS|ok|keeps growing|lost|soak_test'
 
 ## vet: go vet, staticcheck and gofmt, on both modules; the nocv binary builds for macOS
 vet:

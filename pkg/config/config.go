@@ -70,7 +70,8 @@ type RecordConfig struct {
 	PostRoll  time.Duration `koanf:"post_roll"`
 	Chunk     time.Duration `koanf:"chunk"` // full tier: seconds of video per record
 	// Codec of the full tier: "h264/mp4" (default, the smallest) or
-	// "mpeg4/mp4" (several times cheaper to encode, 2-10x the bytes).
+	// "mpeg4/mp4" (2-10x the bytes; cheaper to encode than H.264 only at
+	// x264's slower presets).
 	Codec string `koanf:"codec"`
 	// Preset and CRF tune the H.264 encoder (x264): its speed preset
 	// (ultrafast by default: the cheapest, for bigger files) and constant

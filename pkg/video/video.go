@@ -16,8 +16,8 @@
 //     nothing but contention. The cost per 720p frame fell from 42 ms of CPU
 //     to the figure in docs/performance.md.
 //   - Two codecs: H.264, which every browser's <video> plays: the exports
-//     and, by default, recorded chunks; MPEG-4 Part 2, fewer CPU cycles for
-//     more bytes, a choice for recorded chunks, which only streamd decodes.
+//     and, by default, recorded chunks; MPEG-4 Part 2, kept for recorders
+//     configured with it (recorded chunks are only decoded by streamd).
 //   - The MP4 is written in memory, its index (moov box) at the end: a
 //     complete file plays in <video src>, but it cannot be streamed while it
 //     is written, so exports are sent once finished.
@@ -50,10 +50,10 @@ const (
 	// H264 is H.264 in MP4 (avc1, libx264): what browsers play, so what
 	// exports are.
 	H264 = "h264/mp4"
-	// MPEG4 is MPEG-4 Part 2 in MP4 (mp4v): browsers do not play it, but
-	// it encodes in less CPU than H.264 for 2-10 times the bytes: a choice
-	// for recorders short of CPU, since recorded chunks are only ever
-	// decoded by streamd (replay, exports).
+	// MPEG4 is MPEG-4 Part 2 in MP4 (mp4v): browsers do not play it, and
+	// it writes 2-10 times H.264's bytes; it costs less CPU than x264's
+	// slower presets, more than ultrafast. Recorded chunks are only ever
+	// decoded by streamd (replay, exports), so either codec works there.
 	MPEG4 = "mpeg4/mp4"
 )
 

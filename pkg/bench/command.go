@@ -30,7 +30,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.SlowViewers, "slow", 0, "slow viewers")
 	fs.IntVar(&o.SlowRate, "slow-rate", 50000, "bytes per second a slow viewer reads")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measurement time")
-	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "time between connecting and measuring")
+	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "time between connecting and measuring (--cost: from start to measuring, default 20s)")
 	fs.DurationVar(&o.Replay, "replay", 0, "viewers replay from points spread over the last DURATION (at least 10s) instead of watching live")
 	fs.BoolVar(&o.Ceiling, "ceiling", true, "also measure plain loopback TCP moving the same bytes")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -48,8 +48,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "streamd bench: need --cameras ≥ 1")
 			return 2
 		}
+		warmup := 20 * time.Second // a cost step warms up longer than viewers do
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "warmup" {
+				warmup = o.Warmup
+			}
+		})
 		rep, err := Cost(ctx, CostOptions{Cameras: *cameras, Width: *width, Height: *height, FPS: *fps, Config: *config,
-			Warmup: max(o.Warmup, 20*time.Second), Duration: o.Duration}, stderr)
+			Warmup: warmup, Duration: o.Duration}, stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "streamd bench:", err)
 			return 1

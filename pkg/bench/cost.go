@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/streamd/streamd/pkg/config"
 )
 
 // CostOptions configures a cost run: what each component of the pipeline
@@ -96,7 +98,12 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 	rep := &CostReport{Cameras: o.Cameras, Seconds: o.Duration.Seconds(),
 		Source: fmt.Sprintf("%d test pattern(s) %dx%d at %d fps", o.Cameras, o.Width, o.Height, o.FPS)}
 	if o.Config != "" {
-		rep.Source = o.Config
+		cfg, err := config.Load(config.Sources{File: o.Config})
+		if err != nil {
+			return nil, fmt.Errorf("cost: %w", err)
+		}
+		rep.Cameras = max(1, len(cfg.Cameras))
+		rep.Source = fmt.Sprintf("%s (%d cameras)", o.Config, len(cfg.Cameras))
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, st := range costSteps() {
@@ -122,7 +129,7 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 		rep.Steps = append(rep.Steps, step)
 	}
 	s := rep.Steps
-	n := float64(o.Cameras)
+	n := float64(rep.Cameras)
 	add := func(name string, cores float64) {
 		rep.Components = append(rep.Components, Component{Name: name, Cores: cores, PerCamera: cores / n})
 	}

@@ -351,7 +351,7 @@ func BenchmarkPatternRecordingFormats(b *testing.B) {
 			var mp4 []byte
 			for b.Loop() {
 				var err error
-				if mp4, err = video.Encode(b.TempDir(), codec, jpegs, 30, 1280, 720); err != nil {
+				if mp4, err = video.Encode(codec, jpegs, 30, 1280, 720, video.Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}

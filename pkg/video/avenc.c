@@ -84,6 +84,7 @@ sd_enc *sd_enc_open(int codec, int width, int height, int fps_num, int fps_den,
 		goto bad;
 	}
 	e->enc = avcodec_alloc_context3(c);
+	if (!e->enc) { snprintf(err, errlen, "out of memory"); goto bad; }
 	e->enc->width = width;
 	e->enc->height = height;
 	e->enc->time_base = (AVRational){fps_den, fps_num};
@@ -118,6 +119,7 @@ sd_enc *sd_enc_open(int codec, int width, int height, int fps_num, int fps_den,
 	rc = avcodec_open2(e->enc, c, NULL);
 	if (rc < 0) { fail(err, errlen, "open encoder", rc); goto bad; }
 	e->st = avformat_new_stream(e->fmt, NULL);
+	if (!e->st) { snprintf(err, errlen, "out of memory"); goto bad; }
 	e->st->time_base = e->enc->time_base;
 	e->st->avg_frame_rate = e->enc->framerate;
 	rc = avcodec_parameters_from_context(e->st->codecpar, e->enc);
@@ -133,6 +135,7 @@ sd_enc *sd_enc_open(int codec, int width, int height, int fps_num, int fps_den,
 	const AVCodec *d = avcodec_find_decoder(AV_CODEC_ID_MJPEG);
 	if (!d) { snprintf(err, errlen, "FFmpeg has no JPEG decoder"); goto bad; }
 	e->dec = avcodec_alloc_context3(d);
+	if (!e->dec) { snprintf(err, errlen, "out of memory"); goto bad; }
 	e->dec->thread_count = 1;
 	rc = avcodec_open2(e->dec, d, NULL);
 	if (rc < 0) { fail(err, errlen, "open JPEG decoder", rc); goto bad; }

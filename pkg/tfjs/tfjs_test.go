@@ -54,7 +54,9 @@ func tiny(t *testing.T, edit func(m map[string]any, bin []byte) []byte) string {
 		}
 		return b
 	}
-	s := func(v string) map[string]any { return map[string]any{"s": base64.StdEncoding.EncodeToString([]byte(v))} }
+	s := func(v string) map[string]any {
+		return map[string]any{"s": base64.StdEncoding.EncodeToString([]byte(v))}
+	}
 	ty := map[string]any{"type": "DT_FLOAT"}
 	list := func(vs ...string) map[string]any {
 		var enc []string
@@ -117,7 +119,7 @@ func tiny(t *testing.T, edit func(m map[string]any, bin []byte) []byte) string {
 	}
 	var bin []byte
 	bin = append(bin, f16(0x3c00, 0xc000, 0x3800, 0, 0x3c00, 0x3c00)...) // w: 1 -2 0.5 0 1 1
-	bin = append(bin, f16(0x3555, 0x8000)...)                             // b: 0.333 -0
+	bin = append(bin, f16(0x3555, 0x8000)...)                            // b: 0.333 -0
 	for i := range 18 {
 		bin = binary.LittleEndian.AppendUint32(bin, math.Float32bits(float32(i)/8))
 	}

@@ -52,8 +52,8 @@ const (
 // the process, so the detector asks for these only, after checking that
 // the network has them.
 const (
-	outHeatmap = "tower_0/Sigmoid"                // 1 x 80 x S/4 x S/4, class scores
-	outSizes   = "tower_0/mul"                    // 1 x 4 x S/4 x S/4, box extents in input pixels
+	outHeatmap = "tower_0/Sigmoid"               // 1 x 80 x S/4 x S/4, class scores
+	outSizes   = "tower_0/mul"                   // 1 x 4 x S/4 x S/4, box extents in input pixels
 	outPeaks   = "tower_0/max_pooling2d/MaxPool" // the heatmap's 3x3 maxima
 )
 

@@ -16,11 +16,21 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# The object detector's model (docs/objects.md): two files of an npm
+# package, fetched with npm pack into .cache/npm, the tarball's checksum and
+# the files' checked, and installed where the analyzer looks by default.
+MODEL_PKG    := @vladmandic/human@3.3.6
+MODEL_TGZ    := vladmandic-human-3.3.6.tgz
+MODEL_SHA512 := sha512-Nr5mPfq1gQ+uKeXY5uM3Fj8UxvF5CEh2s6txM5wRThqaW0mF9huooOuZSrT8hhGho0hGaXLFdAwfD/2+teCv6A==
+MODEL_FILES  := bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05 centernet.json 1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef centernet.bin
+MODEL_CACHE  := .cache/models
+MODEL_DIR    := /usr/local/share/streamd/models
 # NODEPS=1 skips installing Debian packages (for make install in tests and
 # packaging, where they are known to be there).
 DEPS     := $(if $(NODEPS),,deps)
 
-.PHONY: deps build build-nocv run test test-unit test-e2e bench soak vet clean install
+.PHONY: deps model build build-nocv run test test-unit test-e2e bench soak vet clean install
 
 ## deps: install the Debian packages that are missing, and check Go
 deps:
@@ -30,10 +40,34 @@ deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@command -v npm >/dev/null || { echo "installing Debian package: npm (it fetches the object model)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm; }
+	@$(MAKE) -s model
+	@if ! (cd $(MODEL_DIR) 2>/dev/null && printf '%s  %s\n' $(MODEL_FILES) | sha256sum --quiet -c - 2>/dev/null); then \
+		echo "installing the object model in $(MODEL_DIR)"; \
+		$(SUDO) install -d -m 0755 $(MODEL_DIR) && \
+		$(SUDO) install -m 0644 $(MODEL_CACHE)/centernet.json $(MODEL_CACHE)/centernet.bin $(MODEL_DIR)/; \
+	fi
 	@command -v $(GO) >/dev/null || { echo "Go $(GO_MIN) or newer is needed: https://go.dev/dl/ (Debian's golang package is too old)"; exit 1; }
 	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
 	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$v" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
 		echo "Go $$v is too old: streamd needs Go $(GO_MIN) or newer"; exit 1; fi
+
+## model: the object model's files in .cache/models, from npm, checksums checked
+model:
+	@if ! (cd $(MODEL_CACHE) 2>/dev/null && printf '%s  %s\n' $(MODEL_FILES) | sha256sum --quiet -c - 2>/dev/null); then \
+		command -v npm >/dev/null || { echo "npm is needed to fetch the object model (Debian: apt-get install npm)"; exit 1; }; \
+		mkdir -p .cache/npm $(MODEL_CACHE); \
+		if [ ! -f .cache/npm/$(MODEL_TGZ) ]; then \
+			echo "fetching the object model: npm pack $(MODEL_PKG)"; \
+			(cd .cache/npm && npm pack --silent $(MODEL_PKG) >/dev/null) || exit 1; \
+		fi; \
+		sum=sha512-$$(openssl dgst -sha512 -binary .cache/npm/$(MODEL_TGZ) | base64 -w0); \
+		if [ "$$sum" != "$(MODEL_SHA512)" ]; then \
+			echo ".cache/npm/$(MODEL_TGZ): checksum $$sum, want $(MODEL_SHA512); removed"; rm -f .cache/npm/$(MODEL_TGZ); exit 1; fi; \
+		tar -xzf .cache/npm/$(MODEL_TGZ) -C $(MODEL_CACHE) --strip-components=2 package/models/centernet.json package/models/centernet.bin && \
+		(cd $(MODEL_CACHE) && printf '%s  %s\n' $(MODEL_FILES) | sha256sum --quiet -c -) || exit 1; \
+	fi
 
 ## build: compile bin/streamd
 build: $(DEPS)
@@ -91,8 +125,10 @@ vet:
 
 ## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,analyzer,all}.yaml, kept if present),
 ## nginx site; with no DESTDIR also the streamd user and a systemd reload
-install: build
+install: build model
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/streamd
+	install -d -m 0755 $(DESTDIR)$(MODEL_DIR)
+	install -m 0644 $(MODEL_CACHE)/centernet.json $(MODEL_CACHE)/centernet.bin $(DESTDIR)$(MODEL_DIR)/
 	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/streamd $(DESTDIR)/etc/nginx/sites-available
 	sed 's#/usr/local/bin/streamd#$(PREFIX)/bin/streamd#' systemd/streamd@.service > $(DESTDIR)/etc/systemd/system/streamd@.service
 	chmod 0644 $(DESTDIR)/etc/systemd/system/streamd@.service

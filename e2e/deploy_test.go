@@ -47,6 +47,9 @@ func TestMakeInstall(t *testing.T) {
 		"etc/streamd/analyzer.yaml":           0o640,
 		"etc/streamd/recorder.yaml":           0o640,
 		"etc/nginx/sites-available/streamd":   0o644,
+		// The object model, where the analyzer looks by default.
+		"usr/local/share/streamd/models/centernet.json": 0o644,
+		"usr/local/share/streamd/models/centernet.bin":  0o644,
 	} {
 		st, err := os.Stat(filepath.Join(dest, path))
 		if err != nil {

@@ -72,7 +72,11 @@ type Type string
 const (
 	TypeMotion Type = "motion" // part of the scene changed
 	TypeFace   Type = "face"   // one or more faces were in view
+	TypeObject Type = "object" // one tracked object (Label) was in view
 )
+
+// MaxLabelLen is the longest object label.
+const MaxLabelLen = 64
 
 // Phase is which change of an event's lifecycle a record carries.
 type Phase string
@@ -130,8 +134,15 @@ type Event struct {
 	ID string `json:"id"`
 	// Camera is the camera id (also the Kafka record key).
 	Camera string `json:"camera"`
-	// Type is TypeMotion or TypeFace.
+	// Type is TypeMotion, TypeFace or TypeObject.
 	Type Type `json:"type"`
+	// Label is, for object events, what the object is ("person", "car",
+	// one of the detector's labels); empty otherwise.
+	Label string `json:"label,omitempty"`
+	// Stationary says, for object events, that the object stopped moving
+	// (a parked car): its event ends then, and it starts a new one only
+	// when it moves again.
+	Stationary bool `json:"stationary,omitempty"`
 	// Phase is the change this snapshot reports: start, update or end.
 	Phase Phase `json:"phase"`
 	// Start is the capture time of the event's first frame.
@@ -190,8 +201,15 @@ func (e Event) Validate() error {
 	}
 	switch e.Type {
 	case TypeMotion, TypeFace:
+		if e.Label != "" {
+			return bad("label %q on a %s event (object events only)", clip(e.Label), e.Type)
+		}
+	case TypeObject:
+		if e.Label == "" || len(e.Label) > MaxLabelLen {
+			return bad("object label %q: 1 to %d characters", clip(e.Label), MaxLabelLen)
+		}
 	default:
-		return bad("type %q, want %q or %q", clip(string(e.Type)), TypeMotion, TypeFace)
+		return bad("type %q, want %q, %q or %q", clip(string(e.Type)), TypeMotion, TypeFace, TypeObject)
 	}
 	if e.Phase.rank() == 0 {
 		return bad("phase %q, want %q, %q or %q", clip(string(e.Phase)), PhaseStart, PhaseUpdate, PhaseEnd)

@@ -1,0 +1,162 @@
+package events
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+var ot0 = time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+
+// run feeds the tracker one detection list per step, every 200 ms (5
+// detections a second), and returns every change, each validated.
+func run(t *testing.T, tr *ObjectTracker, from time.Time, steps [][]ObjectDetection) ([]Event, time.Time) {
+	t.Helper()
+	var out []Event
+	at := from
+	for i, dets := range steps {
+		at = from.Add(time.Duration(i) * 200 * time.Millisecond)
+		for _, e := range tr.Observe(at, dets, FrameRef{CapturedAt: at, Seq: uint64(i)}) {
+			if err := e.Validate(); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out, at
+}
+
+func walk(label string, score float64, n int, x0, dx float64) [][]ObjectDetection {
+	steps := make([][]ObjectDetection, n)
+	for i := range steps {
+		steps[i] = []ObjectDetection{{Label: label, Score: score, Box: Box{X: x0 + dx*float64(i), Y: 0.3, W: 0.05, H: 0.15}}}
+	}
+	return steps
+}
+
+func phases(es []Event) (starts, updates, ends int) {
+	for _, e := range es {
+		switch e.Phase {
+		case PhaseStart:
+			starts++
+		case PhaseUpdate:
+			updates++
+		case PhaseEnd:
+			ends++
+		}
+	}
+	return
+}
+
+// TestObjectCrossing: one person walking across is one event, starting on
+// the second good detection and ending the gap after the last.
+func TestObjectCrossing(t *testing.T) {
+	tr := NewObjectTracker("door", ObjectTrackerOptions{})
+	es, last := run(t, tr, ot0, walk("person", 0.62, 40, 0.1, 0.01)) // 8 s, a box width every 5 steps
+	if s, _, e := phases(es); s != 1 || e != 0 {
+		t.Fatalf("while walking: %d starts, %d ends, want 1, 0: %v", s, e, es)
+	}
+	start := es[0]
+	if start.Type != TypeObject || start.Label != "person" || !start.Start.Equal(ot0) || start.Frame.Seq != 1 || *start.Score != 0.62 {
+		t.Errorf("start = %+v, want a person object from ot0, on the second frame, score 0.62", start)
+	}
+	if n := tr.Active()["person"]; n != 1 {
+		t.Errorf("active people %d, want 1", n)
+	}
+	if es := tr.Tick(last.Add(DefaultObjectGap - time.Millisecond)); len(es) != 0 {
+		t.Errorf("ended before the gap: %v", es)
+	}
+	es = tr.Tick(last.Add(DefaultObjectGap))
+	if len(es) != 1 || es[0].Phase != PhaseEnd || es[0].ID != start.ID || !es[0].End.Equal(last) || es[0].Validate() != nil {
+		t.Fatalf("end = %+v, want the event's end at the last detection", es)
+	}
+}
+
+func TestObjectFilters(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opt   ObjectTrackerOptions
+		steps [][]ObjectDetection
+	}{
+		{"one stray peak", ObjectTrackerOptions{}, append(walk("person", 0.9, 1, 0.1, 0), make([][]ObjectDetection, 20)...)},
+		{"below min_score", ObjectTrackerOptions{}, walk("person", 0.45, 20, 0.1, 0.01)},
+		{"median under threshold", ObjectTrackerOptions{Filters: map[string]ObjectFilter{"person": {Threshold: 0.7}}}, walk("person", 0.62, 20, 0.1, 0.01)},
+		{"label not tracked", ObjectTrackerOptions{}, walk("skis", 0.8, 20, 0.1, 0.01)},
+		{"label not in track list", ObjectTrackerOptions{Labels: []string{"car"}}, walk("person", 0.8, 20, 0.1, 0.01)},
+		{"too small", ObjectTrackerOptions{Filters: map[string]ObjectFilter{"person": {MinArea: 0.01}}}, walk("person", 0.8, 20, 0.1, 0.01)},
+		{"too large", ObjectTrackerOptions{Filters: map[string]ObjectFilter{"person": {MaxArea: 0.005}}}, walk("person", 0.8, 20, 0.1, 0.01)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := NewObjectTracker("door", c.opt)
+			if es, _ := run(t, tr, ot0, c.steps); len(es) != 0 {
+				t.Errorf("events %v, want none", es)
+			}
+		})
+	}
+	// The same walk passes with the defaults: the filters above are what
+	// stopped it.
+	if es, _ := run(t, NewObjectTracker("door", ObjectTrackerOptions{}), ot0, walk("person", 0.62, 20, 0.1, 0.01)); len(es) == 0 {
+		t.Error("the default walk started no event")
+	}
+}
+
+// TestObjectTwoPeople: two people at once are two events.
+func TestObjectTwoPeople(t *testing.T) {
+	a, b := walk("person", 0.6, 20, 0.1, 0.01), walk("person", 0.65, 20, 0.7, -0.005)
+	steps := make([][]ObjectDetection, 20)
+	for i := range steps {
+		steps[i] = append(a[i], b[i]...)
+	}
+	tr := NewObjectTracker("hall", ObjectTrackerOptions{})
+	es, _ := run(t, tr, ot0, steps)
+	if s, _, _ := phases(es); s != 2 || es[0].ID == es[1].ID {
+		t.Fatalf("%d starts (%v), want 2 with their own ids", s, es)
+	}
+	if n := tr.Active()["person"]; n != 2 {
+		t.Errorf("active people %d, want 2", n)
+	}
+	if es := tr.Flush(ot0.Add(10 * time.Second)); len(es) != 2 || es[0].Phase != PhaseEnd || es[1].Phase != PhaseEnd {
+		t.Errorf("flush: %v, want two ends", es)
+	}
+}
+
+// TestObjectStationary: a car that parks ends its event as stationary;
+// seen again in the same place later (headlights passing) it starts
+// nothing; driving off it starts a new event.
+func TestObjectStationary(t *testing.T) {
+	tr := NewObjectTracker("drive", ObjectTrackerOptions{})
+	arrive := walk("car", 0.7, 10, 0.2, 0.02) // 2 s driving in
+	parked := walk("car", 0.7, 60, 0.38, 0)   // 12 s still
+	es, last := run(t, tr, ot0, append(arrive, parked...))
+	s, _, e := phases(es)
+	if s != 1 || e != 1 || !es[len(es)-1].Stationary {
+		t.Fatalf("arrive and park: %d starts, %d ends (%v), want one event ended as stationary", s, e, es)
+	}
+	// Ten minutes less a second unseen (no motion near it), then found in
+	// the same place for 2 s.
+	later := last.Add(DefaultStationaryGap - time.Second)
+	if es := tr.Tick(later); len(es) != 0 {
+		t.Fatalf("tick: %v", es)
+	}
+	if es, _ := run(t, tr, later, walk("car", 0.7, 10, 0.38, 0)); len(es) != 0 {
+		t.Fatalf("headlights: %v, want nothing for a known parked car", es)
+	}
+	// It drives off: a new event.
+	es, _ = run(t, tr, later.Add(2*time.Second), walk("car", 0.7, 10, 0.39, 0.03))
+	if s, _, _ := phases(es); s != 1 || es[0].ID == "" || es[0].Stationary {
+		t.Fatalf("driving off: %v, want a new moving event", es)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{0.9}, 0}, {[]float64{0.6, 0.7}, 0.6}, {[]float64{0.5, 0.9, 0.6}, 0.6}, {[]float64{0.5, 0.9, 0.6, 0.7}, 0.65},
+	} {
+		if got := median(c.in); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("median(%v) = %g, want %g", c.in, got, c.want)
+		}
+	}
+}

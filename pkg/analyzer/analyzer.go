@@ -11,7 +11,11 @@
 // that reports motion a minute late is broken, one that skips frames of a
 // still scene is not. Face detection, twenty times dearer than motion, runs
 // only on frames with motion, on the moving region, at most FacesFPS times
-// a second.
+// a second. Object detection, dearer still (60-200 ms of both cores per
+// inference), runs the same way at most ObjectsFPS times a second, on a
+// pool of detectors shared by every camera: a camera whose turn finds
+// every detector busy skips that frame's detection (counted) instead of
+// waiting, so the pool bounds the CPU and nothing queues behind it.
 //
 // The detectors are interfaces so that this package stays pure Go and is
 // tested with fakes; package vision implements them with OpenCV.
@@ -36,6 +40,9 @@ const (
 	DefaultFPS = 10
 	// DefaultFacesFPS caps face detection per camera (20-50 ms each).
 	DefaultFacesFPS = 5
+	// DefaultObjectsFPS caps object detection per camera, Frigate's
+	// detect rate: a person crossing a room is seen on tens of frames.
+	DefaultObjectsFPS = 5
 	// DefaultMaxLag: a frame older than this when its turn comes is
 	// skipped.
 	DefaultMaxLag = time.Second
@@ -75,6 +82,12 @@ type FaceDetector interface {
 	Close() error
 }
 
+// ObjectDetector finds objects in a frame, optionally only around region.
+type ObjectDetector interface {
+	Detect(jpeg []byte, region *events.Box) ([]events.ObjectDetection, error)
+	Close() error
+}
+
 // Sink receives what the analyzer publishes. Its methods must not block
 // for long (a Kafka producer's queue).
 type Sink interface {
@@ -87,6 +100,9 @@ type Camera struct {
 	FPS    float64        // analysis rate cap; 0: Options.FPS
 	Motion MotionDetector // required
 	Faces  FaceDetector   // nil: no face detection
+	// Objects turns object detection on for the camera (when the
+	// analyzer has ObjectDetectors).
+	Objects bool
 }
 
 // Options configure an Analyzer. Zero fields take the defaults.
@@ -95,6 +111,12 @@ type Options struct {
 	FacesFPS float64       // default DefaultFacesFPS
 	MaxLag   time.Duration // default DefaultMaxLag
 	Tracker  events.TrackerOptions
+	// ObjectDetectors are the pool every camera's object detection
+	// shares: at most this many inferences run at once. The analyzer
+	// owns them and closes them when Run returns.
+	ObjectDetectors []ObjectDetector
+	ObjectsFPS      float64 // default DefaultObjectsFPS
+	Objects         events.ObjectTrackerOptions
 	// Camera returns how to analyze a camera, or ok false for a camera
 	// that is not analyzed (its frames are counted and dropped). It is
 	// called once per camera, on its first frame.
@@ -118,6 +140,8 @@ type Analyzer struct {
 	mu      sync.Mutex
 	cameras map[string]*cam
 	closed  bool
+
+	pool chan ObjectDetector // the idle object detectors
 
 	invalid   atomic.Uint64 // frames a detector could not decode
 	ignored   atomic.Uint64 // frames of cameras not analyzed
@@ -145,7 +169,13 @@ func New(o Options) *Analyzer {
 	if o.MaxCameras <= 0 {
 		o.MaxCameras = DefaultMaxCameras
 	}
-	a := &Analyzer{o: o, cameras: map[string]*cam{}}
+	if o.ObjectsFPS <= 0 {
+		o.ObjectsFPS = DefaultObjectsFPS
+	}
+	a := &Analyzer{o: o, cameras: map[string]*cam{}, pool: make(chan ObjectDetector, len(o.ObjectDetectors))}
+	for _, d := range o.ObjectDetectors {
+		a.pool <- d
+	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a
 }
@@ -156,16 +186,18 @@ type cam struct {
 	cfg     Camera
 	skip    bool // not analyzed
 	tracker *events.Tracker
-	snaps   map[string]bool // ids of events whose snapshot was published
+	objects *events.ObjectTracker // nil: no object detection
+	snaps   map[string]bool       // ids of events whose snapshot was published
 
 	mu     sync.Mutex
 	latest *frame.Frame // the newest frame not yet taken
 	wake   chan struct{}
 
 	analyzed, skipped, faces, motionEvents, faceEvents atomic.Uint64
-	decodeNS, motionNS, faceNS                         atomic.Int64
+	objectsFound, objectEvents, objectsBusy            atomic.Uint64
+	decodeNS, motionNS, faceNS, objectNS               atomic.Int64
 	lastAt                                             atomic.Int64 // capture time of the last analyzed frame, unix ns
-	lastFace                                           time.Time
+	lastFace, lastObjects                              time.Time
 }
 
 // Run blocks until ctx ends; then it stops the camera workers, which end
@@ -178,6 +210,10 @@ func (a *Analyzer) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
+	// Every camera worker has returned its detector.
+	for range len(a.o.ObjectDetectors) {
+		_ = (<-a.pool).Close()
+	}
 	return nil
 }
 
@@ -237,6 +273,9 @@ func (a *Analyzer) camera(id string) *cam {
 	}
 	c.cfg = cfg
 	c.tracker = events.NewTracker(id, a.o.Tracker)
+	if cfg.Objects && len(a.o.ObjectDetectors) > 0 {
+		c.objects = events.NewObjectTracker(id, a.o.Objects)
+	}
 	a.analyzed++
 	a.wg.Add(1)
 	go a.work(a.ctx, c)
@@ -249,6 +288,9 @@ func (a *Analyzer) work(ctx context.Context, c *cam) {
 	defer a.wg.Done()
 	defer func() {
 		a.publish(c, c.tracker.Flush(a.o.Now()), nil)
+		if c.objects != nil {
+			a.publish(c, c.objects.Flush(a.o.Now()), nil)
+		}
 		_ = c.cfg.Motion.Close()
 		if c.cfg.Faces != nil {
 			_ = c.cfg.Faces.Close()
@@ -264,6 +306,9 @@ func (a *Analyzer) work(ctx context.Context, c *cam) {
 			return
 		case <-tick.C:
 			a.publish(c, c.tracker.Tick(a.o.Now()), nil)
+			if c.objects != nil {
+				a.publish(c, c.objects.Tick(a.o.Now()), nil)
+			}
 			continue
 		case <-c.wake:
 		}
@@ -323,6 +368,40 @@ func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
 		}
 	}
 	a.publish(c, c.tracker.Observe(d), f)
+	if c.objects != nil {
+		a.detectObjects(c, f, d.Motion, now)
+	}
+}
+
+// detectObjects runs object detection on the moving region of f, at most
+// ObjectsFPS a second, if a detector of the pool is free; without motion
+// it only ages the camera's objects.
+func (a *Analyzer) detectObjects(c *cam, f *frame.Frame, motion []events.Box, now time.Time) {
+	if len(motion) == 0 || now.Sub(c.lastObjects) < time.Duration(float64(time.Second)/a.o.ObjectsFPS) {
+		a.publish(c, c.objects.Tick(f.CapturedAt), f)
+		return
+	}
+	var det ObjectDetector
+	select {
+	case det = <-a.pool:
+	default:
+		c.objectsBusy.Add(1) // every detector busy: the next frame tries again
+		return
+	}
+	c.lastObjects = now
+	region := union(motion)
+	t0 := time.Now()
+	found, err := det.Detect(f.Data, &region)
+	c.objectNS.Add(int64(time.Since(t0)))
+	a.pool <- det
+	if err != nil {
+		if a.invalid.Add(1) == 1 {
+			a.o.Logger.Warn("cannot detect objects on a frame", "camera", c.id, "seq", f.Seq, "err", err)
+		}
+		return
+	}
+	c.objectsFound.Add(uint64(len(found)))
+	a.publish(c, c.objects.Observe(f.CapturedAt, found, events.FrameRef{Partition: f.Partition, Offset: f.Offset, CapturedAt: f.CapturedAt, Seq: f.Seq}), f)
 }
 
 // publish hands the tracker's changes to the sink; a new event gets a
@@ -330,16 +409,19 @@ func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
 func (a *Analyzer) publish(c *cam, changes []events.Event, f *frame.Frame) {
 	for _, e := range changes {
 		if e.Phase == events.PhaseStart {
-			if e.Type == events.TypeMotion {
+			switch e.Type {
+			case events.TypeMotion:
 				c.motionEvents.Add(1)
-			} else {
+			case events.TypeFace:
 				c.faceEvents.Add(1)
+			case events.TypeObject:
+				c.objectEvents.Add(1)
 			}
 			if f != nil {
 				img := f.Data
 				if a.o.Annotate != nil {
 					var motion, faces []events.Box
-					if e.Type == events.TypeFace {
+					if e.Type == events.TypeFace || e.Type == events.TypeObject {
 						faces = e.Boxes
 					} else {
 						motion = e.Boxes
@@ -390,6 +472,10 @@ type Stats struct {
 	Decode        time.Duration `json:"decode_ns"` // totals
 	Motion        time.Duration `json:"motion_ns"`
 	FaceDetection time.Duration `json:"faces_ns"`
+	ObjectEvents  uint64        `json:"object_events"`
+	Objects       uint64        `json:"objects"`      // detections, before tracking
+	ObjectsBusy   uint64        `json:"objects_busy"` // detections skipped: every detector busy
+	ObjectTime    time.Duration `json:"objects_ns"`
 	LastCaptured  time.Time     `json:"last_captured,omitzero"` // capture time of the last analyzed frame
 }
 
@@ -404,7 +490,9 @@ func (a *Analyzer) Stats() []Stats {
 		}
 		s := Stats{Camera: c.id, Analyzed: c.analyzed.Load(), Skipped: c.skipped.Load(), MotionEvents: c.motionEvents.Load(),
 			FaceEvents: c.faceEvents.Load(), Faces: c.faces.Load(), Decode: time.Duration(c.decodeNS.Load()),
-			Motion: time.Duration(c.motionNS.Load()), FaceDetection: time.Duration(c.faceNS.Load())}
+			Motion: time.Duration(c.motionNS.Load()), FaceDetection: time.Duration(c.faceNS.Load()),
+			ObjectEvents: c.objectEvents.Load(), Objects: c.objectsFound.Load(), ObjectsBusy: c.objectsBusy.Load(),
+			ObjectTime: time.Duration(c.objectNS.Load())}
 		if ns := c.lastAt.Load(); ns != 0 {
 			s.LastCaptured = time.Unix(0, ns)
 		}

@@ -227,3 +227,120 @@ func TestCameraLimit(t *testing.T) {
 		t.Fatalf("over limit %d, want 2 (c and d)", a.OverLimit())
 	}
 }
+
+// fakeObjects finds a person inside the region, slowly, and counts the
+// inferences running at once.
+type fakeObjects struct {
+	delay          time.Duration
+	mu             sync.Mutex
+	calls, running int
+	maxRunning     int
+	closed         bool
+	regions        []events.Box
+}
+
+func (f *fakeObjects) Detect(_ []byte, region *events.Box) ([]events.ObjectDetection, error) {
+	f.mu.Lock()
+	f.calls++
+	f.running++
+	f.maxRunning = max(f.maxRunning, f.running)
+	f.regions = append(f.regions, *region)
+	f.mu.Unlock()
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	f.running--
+	f.mu.Unlock()
+	return []events.ObjectDetection{{Label: "person", Score: 0.7, Box: *region}}, nil
+}
+
+func (f *fakeObjects) Close() error { f.mu.Lock(); f.closed = true; f.mu.Unlock(); return nil }
+
+// Objects are detected on moving frames only, on the moving region, at
+// most ObjectsFPS a second; a person in view is one object event, with a
+// snapshot, ended after the gap; the pool's detector is closed by Run.
+func TestObjectEvents(t *testing.T) {
+	s := &sink{}
+	det := &fakeObjects{}
+	a, stop := start(t, Options{
+		FPS: 30, ObjectsFPS: 5, ObjectDetectors: []ObjectDetector{det}, Sink: s,
+		Objects: events.ObjectTrackerOptions{Gap: 500 * time.Millisecond},
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: true}, true, nil
+		},
+	})
+	feed(a, "door", 30, 2*time.Second, func(i int) bool { return i >= 15 && i < 45 }) // 1 s of motion
+	waitFor(t, "the object event's end", func() bool {
+		p := s.phases(events.TypeObject)
+		return len(p) > 0 && p[len(p)-1] == events.PhaseEnd
+	})
+	p := s.phases(events.TypeObject)
+	if p[0] != events.PhaseStart || len(p) > 3 {
+		t.Errorf("object phases %v, want start, at most one update, end", p)
+	}
+	s.mu.Lock()
+	var first events.Event
+	for _, e := range s.events {
+		if e.Type == events.TypeObject {
+			first = e
+			break
+		}
+	}
+	_, snap := s.snaps[first.ID]
+	s.mu.Unlock()
+	if first.Label != "person" || !snap || first.Validate() != nil {
+		t.Errorf("object event %+v (snapshot %v), want a valid person event with a snapshot", first, snap)
+	}
+	det.mu.Lock()
+	calls, region := det.calls, det.regions[0]
+	det.mu.Unlock()
+	// 1 s of motion at 5 a second: 5 or 6 inferences, not 30.
+	if calls < 4 || calls > 8 {
+		t.Errorf("%d inferences in 1 s of motion, want 5-6 (ObjectsFPS)", calls)
+	}
+	if region != (events.Box{X: 0.2, Y: 0.2, W: 0.1, H: 0.3}) {
+		t.Errorf("searched %+v, want the moving region", region)
+	}
+	st := a.Stats()
+	if len(st) != 1 || st[0].ObjectEvents != 1 || st[0].Objects != uint64(calls) {
+		t.Errorf("stats %+v, want 1 object event and %d detections", st, calls)
+	}
+	stop()
+	det.mu.Lock()
+	defer det.mu.Unlock()
+	if !det.closed {
+		t.Error("Run returned without closing the object detector")
+	}
+}
+
+// The pool bounds the inferences running at once: four moving cameras
+// share one slow detector, never run two inferences together, and skip
+// (and count) what they cannot get a detector for.
+func TestObjectPoolBounds(t *testing.T) {
+	s := &sink{}
+	det := &fakeObjects{delay: 150 * time.Millisecond}
+	a, _ := start(t, Options{
+		FPS: 10, ObjectsFPS: 5, ObjectDetectors: []ObjectDetector{det}, Sink: s,
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: true}, true, nil
+		},
+	})
+	var wg sync.WaitGroup
+	for _, id := range []string{"a", "b", "c", "d"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); feed(a, id, 10, 2*time.Second, func(int) bool { return true }) }()
+	}
+	wg.Wait()
+	det.mu.Lock()
+	maxRunning := det.maxRunning
+	det.mu.Unlock()
+	if maxRunning != 1 {
+		t.Errorf("%d inferences at once, want 1 (the pool's size)", maxRunning)
+	}
+	var busy uint64
+	for _, st := range a.Stats() {
+		busy += st.ObjectsBusy
+	}
+	if busy == 0 {
+		t.Error("no detection counted as skipped for a busy pool: four cameras at 5 a second need 3 s of a 150 ms detector per second")
+	}
+}

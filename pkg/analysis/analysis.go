@@ -44,6 +44,17 @@ type Options struct {
 	// ("": package vision's default).
 	Faces       bool
 	FaceCascade string
+	// Objects turns object detection on, with the model ObjectModel at
+	// input size ObjectSize (0: package vision's defaults) on
+	// ObjectWorkers detectors (0: 1) shared by the cameras. With
+	// ObjectModelOptional a missing model turns it off with a warning
+	// instead of failing: detection is on by default where the model is
+	// installed.
+	Objects             bool
+	ObjectModel         string
+	ObjectModelOptional bool
+	ObjectSize          int
+	ObjectWorkers       int
 	// Cameras are the cameras the configuration names; others are
 	// analyzed with Motion.
 	Cameras []Camera
@@ -63,6 +74,8 @@ type Camera struct {
 	ID string
 	// Off means the camera is not analyzed.
 	Off bool
+	// NoObjects means no object detection on the camera.
+	NoObjects bool
 	// Threshold and MinArea override Motion's when not zero.
 	Threshold int
 	MinArea   float64
@@ -117,6 +130,7 @@ func New(o Options, k *kafka.Conns) (*Analysis, error) {
 	k.Want(OutClient, nil)
 	ao := o.Analyzer
 	ao.Camera, ao.Annotate, ao.Sink, ao.Logger = detectors.camera, detectors.annotate, a, a.log
+	ao.ObjectDetectors = detectors.objects
 	a.an = analyzer.New(ao)
 	return a, nil
 }
@@ -239,6 +253,7 @@ func (a *Analysis) Collect(s *metrics.Snapshot) {
 			m.AnalysisLag = now.Sub(st.LastCaptured).Seconds()
 		}
 		m.MotionEvents, m.FaceEvents, m.FaceDetections = st.MotionEvents, st.FaceEvents, st.Faces
+		m.ObjectEvents, m.ObjectDetections, m.ObjectsBusy, m.ObjectSeconds = st.ObjectEvents, st.Objects, st.ObjectsBusy, st.ObjectTime.Seconds()
 	}
 	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid(), CameraLimitDropped: a.an.OverLimit()}
 	a.mu.Lock()

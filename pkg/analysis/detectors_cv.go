@@ -4,6 +4,8 @@ package analysis
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,9 @@ const snapshotQuality = 85
 type detectors struct {
 	o       Options
 	cameras *atomic.Pointer[[]Camera]
+	// objects is the pool of object detectors, which the analyzer owns
+	// once New hands it over; empty with object detection off.
+	objects []analyzer.ObjectDetector
 }
 
 // reload installs the cameras of a new configuration; cameras analyzed
@@ -39,7 +44,44 @@ func newDetectors(o Options) (detectors, error) {
 	}
 	d := detectors{o: o, cameras: &atomic.Pointer[[]Camera]{}}
 	d.reload(o.Cameras)
+	if o.Objects {
+		objs, err := newObjectDetectors(o)
+		if err != nil {
+			return detectors{}, err
+		}
+		d.objects = objs
+	}
 	return d, nil
+}
+
+// newObjectDetectors loads the model once per worker; none, with a
+// warning, when the default model is not installed.
+func newObjectDetectors(o Options) ([]analyzer.ObjectDetector, error) {
+	model := o.ObjectModel
+	if model == "" {
+		model = vision.DefaultModel
+	}
+	if _, err := os.Stat(model); err != nil && o.ObjectModelOptional {
+		o.Logger.Warn("object detection off: the model is not installed (make install puts it there)", "model", model, "err", err)
+		return nil, nil
+	}
+	for _, label := range o.Analyzer.Objects.Labels {
+		if !slices.Contains(vision.COCOLabels[:], label) {
+			return nil, fmt.Errorf("analyzer.objects.track: %q is not a label of the model (its 80 COCO labels: person, car, dog, ...)", label)
+		}
+	}
+	var out []analyzer.ObjectDetector
+	for range max(o.ObjectWorkers, 1) {
+		od, err := vision.NewObjectDetector(vision.ObjectOptions{Model: model, Size: o.ObjectSize})
+		if err != nil {
+			for _, d := range out {
+				_ = d.Close()
+			}
+			return nil, fmt.Errorf("analyzer.objects.model: %w", err)
+		}
+		out = append(out, objectDetector{od})
+	}
+	return out, nil
 }
 
 // camera returns a camera's detectors: its motion settings over the
@@ -49,6 +91,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	m := d.o.Motion
 	mo := vision.MotionOptions{Threshold: m.Threshold, MinArea: m.MinArea, GlobalFraction: m.GlobalFraction}
 	var fps float64
+	noObjects := false
 	for _, cc := range *d.cameras.Load() {
 		if cc.ID != id {
 			continue
@@ -56,6 +99,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 		if cc.Off {
 			return analyzer.Camera{}, false, nil
 		}
+		noObjects = cc.NoObjects
 		if cc.Threshold > 0 {
 			mo.Threshold = cc.Threshold
 		}
@@ -75,7 +119,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	if err != nil {
 		return analyzer.Camera{}, false, fmt.Errorf("camera %q motion detector: %w", id, err)
 	}
-	c := analyzer.Camera{FPS: fps, Motion: motionDetector{md}}
+	c := analyzer.Camera{FPS: fps, Motion: motionDetector{md}, Objects: len(d.objects) > 0 && !noObjects}
 	if d.o.Faces {
 		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: d.o.FaceCascade})
 		if err != nil {
@@ -125,6 +169,28 @@ func (f faceDetector) Detect(jpeg []byte, region *events.Box) ([]events.Box, err
 
 // Close releases the detector.
 func (f faceDetector) Close() error { return f.d.Close() }
+
+// objectDetector adapts vision's object detector to the analyzer's
+// interface.
+type objectDetector struct{ d *vision.ObjectDetector }
+
+// Detect finds objects in a frame, around region if set
+// (analyzer.ObjectDetector).
+func (o objectDetector) Detect(jpeg []byte, region *events.Box) ([]events.ObjectDetection, error) {
+	var r *vision.Box
+	if region != nil {
+		r = &vision.Box{X: region.X, Y: region.Y, W: region.W, H: region.H}
+	}
+	objs, err := o.d.Detect(jpeg, r)
+	out := make([]events.ObjectDetection, len(objs))
+	for i, ob := range objs {
+		out[i] = events.ObjectDetection{Label: ob.Label, Score: ob.Score, Box: events.Box{X: ob.Box.X, Y: ob.Box.Y, W: ob.Box.W, H: ob.Box.H}}
+	}
+	return out, err
+}
+
+// Close releases the detector.
+func (o objectDetector) Close() error { return o.d.Close() }
 
 func toEvents(bs []vision.Box) []events.Box {
 	out := make([]events.Box, len(bs))

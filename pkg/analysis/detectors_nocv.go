@@ -8,7 +8,7 @@ import (
 )
 
 // detectors would make the OpenCV detectors; this binary has none.
-type detectors struct{}
+type detectors struct{ objects []analyzer.ObjectDetector }
 
 func (detectors) camera(string) (analyzer.Camera, bool, error) { return analyzer.Camera{}, false, nil }
 func (detectors) reload([]Camera)                              {}

@@ -51,13 +51,21 @@ type analyze struct{ *analysis.Analysis }
 
 func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func() time.Time) (analyze, error) {
 	ac := cfg.Analyzer
+	filters := map[string]events.ObjectFilter{}
+	for _, f := range ac.Objects.Filters {
+		filters[f.Label] = events.ObjectFilter{MinScore: f.MinScore, Threshold: f.Threshold, MinArea: f.MinArea, MaxArea: f.MaxArea}
+	}
 	an, err := analysis.New(analysis.Options{
 		FramesTopic: cfg.Kafka.Topic, Group: ac.Group, SessionTimeout: ac.SessionTimeout,
 		EventsTopic: ac.EventsTopic, SnapshotsTopic: ac.SnapshotsTopic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
-			Tracker: events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap}},
+			Tracker:    events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap},
+			ObjectsFPS: ac.Objects.FPS,
+			Objects:    events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap}},
 		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
 		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,
+		Objects: ac.Objects.Enabled, ObjectModel: ac.Objects.Model, ObjectModelOptional: ac.Objects.Model == config.DefaultObjectModel,
+		ObjectSize: ac.Objects.Size, ObjectWorkers: ac.Objects.Workers,
 		Cameras: analysisCameras(cfg.Cameras), Logger: log,
 	}, k)
 	if err != nil {
@@ -76,7 +84,7 @@ func (a analyze) Reload(next *config.Config) { a.Analysis.Reload(analysisCameras
 func analysisCameras(cams []config.CameraConfig) []analysis.Camera {
 	out := make([]analysis.Camera, 0, len(cams))
 	for _, cc := range cams {
-		out = append(out, analysis.Camera{ID: cc.ID, Off: !cc.Analyzed(), Threshold: cc.Motion.Threshold, MinArea: cc.Motion.MinArea,
+		out = append(out, analysis.Camera{ID: cc.ID, Off: !cc.Analyzed(), NoObjects: cc.Objects != nil && !*cc.Objects, Threshold: cc.Motion.Threshold, MinArea: cc.Motion.MinArea,
 			FPS: cc.Motion.FPS, Masks: cc.Motion.Masks})
 	}
 	return out

@@ -6,12 +6,14 @@ import (
 	"image/jpeg"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/mjpeg"
 )
 
@@ -188,5 +190,59 @@ func TestSubstream(t *testing.T) {
 	_, snap := status(t, base+"/snapshot/p?at=-1s")
 	if cfg, err := jpeg.DecodeConfig(strings.NewReader(snap)); err != nil || cfg.Width != 320 {
 		t.Fatalf("replayed snapshot is %dx%d, want the main stream's 320 wide", cfg.Width, cfg.Height)
+	}
+}
+
+// Object detection end to end: vtest.avi's people walking, through the
+// embedded broker, the analyzer with the real model and the events topic,
+// to a viewer node's /api/events as person events with snapshots.
+func TestObjectEventsReachTheAPI(t *testing.T) {
+	model := config.DefaultObjectModel
+	if _, err := os.Stat(model); err != nil {
+		t.Fatalf("the object model is missing (make deps installs it): %v", err)
+	}
+	cfg, err := config.Load(config.Sources{Overrides: map[string]string{
+		"http.listen": "127.0.0.1:0", "embedded.listen": "127.0.0.1:0",
+		"analyzer.enabled": "true", "analyzer.faces.enabled": "false",
+		"analyzer.objects.enabled": "true", "analyzer.objects.fps": "3",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cameras = []config.CameraConfig{{ID: "hall", Source: "/usr/share/doc/opencv-doc/examples/data/vtest.avi", Loop: true, FPS: 10}}
+	a := newApp(t, cfg)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(t.Context()) })
+	base := "http://" + a.HTTPAddr()
+	deadline := time.Now().Add(60 * time.Second)
+	var evs []events.Event
+	for len(evs) == 0 {
+		if time.Now().After(deadline) {
+			_, body := status(t, base+"/api/events?camera=hall")
+			t.Fatalf("no person event within 60 s; events: %s", body)
+		}
+		time.Sleep(500 * time.Millisecond)
+		_, body := status(t, base+"/api/events?camera=hall&type=object&label=person&min_score=0.5")
+		if err := json.Unmarshal([]byte(body), &evs); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+	}
+	e := evs[0]
+	if e.Label != "person" || e.Score == nil || *e.Score < 0.5 || len(e.Boxes) != 1 || !e.Snapshot || e.Validate() != nil {
+		t.Fatalf("event %+v", e)
+	}
+	// A person's box: taller than wide, a small part of the hall.
+	if b := e.Boxes[0]; b.H <= b.W || b.W*b.H > 0.1 {
+		t.Errorf("box %+v is not a person's", b)
+	}
+	code, img := status(t, base+"/api/events/"+e.ID+"/snapshot.jpg")
+	if code != 200 || len(img) < 100 || img[0] != 0xff || img[1] != 0xd8 {
+		t.Fatalf("snapshot: %d, %d bytes", code, len(img))
+	}
+	code, metrics := status(t, base+"/metrics")
+	if code != 200 || !strings.Contains(metrics, `streamd_camera_events_total{camera="hall",type="object"}`) {
+		t.Errorf("metrics without object events: %d", code)
 	}
 }

@@ -106,6 +106,7 @@ type AnalyzerConfig struct {
 	SessionTimeout  time.Duration `koanf:"session_timeout"`  // a dead analyzer's cameras move after this
 	Motion          MotionConfig  `koanf:"motion"`
 	Faces           FacesConfig   `koanf:"faces"`
+	Objects         ObjectsConfig `koanf:"objects"`
 	MinFrames       int           `koanf:"min_frames"` // consecutive motion frames that start an event
 	Gap             time.Duration `koanf:"gap"`        // an event ends after this long without motion
 }
@@ -125,6 +126,43 @@ type FacesConfig struct {
 	FPS     float64       `koanf:"fps"`     // detections per second per camera, at most
 	Gap     time.Duration `koanf:"gap"`     // a face event ends after this long without a face
 }
+
+// ObjectsConfig is object detection (people, vehicles, animals): the
+// CenterNet COCO model run on moving regions, its detections tracked into
+// object events (docs/objects.md).
+type ObjectsConfig struct {
+	// Enabled runs object detection; with the default model path
+	// missing it is off with a warning, with another path missing
+	// start-up fails. Off by default until its CPU is bounded to a share
+	// of the cores (docs/objects.md).
+	Enabled bool    `koanf:"enabled"`
+	Model   string  `koanf:"model"`   // the model.json of the TF.js model (make install puts it here)
+	Size    int     `koanf:"size"`    // model input in pixels, a multiple of 32: 320 (fast), 384, 512 (the model's own)
+	FPS     float64 `koanf:"fps"`     // detections per second per camera while motion lasts, at most
+	Workers int     `koanf:"workers"` // detections at once for all cameras (each uses every core)
+	// Track are the labels that make events; others are ignored.
+	Track []string `koanf:"track"`
+	// Filters tune labels, one entry per label: min_score (a detection
+	// below is dropped), threshold (the median score that makes an
+	// object count), min_area and max_area (fractions of the frame; 0: no
+	// bound).
+	Filters []ObjectFilterConfig `koanf:"filters"`
+	Gap     time.Duration        `koanf:"gap"` // an object unseen this long is gone
+}
+
+// ObjectFilterConfig is one label's filters; zero fields take the defaults.
+type ObjectFilterConfig struct {
+	Label     string  `koanf:"label"`
+	MinScore  float64 `koanf:"min_score"`
+	Threshold float64 `koanf:"threshold"`
+	MinArea   float64 `koanf:"min_area"`
+	MaxArea   float64 `koanf:"max_area"`
+}
+
+// DefaultObjectModel is where make install puts the object model (the
+// value of package vision's DefaultModel, which this package may not
+// import: it needs OpenCV).
+const DefaultObjectModel = "/usr/local/share/streamd/models/centernet.json"
 
 // EventsConfig is the web node's view of the events.
 type EventsConfig struct {
@@ -268,7 +306,10 @@ type CameraConfig struct {
 	// too, for grids of tiles.
 	Substream SubstreamConfig `koanf:"substream"`
 	// Analyze opts the camera out of analysis with false (default true).
-	Analyze *bool              `koanf:"analyze"`
+	Analyze *bool `koanf:"analyze"`
+	// Objects opts the camera out of object detection with false
+	// (default true: wherever analyzer.objects is on).
+	Objects *bool              `koanf:"objects"`
 	Motion  CameraMotionConfig `koanf:"motion"`
 }
 
@@ -348,7 +389,9 @@ func Default() Config {
 			FPS:             10,
 			SessionTimeout:  6 * time.Second,
 			// Motion's zero values take package vision's defaults.
-			Faces:     FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
+			Faces: FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
+			Objects: ObjectsConfig{Enabled: false, Model: DefaultObjectModel, Size: 320, FPS: 5, Workers: 1,
+				Track: slices.Clone(events.DefaultObjectLabels), Gap: events.DefaultObjectGap},
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,
 		},

@@ -458,6 +458,60 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 			bad("analyzer.faces.gap", "must be between 1s and 1h, got %s", f.Gap)
 		}
 	}
+	if o := a.Objects; o.Enabled {
+		// A missing model at the default path turns detection off at
+		// start (with a warning); a path someone wrote must be there.
+		if o.Model != DefaultObjectModel {
+			if err := checkReadable(o.Model); err != nil {
+				bad("analyzer.objects.model", "%v", strings.Replace(err.Error(), "video file", "model file", 1))
+			}
+		}
+		if o.Size < 128 || o.Size > 1024 || o.Size%32 != 0 {
+			bad("analyzer.objects.size", "must be a multiple of 32 from 128 to 1024, got %d", o.Size)
+		}
+		if !(o.FPS > 0 && o.FPS <= 30) {
+			bad("analyzer.objects.fps", "must be more than 0 and at most 30, got %g", o.FPS)
+		}
+		if o.Workers < 1 || o.Workers > 64 {
+			bad("analyzer.objects.workers", "must be between 1 and 64, got %d", o.Workers)
+		}
+		if len(o.Track) == 0 {
+			bad("analyzer.objects.track", "must list at least one label (to stop detecting, set analyzer.objects.enabled: false)")
+		}
+		for i, l := range o.Track {
+			if l == "" || len(l) > 64 {
+				bad(fmt.Sprintf("analyzer.objects.track[%d]", i), "must be a label of 1 to 64 characters, got %q", l)
+			}
+		}
+		seen := map[string]bool{}
+		for i, f := range o.Filters {
+			key := fmt.Sprintf("analyzer.objects.filters[%d]", i)
+			switch {
+			case !slices.Contains(o.Track, f.Label):
+				bad(key+".label", "%q is not in analyzer.objects.track", f.Label)
+			case seen[f.Label]:
+				bad(key+".label", "%q has a filter already", f.Label)
+			}
+			seen[f.Label] = true
+			for _, v := range []struct {
+				name string
+				v    float64
+			}{{"min_score", f.MinScore}, {"threshold", f.Threshold}, {"min_area", f.MinArea}, {"max_area", f.MaxArea}} {
+				if !within(v.v, 0, 1) {
+					bad(key+"."+v.name, "must be between 0 and 1 (0: the default), got %g", v.v)
+				}
+			}
+			if f.MaxArea > 0 && f.MinArea > f.MaxArea {
+				bad(key+".max_area", "must not be below min_area %g, got %g", f.MinArea, f.MaxArea)
+			}
+			if f.Threshold > 0 && f.MinScore > f.Threshold {
+				bad(key+".threshold", "must not be below min_score %g, got %g", f.MinScore, f.Threshold)
+			}
+		}
+		if o.Gap < time.Second || o.Gap > time.Hour {
+			bad("analyzer.objects.gap", "must be between 1s and 1h, got %s", o.Gap)
+		}
+	}
 }
 
 // within reports whether lo <= x <= hi. It is false for NaN, which
@@ -481,6 +535,7 @@ func (c *Config) checkUnusedFloats(bad func(key, format string, args ...any)) {
 		{"analyzer.motion.min_area", a.Motion.MinArea, analyzes},
 		{"analyzer.motion.global_fraction", a.Motion.GlobalFraction, analyzes},
 		{"analyzer.faces.fps", a.Faces.FPS, analyzes && a.Faces.Enabled},
+		{"analyzer.objects.fps", a.Objects.FPS, analyzes && a.Objects.Enabled},
 	} {
 		if !f.checked && (math.IsNaN(f.v) || math.IsInf(f.v, 0)) {
 			bad(f.key, "must be a number, got %g", f.v)

@@ -58,6 +58,10 @@ type Change struct {
 type Filter struct {
 	Camera string // only this camera
 	Type   Type   // only this type
+	Label  string // only object events of this label
+	// MinScore, when above 0, keeps only events with a score at least
+	// this (object events; motion and face events have none).
+	MinScore float64
 	// Since and Until select events that overlap [Since, Until]: that
 	// started no later than Until and ended (or are still active) no
 	// earlier than Since.
@@ -68,6 +72,15 @@ type Filter struct {
 	// It is called once per camera per query, under the Store's lock: it
 	// must be quick and must not call the Store.
 	Allow func(camera string) bool
+}
+
+// Matches reports whether e passes the filter's Label and MinScore (the
+// fields an event stream filters on besides camera and type).
+func (f Filter) Matches(e Event) bool {
+	if f.Label != "" && e.Label != f.Label {
+		return false
+	}
+	return f.MinScore <= 0 || (e.Score != nil && *e.Score >= f.MinScore)
 }
 
 // StoreStats is a snapshot of a Store's contents and counters.
@@ -333,6 +346,7 @@ func (s *Store) Query(f Filter) []Event {
 		switch {
 		case f.Camera != "" && e.Camera != f.Camera,
 			f.Type != "" && e.Type != f.Type,
+			!f.Matches(*e),
 			!f.Until.IsZero() && e.Start.After(f.Until),
 			!f.Since.IsZero() && e.End != nil && e.End.Before(f.Since):
 			continue

@@ -100,6 +100,11 @@ type Camera struct {
 	MotionEvents    uint64  // events started
 	FaceEvents      uint64
 	FaceDetections  uint64 // faces found (summed over frames)
+	// object detection
+	ObjectSeconds    float64 // total time detecting objects
+	ObjectEvents     uint64  // object events started
+	ObjectDetections uint64  // objects found, before tracking (summed over frames)
+	ObjectsBusy      uint64  // detections skipped: every detector busy
 }
 
 // Producer is the Kafka producer's counters.
@@ -176,6 +181,8 @@ var (
 	descAnLag    = prometheus.NewDesc("streamd_camera_analysis_lag_seconds", "Now minus the capture time of the last analyzed frame.", []string{"camera"}, nil)
 	descEvents   = prometheus.NewDesc("streamd_camera_events_total", "Events started, by type.", []string{"camera", "type"}, nil)
 	descFaces    = prometheus.NewDesc("streamd_camera_face_detections_total", "Faces detected, summed over analyzed frames.", []string{"camera"}, nil)
+	descObjects  = prometheus.NewDesc("streamd_camera_object_detections_total", "Objects detected before tracking, summed over the frames detection ran on.", []string{"camera"}, nil)
+	descObjBusy  = prometheus.NewDesc("streamd_camera_object_detections_skipped_total", "Object detections not run because every detector was busy: the detector pool is behind.", []string{"camera"}, nil)
 	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
 	descAnLimit  = prometheus.NewDesc("streamd_analyzer_camera_limit_dropped_total", "Frames of new cameras the analyzer did not analyze because it analyzes its camera limit already (1000).", nil, nil)
 	descConns    = prometheus.NewDesc("streamd_http_connections", "Client connections open now.", nil, nil)
@@ -189,7 +196,7 @@ var (
 	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
-	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjBusy, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -227,6 +234,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.MotionEvents), cam.ID, "motion")
 			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.FaceEvents), cam.ID, "face")
 			ch <- prometheus.MustNewConstMetric(descFaces, prometheus.CounterValue, float64(cam.FaceDetections), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descAnSecs, prometheus.CounterValue, cam.ObjectSeconds, cam.ID, "objects")
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.ObjectEvents), cam.ID, "object")
+			ch <- prometheus.MustNewConstMetric(descObjects, prometheus.CounterValue, float64(cam.ObjectDetections), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descObjBusy, prometheus.CounterValue, float64(cam.ObjectsBusy), cam.ID)
 		}
 		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))
 		ch <- prometheus.MustNewConstMetric(descAnLimit, prometheus.CounterValue, float64(s.Analyzer.CameraLimitDropped))

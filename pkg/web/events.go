@@ -51,11 +51,21 @@ func (s *Server) routeEvents(r chi.Router) {
 func (s *Server) eventFilter(r *http.Request) (events.Filter, error) {
 	q := r.URL.Query()
 	p := principal(r)
-	f := events.Filter{Camera: q.Get("camera"), Type: events.Type(q.Get("type")), Limit: defaultLimit, Allow: p.Allowed}
+	f := events.Filter{Camera: q.Get("camera"), Type: events.Type(q.Get("type")), Label: q.Get("label"), Limit: defaultLimit, Allow: p.Allowed}
 	switch f.Type {
-	case "", events.TypeMotion, events.TypeFace:
+	case "", events.TypeMotion, events.TypeFace, events.TypeObject:
 	default:
-		return f, fmt.Errorf("parameter %q: %q is not motion or face", "type", f.Type)
+		return f, fmt.Errorf("parameter %q: %q is not motion, face or object", "type", f.Type)
+	}
+	if len(f.Label) > events.MaxLabelLen {
+		return f, fmt.Errorf("parameter %q: longer than %d characters", "label", events.MaxLabelLen)
+	}
+	if v := q.Get("min_score"); v != "" {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(x >= 0 && x <= 1) {
+			return f, fmt.Errorf("parameter %q: %q is not a score from 0 to 1", "min_score", v)
+		}
+		f.MinScore = x
 	}
 	now := time.Now()
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
@@ -210,7 +220,7 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		e := c.Event
-		if (f.Camera != "" && e.Camera != f.Camera) || (f.Type != "" && e.Type != f.Type) || !f.Allow(e.Camera) {
+		if (f.Camera != "" && e.Camera != f.Camera) || (f.Type != "" && e.Type != f.Type) || !f.Matches(e) || !f.Allow(e.Camera) {
 			continue
 		}
 		data, err := events.Marshal(e)

@@ -56,6 +56,16 @@ func TestEventRoutes(t *testing.T) {
 	st.Apply(testEvent("e1", "lobby", events.TypeMotion, events.PhaseEnd, now.Add(-10*time.Minute), 20*time.Second))
 	st.Apply(testEvent("e2", "yard", events.TypeFace, events.PhaseStart, now.Add(-time.Minute), 0))
 	st.Apply(testEvent("e3", "lobby", events.TypeMotion, events.PhaseStart, now.Add(-30*time.Second), 0))
+	for _, o := range []struct {
+		id, label string
+		score     float64
+	}{{"o1", "person", 0.62}, {"o2", "car", 0.71}, {"o3", "person", 0.55}} {
+		e := testEvent(o.id, "yard", events.TypeObject, events.PhaseEnd, now.Add(-20*time.Minute), 10*time.Second)
+		e.Label, e.Score = o.label, &o.score
+		if !st.Apply(e) {
+			t.Fatalf("object event %s refused", o.id)
+		}
+	}
 	jpeg := []byte{0xff, 0xd8, 0xff, 0xd9}
 	base := startEvents(t, storeEvents{st, map[string][]byte{"e1": jpeg}}, nil)
 	ids := func(body string) string {
@@ -74,12 +84,16 @@ func TestEventRoutes(t *testing.T) {
 		code int
 		want string // ids for lists, else a body substring
 	}{
-		{"/api/events", 200, "e3,e2,e1"},
+		{"/api/events?since=-15m", 200, "e3,e2,e1"},
+		{"/api/events?type=object", 200, "o3,o2,o1"},
+		{"/api/events?type=object&label=person", 200, "o3,o1"},
+		{"/api/events?label=person&min_score=0.6", 200, "o1"},
+		{"/api/events?min_score=0.7", 200, "o2"},
 		{"/api/events?camera=lobby", 200, "e3,e1"},
 		{"/api/events?type=face", 200, "e2"},
 		{"/api/events?limit=1", 200, "e3"},
 		{"/api/events?since=-5m", 200, "e3,e2"},
-		{"/api/events?until=-5m", 200, "e1"},
+		{"/api/events?since=-15m&until=-5m", 200, "e1"},
 		{"/api/events?since=" + now.Add(-2*time.Minute).UTC().Format(time.RFC3339), 200, "e3,e2"},
 	} {
 		code, body, _ := get(t, base+tc.path)
@@ -92,7 +106,9 @@ func TestEventRoutes(t *testing.T) {
 		code int
 		want string
 	}{
-		{"/api/events?type=car", 400, `parameter \"type\": \"car\" is not motion or face`},
+		{"/api/events?type=car", 400, `parameter \"type\": \"car\" is not motion, face or object`},
+		{"/api/events?min_score=2", 400, `parameter \"min_score\": \"2\" is not a score from 0 to 1`},
+		{"/api/events?min_score=NaN", 400, `parameter \"min_score\"`},
 		{"/api/events?since=yesterday", 400, `parameter \"since\"`},
 		{"/api/events?limit=0", 400, `parameter \"limit\"`},
 		{"/api/events?since=-1m&until=-5m", 400, `parameter \"until\" is before \"since\"`},

@@ -159,11 +159,7 @@ type faceDetector struct{ d *vision.FaceDetector }
 
 // Detect finds faces in a frame, in region if set (analyzer.FaceDetector).
 func (f faceDetector) Detect(jpeg []byte, region *events.Box) ([]events.Box, error) {
-	var r *vision.Box
-	if region != nil {
-		r = &vision.Box{X: region.X, Y: region.Y, W: region.W, H: region.H}
-	}
-	boxes, err := f.d.Detect(jpeg, r)
+	boxes, err := f.d.Detect(jpeg, visionRegion(region))
 	return toEvents(boxes), err
 }
 
@@ -177,11 +173,7 @@ type objectDetector struct{ d *vision.ObjectDetector }
 // Detect finds objects in a frame, around region if set
 // (analyzer.ObjectDetector).
 func (o objectDetector) Detect(jpeg []byte, region *events.Box) ([]events.ObjectDetection, error) {
-	var r *vision.Box
-	if region != nil {
-		r = &vision.Box{X: region.X, Y: region.Y, W: region.W, H: region.H}
-	}
-	objs, err := o.d.Detect(jpeg, r)
+	objs, err := o.d.Detect(jpeg, visionRegion(region))
 	out := make([]events.ObjectDetection, len(objs))
 	for i, ob := range objs {
 		out[i] = events.ObjectDetection{Label: ob.Label, Score: ob.Score, Box: events.Box{X: ob.Box.X, Y: ob.Box.Y, W: ob.Box.W, H: ob.Box.H}}
@@ -191,6 +183,14 @@ func (o objectDetector) Detect(jpeg []byte, region *events.Box) ([]events.Object
 
 // Close releases the detector.
 func (o objectDetector) Close() error { return o.d.Close() }
+
+// visionRegion converts a search region (nil: the whole frame).
+func visionRegion(region *events.Box) *vision.Box {
+	if region == nil {
+		return nil
+	}
+	return &vision.Box{X: region.X, Y: region.Y, W: region.W, H: region.H}
+}
 
 func toEvents(bs []vision.Box) []events.Box {
 	out := make([]events.Box, len(bs))

@@ -60,13 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "streamd bench:", err)
 			return 1
 		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(rep)
-		} else {
-			rep.Table(stdout)
-		}
+		report(stdout, *asJSON, rep)
 		return 0
 	}
 	if o.Viewers < 1 || o.SlowViewers < 0 || o.SlowRate < 1 || o.Duration < time.Second {
@@ -89,14 +83,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "streamd bench:", err)
 		return 1
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	report(stdout, *asJSON, rep)
+	return 0
+}
+
+// report writes a report as indented JSON or as its table.
+func report(w io.Writer, asJSON bool, rep interface{ Table(io.Writer) }) {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rep)
-	} else {
-		rep.Table(stdout)
+		return
 	}
-	return 0
+	rep.Table(w)
 }
 
 var listeningRE = regexp.MustCompile(`msg="http listening".* addr=(\S+)`)

@@ -70,6 +70,11 @@ func newObjectDetectors(o Options) ([]analyzer.ObjectDetector, error) {
 			return nil, fmt.Errorf("analyzer.objects.track: %q is not a label of the model (its 80 COCO labels: person, car, dog, ...)", label)
 		}
 	}
+	// One thread per OpenCV operation, for the whole process: an
+	// inference's wall time is then its CPU time, which is what the
+	// analyzer's budget (analyzer.objects.max_cpu) counts, and the
+	// analyzer parallelizes over cameras and workers itself.
+	vision.SetThreads(1)
 	var out []analyzer.ObjectDetector
 	for range max(o.ObjectWorkers, 1) {
 		od, err := vision.NewObjectDetector(vision.ObjectOptions{Model: model, Size: o.ObjectSize})

@@ -11,11 +11,14 @@
 // that reports motion a minute late is broken, one that skips frames of a
 // still scene is not. Face detection, twenty times dearer than motion, runs
 // only on frames with motion, on the moving region, at most FacesFPS times
-// a second. Object detection, dearer still (60-200 ms of both cores per
+// a second. Object detection, dearer still (about 0.1 s of a core per
 // inference), runs the same way at most ObjectsFPS times a second, on a
-// pool of detectors shared by every camera: a camera whose turn finds
-// every detector busy skips that frame's detection (counted) instead of
-// waiting, so the pool bounds the CPU and nothing queues behind it.
+// pool of detectors shared by every camera, each of which rests after an
+// inference in proportion to it, so that together they use at most
+// ObjectsCPU cores on average. A camera whose turn finds no detector
+// ready skips that frame's detection (counted) instead of waiting, so
+// nothing queues behind the pool. With objects on, faces are searched
+// only inside the person boxes of the latest detection.
 //
 // The detectors are interfaces so that this package stays pure Go and is
 // tested with fakes; package vision implements them with OpenCV.
@@ -43,6 +46,14 @@ const (
 	// DefaultObjectsFPS caps object detection per camera, Frigate's
 	// detect rate: a person crossing a room is seen on tens of frames.
 	DefaultObjectsFPS = 5
+	// DefaultObjectsCPU is the cores object detection may use on
+	// average, every camera together: a quarter of a core, about two
+	// inferences a second at 320 pixels on one thread, leaving the rest
+	// of a 2-core machine to capture, viewers and recording.
+	DefaultObjectsCPU = 0.25
+	// personFresh is how long a person box stays where faces are
+	// searched after the detection that found it.
+	personFresh = time.Second
 	// DefaultMaxLag: a frame older than this when its turn comes is
 	// skipped.
 	DefaultMaxLag = time.Second
@@ -116,7 +127,12 @@ type Options struct {
 	// owns them and closes them when Run returns.
 	ObjectDetectors []ObjectDetector
 	ObjectsFPS      float64 // default DefaultObjectsFPS
-	Objects         events.ObjectTrackerOptions
+	// ObjectsCPU bounds the detectors' average use, in cores (wall time
+	// of inferences per second, which is CPU time when OpenCV runs one
+	// thread per operation): after an inference of d a detector rests
+	// d*(len(ObjectDetectors)/ObjectsCPU - 1). Default DefaultObjectsCPU.
+	ObjectsCPU float64
+	Objects    events.ObjectTrackerOptions
 	// Camera returns how to analyze a camera, or ok false for a camera
 	// that is not analyzed (its frames are counted and dropped). It is
 	// called once per camera, on its first frame.
@@ -141,7 +157,7 @@ type Analyzer struct {
 	cameras map[string]*cam
 	closed  bool
 
-	pool chan ObjectDetector // the idle object detectors
+	pool chan pooled // the idle object detectors
 
 	invalid   atomic.Uint64 // frames a detector could not decode
 	ignored   atomic.Uint64 // frames of cameras not analyzed
@@ -172,12 +188,21 @@ func New(o Options) *Analyzer {
 	if o.ObjectsFPS <= 0 {
 		o.ObjectsFPS = DefaultObjectsFPS
 	}
-	a := &Analyzer{o: o, cameras: map[string]*cam{}, pool: make(chan ObjectDetector, len(o.ObjectDetectors))}
+	if o.ObjectsCPU <= 0 {
+		o.ObjectsCPU = DefaultObjectsCPU
+	}
+	a := &Analyzer{o: o, cameras: map[string]*cam{}, pool: make(chan pooled, len(o.ObjectDetectors))}
 	for _, d := range o.ObjectDetectors {
-		a.pool <- d
+		a.pool <- pooled{det: d}
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a
+}
+
+// pooled is an idle object detector and when its rest ends.
+type pooled struct {
+	det     ObjectDetector
+	readyAt time.Time
 }
 
 // cam is one camera's slot, worker state and counters.
@@ -198,6 +223,8 @@ type cam struct {
 	decodeNS, motionNS, faceNS, objectNS               atomic.Int64
 	lastAt                                             atomic.Int64 // capture time of the last analyzed frame, unix ns
 	lastFace, lastObjects                              time.Time
+	persons                                            []events.Box // person boxes of the latest object detection
+	personsAt                                          time.Time    // when it ran
 }
 
 // Run blocks until ctx ends; then it stops the camera workers, which end
@@ -212,7 +239,7 @@ func (a *Analyzer) Run(ctx context.Context) error {
 	a.wg.Wait()
 	// Every camera worker has returned its detector.
 	for range len(a.o.ObjectDetectors) {
-		_ = (<-a.pool).Close()
+		_ = (<-a.pool).det.Close()
 	}
 	return nil
 }
@@ -356,9 +383,21 @@ func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
 	if m.Global {
 		d.Motion, d.Area = nil, 0
 	}
-	if c.cfg.Faces != nil && len(d.Motion) > 0 && now.Sub(c.lastFace) >= time.Duration(float64(time.Second)/a.o.FacesFPS) {
+	if c.objects != nil {
+		a.detectObjects(c, f, d.Motion, now)
+	}
+	// Faces where motion is; with objects on, only inside the people
+	// found last (a face is on a person, and the boxes are small).
+	search := d.Motion
+	if c.objects != nil {
+		search = nil
+		if now.Sub(c.personsAt) < personFresh {
+			search = c.persons
+		}
+	}
+	if c.cfg.Faces != nil && len(search) > 0 && now.Sub(c.lastFace) >= time.Duration(float64(time.Second)/a.o.FacesFPS) {
 		c.lastFace = now
-		region := union(d.Motion)
+		region := union(search)
 		t0 := time.Now()
 		faces, err := c.cfg.Faces.Detect(f.Data, &region)
 		c.faceNS.Add(int64(time.Since(t0)))
@@ -368,9 +407,6 @@ func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
 		}
 	}
 	a.publish(c, c.tracker.Observe(d), f)
-	if c.objects != nil {
-		a.detectObjects(c, f, d.Motion, now)
-	}
 }
 
 // detectObjects runs object detection on the moving region of f, at most
@@ -381,19 +417,28 @@ func (a *Analyzer) detectObjects(c *cam, f *frame.Frame, motion []events.Box, no
 		a.publish(c, c.objects.Tick(f.CapturedAt), f)
 		return
 	}
-	var det ObjectDetector
+	var p pooled
 	select {
-	case det = <-a.pool:
+	case p = <-a.pool:
 	default:
 		c.objectsBusy.Add(1) // every detector busy: the next frame tries again
 		return
 	}
+	t0 := time.Now()
+	if t0.Before(p.readyAt) {
+		a.pool <- p // resting: over the CPU budget
+		c.objectsBusy.Add(1)
+		return
+	}
 	c.lastObjects = now
 	region := union(motion)
-	t0 := time.Now()
-	found, err := det.Detect(f.Data, &region)
-	c.objectNS.Add(int64(time.Since(t0)))
-	a.pool <- det
+	found, err := p.det.Detect(f.Data, &region)
+	took := time.Since(t0)
+	c.objectNS.Add(int64(took))
+	if rest := float64(len(a.o.ObjectDetectors))/a.o.ObjectsCPU - 1; rest > 0 {
+		p.readyAt = t0.Add(took + time.Duration(float64(took)*rest))
+	}
+	a.pool <- p
 	if err != nil {
 		if a.invalid.Add(1) == 1 {
 			a.o.Logger.Warn("cannot detect objects on a frame", "camera", c.id, "seq", f.Seq, "err", err)
@@ -401,6 +446,12 @@ func (a *Analyzer) detectObjects(c *cam, f *frame.Frame, motion []events.Box, no
 		return
 	}
 	c.objectsFound.Add(uint64(len(found)))
+	c.persons, c.personsAt = c.persons[:0], now
+	for _, o := range found {
+		if o.Label == "person" && o.Score >= c.objects.Filter("person").MinScore {
+			c.persons = append(c.persons, o.Box)
+		}
+	}
 	a.publish(c, c.objects.Observe(f.CapturedAt, found, events.FrameRef{Partition: f.Partition, Offset: f.Offset, CapturedAt: f.CapturedAt, Seq: f.Seq}), f)
 }
 

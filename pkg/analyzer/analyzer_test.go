@@ -344,3 +344,81 @@ func TestObjectPoolBounds(t *testing.T) {
 		t.Error("no detection counted as skipped for a busy pool: four cameras at 5 a second need 3 s of a 150 ms detector per second")
 	}
 }
+
+// The detectors together use at most ObjectsCPU cores on average: four
+// moving cameras asking for 20 detections a second of a 50 ms detector
+// (a whole core) get about a quarter of a core of it.
+func TestObjectsCPUBudget(t *testing.T) {
+	s := &sink{}
+	det := &fakeObjects{delay: 50 * time.Millisecond}
+	a, stop := start(t, Options{
+		FPS: 10, ObjectsFPS: 5, ObjectsCPU: 0.25, ObjectDetectors: []ObjectDetector{det}, Sink: s,
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: true}, true, nil
+		},
+	})
+	began := time.Now()
+	var wg sync.WaitGroup
+	for _, id := range []string{"a", "b", "c", "d"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); feed(a, id, 10, 3*time.Second, func(int) bool { return true }) }()
+	}
+	wg.Wait()
+	stop()
+	elapsed := time.Since(began)
+	det.mu.Lock()
+	calls := det.calls
+	det.mu.Unlock()
+	// Busy time ≤ 0.25 of the elapsed time, plus the inference that
+	// started last; each call sleeps at least 50 ms.
+	if limit := int(elapsed.Seconds()*0.25/0.05) + 1; calls > limit || calls < 3 {
+		t.Errorf("%d inferences of 50 ms in %s: want 3 to %d (a quarter of a core)", calls, elapsed.Round(time.Millisecond), limit)
+	}
+}
+
+// facesAt records where faces are searched.
+type facesAt struct {
+	mu      sync.Mutex
+	regions []events.Box
+}
+
+func (f *facesAt) Detect(_ []byte, region *events.Box) ([]events.Box, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.regions = append(f.regions, *region)
+	return nil, nil
+}
+func (f *facesAt) Close() error { return nil }
+
+// personAt finds a person in a fixed place.
+type personAt struct{ box events.Box }
+
+func (p personAt) Detect([]byte, *events.Box) ([]events.ObjectDetection, error) {
+	return []events.ObjectDetection{{Label: "person", Score: 0.8, Box: p.box}, {Label: "car", Score: 0.9, Box: events.Box{X: 0.6, Y: 0.6, W: 0.3, H: 0.2}}}, nil
+}
+func (personAt) Close() error { return nil }
+
+// With objects on, faces are searched inside the person boxes only, not
+// in the whole moving region (nor in the car's).
+func TestFacesInsidePeople(t *testing.T) {
+	faces := &facesAt{}
+	person := events.Box{X: 0.22, Y: 0.21, W: 0.04, H: 0.12}
+	a, stop := start(t, Options{
+		FPS: 10, FacesFPS: 5, ObjectsFPS: 5, ObjectsCPU: 1, ObjectDetectors: []ObjectDetector{personAt{person}}, Sink: &sink{},
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Faces: faces, Objects: true}, true, nil
+		},
+	})
+	feed(a, "door", 10, time.Second, func(int) bool { return true })
+	stop()
+	faces.mu.Lock()
+	defer faces.mu.Unlock()
+	if len(faces.regions) == 0 {
+		t.Fatal("faces never searched")
+	}
+	for _, r := range faces.regions {
+		if r != person {
+			t.Fatalf("faces searched in %+v, want only the person box %+v", r, person)
+		}
+	}
+}

@@ -139,7 +139,10 @@ type ObjectsConfig struct {
 	Model   string  `koanf:"model"`   // the model.json of the TF.js model (make install puts it here)
 	Size    int     `koanf:"size"`    // model input in pixels, a multiple of 32: 320 (fast), 384, 512 (the model's own)
 	FPS     float64 `koanf:"fps"`     // detections per second per camera while motion lasts, at most
-	Workers int     `koanf:"workers"` // detections at once for all cameras (each uses every core)
+	Workers int     `koanf:"workers"` // detections at once for all cameras (each on one core)
+	// MaxCPU bounds detection's average use of the cores, every camera
+	// together: past it a camera skips detection on a frame (counted).
+	MaxCPU float64 `koanf:"max_cpu"`
 	// Track are the labels that make events; others are ignored.
 	Track []string `koanf:"track"`
 	// Filters tune labels, one entry per label: min_score (a detection
@@ -390,7 +393,7 @@ func Default() Config {
 			SessionTimeout:  6 * time.Second,
 			// Motion's zero values take package vision's defaults.
 			Faces: FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
-			Objects: ObjectsConfig{Enabled: false, Model: DefaultObjectModel, Size: 320, FPS: 5, Workers: 1,
+			Objects: ObjectsConfig{Enabled: false, Model: DefaultObjectModel, Size: 320, FPS: 5, Workers: 1, MaxCPU: 0.25,
 				Track: slices.Clone(events.DefaultObjectLabels), Gap: events.DefaultObjectGap},
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,

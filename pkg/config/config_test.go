@@ -176,6 +176,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "objects model missing", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, model: /nonexistent/centernet.json}\n", want: `"analyzer.objects.model": cannot read model file: open /nonexistent/centernet.json: no such file or directory`},
 		{name: "objects size", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, size: 300}\n", want: `"analyzer.objects.size": must be a multiple of 32 from 128 to 1024, got 300`},
 		{name: "objects fps", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, fps: 0}\n", want: `"analyzer.objects.fps": must be more than 0 and at most 30, got 0`},
+		{name: "objects max_cpu", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, max_cpu: 0}\n", want: `"analyzer.objects.max_cpu": must be between 0.05 and 64 cores, got 0`},
 		{name: "objects workers", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, workers: 0}\n", want: `"analyzer.objects.workers": must be between 1 and 64, got 0`},
 		{name: "objects no labels", yaml: "analyzer:\n  enabled: true\n  objects: {enabled: true, track: []}\n", want: `"analyzer.objects.track": must list at least one label (to stop detecting, set analyzer.objects.enabled: false)`},
 		{name: "objects filter label", yaml: "analyzer:\n  enabled: true\n  objects:\n    enabled: true\n    filters: [{label: skis, min_score: 0.6}]\n", want: `"analyzer.objects.filters[0].label": "skis" is not in analyzer.objects.track`},

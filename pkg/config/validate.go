@@ -472,6 +472,9 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 		if !(o.FPS > 0 && o.FPS <= 30) {
 			bad("analyzer.objects.fps", "must be more than 0 and at most 30, got %g", o.FPS)
 		}
+		if !(o.MaxCPU >= 0.05 && o.MaxCPU <= 64) {
+			bad("analyzer.objects.max_cpu", "must be between 0.05 and 64 cores, got %g", o.MaxCPU)
+		}
 		if o.Workers < 1 || o.Workers > 64 {
 			bad("analyzer.objects.workers", "must be between 1 and 64, got %d", o.Workers)
 		}

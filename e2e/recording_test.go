@@ -728,6 +728,9 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 			{"export", exportPath(from, to), to.Sub(from), middle.Sub(from)},
 			{"event clip", "/api/events/" + ev.ID + "/clip.mp4", clipTo.Sub(clipFrom), middle.Sub(clipFrom)},
 		} {
+			// The video before this one may still hold the export slot
+			// (max_exports 1): Chromium re-reads it after the seek.
+			waitExportFree(t, p, from)
 			js := fmt.Sprintf(recPlayJS, strconv.Quote(p.url(c.path)), strconv.Quote(c.name+" "+c.path), c.eventAt.Seconds())
 			r, err := chromedp.Run(ctx, chromedp.Evaluate[recPlayback](js, chromedp.EvalAwaitPromise))
 			if err != nil {
@@ -779,6 +782,7 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 	})
 
 	t.Run("export errors are JSON naming the parameter", func(t *testing.T) {
+		waitExportFree(t, p, from)
 		for _, c := range []struct {
 			query string
 			code  int
@@ -814,6 +818,7 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 		// The long export reaches 10 s into the future: it waits for
 		// those frames, so it is surely still encoding 2 s after it was
 		// asked for.
+		waitExportFree(t, p, from)
 		longFrom, longTo := time.Now().Add(-50*time.Second), time.Now().Add(10*time.Second)
 		type answer struct {
 			code   int
@@ -868,4 +873,24 @@ func TestRecordingExportPlaysInChromium(t *testing.T) {
 			t.Errorf("export after the other finished: %d %.300s", code, body)
 		}
 	})
+}
+
+// waitExportFree waits until the server takes an export again: with
+// recording.max_exports 1 a browser still reading an earlier export holds
+// the slot. It asks for an hour before from, where nothing is recorded,
+// which answers 404 at once when a slot is free and 429 while none is.
+func waitExportFree(t *testing.T, p *proc, from time.Time) {
+	t.Helper()
+	q := "/api/cameras/" + recCamera + "/export?from=" + unixSec(from.Add(-time.Hour)) + "&to=" + unixSec(from.Add(-time.Hour+10*time.Second))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, _, body := recGetHeader(t, p.url(q))
+		if code != http.StatusTooManyRequests {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the export slot stayed taken for 30 s: %d %s", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

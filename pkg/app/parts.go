@@ -61,7 +61,7 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func
 		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
 			Tracker:    events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap},
 			ObjectsFPS: ac.Objects.FPS, ObjectsCPU: ac.Objects.MaxCPU,
-			Objects:    events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap}},
+			Objects: events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap}},
 		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
 		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,
 		Objects: ac.Objects.Enabled, ObjectModel: ac.Objects.Model, ObjectModelOptional: ac.Objects.Model == config.DefaultObjectModel,

@@ -216,25 +216,46 @@ func TestObjectErrors(t *testing.T) {
 
 // BenchmarkObjects720p measures one detection on a 720p JPEG of people
 // (decode, resize and inference) at each input size, on the whole frame
-// and on a region around one person.
+// and on a region around one person, with OpenCV on one thread (as the
+// analyzer runs it) and on every core (OpenCV's default).
 func BenchmarkObjects720p(b *testing.B) {
 	img := peopleFrame(b, 1280, 720)
-	for _, size := range []int{320, 384, 512} {
-		for _, region := range []bool{false, true} {
-			name := fmt.Sprintf("%d-frame", size)
-			var r *vision.Box
-			if region {
-				name = fmt.Sprintf("%d-region", size)
-				r = &vtestPeople[1]
-			}
-			b.Run(name, func(b *testing.B) {
-				d := newObjects(b, vision.ObjectOptions{Size: size})
-				loop(b, func(int) {
-					if _, err := d.Detect(img, r); err != nil {
-						b.Fatal(err)
-					}
-				})
-			})
+	defer vision.SetThreads(0)
+	for _, threads := range []int{1, 0} {
+		vision.SetThreads(threads)
+		tname := "threads-1"
+		if threads == 0 {
+			tname = "threads-all"
 		}
+		for _, size := range []int{320, 384, 512} {
+			for _, region := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%d-frame", tname, size)
+				var r *vision.Box
+				if region {
+					name = fmt.Sprintf("%s/%d-region", tname, size)
+					r = &vtestPeople[1]
+				}
+				b.Run(name, func(b *testing.B) {
+					d := newObjects(b, vision.ObjectOptions{Size: size})
+					loop(b, func(int) {
+						if _, err := d.Detect(img, r); err != nil {
+							b.Fatal(err)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+func TestSetThreads(t *testing.T) {
+	defer vision.SetThreads(0)
+	vision.SetThreads(1)
+	if n := vision.Threads(); n != 1 {
+		t.Errorf("Threads() = %d after SetThreads(1)", n)
+	}
+	vision.SetThreads(0)
+	if n := vision.Threads(); n < 1 {
+		t.Errorf("Threads() = %d after SetThreads(0), want OpenCV's default", n)
 	}
 }

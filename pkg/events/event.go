@@ -75,6 +75,22 @@ const (
 	TypeObject Type = "object" // one tracked object (Label) was in view
 )
 
+// Severity ranks an object event for review, as Frigate splits its review
+// items: an alert wants a look now, a detection is kept for later.
+type Severity string
+
+// Severities.
+const (
+	SeverityAlert     Severity = "alert"
+	SeverityDetection Severity = "detection"
+)
+
+// MaxZones is the most zones an event lists; MaxZoneLen the longest name.
+const (
+	MaxZones   = 16
+	MaxZoneLen = 64
+)
+
 // MaxLabelLen is the longest object label.
 const MaxLabelLen = 64
 
@@ -143,6 +159,14 @@ type Event struct {
 	// (a parked car): its event ends then, and it starts a new one only
 	// when it moves again.
 	Stationary bool `json:"stationary,omitempty"`
+	// Zones are, for object events, the names of the camera's zones the
+	// object has entered so far (in the order entered); empty when it has
+	// entered none or the camera has no zones.
+	Zones []string `json:"zones,omitempty"`
+	// Severity is, for object events, how a person reviewing should see
+	// the event: SeverityAlert for the labels and zones that make alerts,
+	// SeverityDetection otherwise. Motion and face events leave it empty.
+	Severity Severity `json:"severity,omitempty"`
 	// Phase is the change this snapshot reports: start, update or end.
 	Phase Phase `json:"phase"`
 	// Start is the capture time of the event's first frame.
@@ -204,12 +228,28 @@ func (e Event) Validate() error {
 		if e.Label != "" {
 			return bad("label %q on a %s event (object events only)", clip(e.Label), e.Type)
 		}
+		if e.Severity != "" || len(e.Zones) > 0 {
+			return bad("severity or zones on a %s event (object events only)", e.Type)
+		}
 	case TypeObject:
 		if e.Label == "" || len(e.Label) > MaxLabelLen {
 			return bad("object label %q: 1 to %d characters", clip(e.Label), MaxLabelLen)
 		}
 	default:
 		return bad("type %q, want %q, %q or %q", clip(string(e.Type)), TypeMotion, TypeFace, TypeObject)
+	}
+	switch e.Severity {
+	case "", SeverityAlert, SeverityDetection:
+	default:
+		return bad("severity %q, want %q or %q", clip(string(e.Severity)), SeverityAlert, SeverityDetection)
+	}
+	if len(e.Zones) > MaxZones {
+		return bad("%d zones, at most %d", len(e.Zones), MaxZones)
+	}
+	for i, z := range e.Zones {
+		if z == "" || len(z) > MaxZoneLen {
+			return bad("zones[%d] %q: 1 to %d characters", i, clip(z), MaxZoneLen)
+		}
 	}
 	if e.Phase.rank() == 0 {
 		return bad("phase %q, want %q, %q or %q", clip(string(e.Phase)), PhaseStart, PhaseUpdate, PhaseEnd)

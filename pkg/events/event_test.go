@@ -66,6 +66,11 @@ func TestRoundTrip(t *testing.T) {
 			e.Score, e.Snapshot, e.Faces = ptr(0.87), true, 3
 			return e
 		}(),
+		func() Event {
+			e := event("1762425021.123456-abc124", "door_2", TypeObject, PhaseStart, 0, time.Second)
+			e.Label, e.Score, e.Zones, e.Severity = "person", ptr(0.64), []string{"porch", "drive"}, SeverityAlert
+			return e
+		}(),
 	} {
 		b, err := Marshal(e)
 		if err != nil {
@@ -108,6 +113,11 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"bad type", edit(`"type":"motion"`, `"type":"person"`), `type "person", want "motion", "face" or "object"`},
 		{"object without label", edit(`"type":"motion"`, `"type":"object"`), `object label "": 1 to 64 characters`},
 		{"label on motion", edit(`"type":"motion"`, `"type":"motion","label":"person"`), `label "person" on a motion event`},
+		{"severity on motion", edit(`"type":"motion"`, `"type":"motion","severity":"alert"`), `severity or zones on a motion event`},
+		{"zones on motion", edit(`"type":"motion"`, `"type":"motion","zones":["porch"]`), `severity or zones on a motion event`},
+		{"bad severity", edit(`"type":"motion"`, `"type":"object","label":"person","severity":"urgent"`), `severity "urgent", want "alert" or "detection"`},
+		{"empty zone", edit(`"type":"motion"`, `"type":"object","label":"person","zones":[""]`), `zones[0] "": 1 to 64 characters`},
+		{"too many zones", edit(`"type":"motion"`, `"type":"object","label":"person","zones":["a"`+strings.Repeat(`,"a"`, MaxZones)+`]`), `17 zones, at most 16`},
 		{"missing type", edit(`"type":"motion",`, ``), `type "", want`},
 		{"bad phase", edit(`"phase":"start"`, `"phase":"new"`), `phase "new", want "start", "update" or "end"`},
 		{"missing start", edit(`"start":"2026-11-06T10:30:21.123456789Z",`, ``), "missing start"},

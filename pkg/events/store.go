@@ -59,6 +59,9 @@ type Filter struct {
 	Camera string // only this camera
 	Type   Type   // only this type
 	Label  string // only object events of this label
+	Zone   string // only object events that entered this zone
+	// Severity keeps only object events of this review severity.
+	Severity Severity
 	// MinScore, when above 0, keeps only events with a score at least
 	// this (object events; motion and face events have none).
 	MinScore float64
@@ -74,10 +77,17 @@ type Filter struct {
 	Allow func(camera string) bool
 }
 
-// Matches reports whether e passes the filter's Label and MinScore (the
-// fields an event stream filters on besides camera and type).
+// Matches reports whether e passes the filter's Label, Zone, Severity and
+// MinScore (the fields an event stream filters on besides camera and
+// type).
 func (f Filter) Matches(e Event) bool {
 	if f.Label != "" && e.Label != f.Label {
+		return false
+	}
+	if f.Zone != "" && !slices.Contains(e.Zones, f.Zone) {
+		return false
+	}
+	if f.Severity != "" && e.Severity != f.Severity {
 		return false
 	}
 	return f.MinScore <= 0 || (e.Score != nil && *e.Score >= f.MinScore)

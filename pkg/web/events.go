@@ -46,12 +46,14 @@ func (s *Server) routeEvents(r chi.Router) {
 	r.Get("/api/events/{id}/snapshot.jpg", s.eventSnapshot)
 }
 
-// eventFilter reads camera, type, since, until and limit, and limits the
+// eventFilter reads camera, type, label, zone, severity, min_score, since,
+// until and limit, and limits the
 // result to the cameras the principal may watch.
 func (s *Server) eventFilter(r *http.Request) (events.Filter, error) {
 	q := r.URL.Query()
 	p := principal(r)
-	f := events.Filter{Camera: q.Get("camera"), Type: events.Type(q.Get("type")), Label: q.Get("label"), Limit: defaultLimit, Allow: p.Allowed}
+	f := events.Filter{Camera: q.Get("camera"), Type: events.Type(q.Get("type")), Label: q.Get("label"), Zone: q.Get("zone"),
+		Severity: events.Severity(q.Get("severity")), Limit: defaultLimit, Allow: p.Allowed}
 	switch f.Type {
 	case "", events.TypeMotion, events.TypeFace, events.TypeObject:
 	default:
@@ -59,6 +61,14 @@ func (s *Server) eventFilter(r *http.Request) (events.Filter, error) {
 	}
 	if len(f.Label) > events.MaxLabelLen {
 		return f, fmt.Errorf("parameter %q: longer than %d characters", "label", events.MaxLabelLen)
+	}
+	if len(f.Zone) > events.MaxZoneLen {
+		return f, fmt.Errorf("parameter %q: longer than %d characters", "zone", events.MaxZoneLen)
+	}
+	switch f.Severity {
+	case "", events.SeverityAlert, events.SeverityDetection:
+	default:
+		return f, fmt.Errorf("parameter %q: %q is not alert or detection", "severity", f.Severity)
 	}
 	if v := q.Get("min_score"); v != "" {
 		x, err := strconv.ParseFloat(v, 64)

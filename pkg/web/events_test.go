@@ -59,9 +59,15 @@ func TestEventRoutes(t *testing.T) {
 	for _, o := range []struct {
 		id, label string
 		score     float64
-	}{{"o1", "person", 0.62}, {"o2", "car", 0.71}, {"o3", "person", 0.55}} {
+		zones     []string
+		severity  events.Severity
+	}{
+		{"o1", "person", 0.62, []string{"porch"}, events.SeverityAlert},
+		{"o2", "car", 0.71, []string{"drive", "porch"}, events.SeverityAlert},
+		{"o3", "person", 0.55, nil, events.SeverityDetection},
+	} {
 		e := testEvent(o.id, "yard", events.TypeObject, events.PhaseEnd, now.Add(-20*time.Minute), 10*time.Second)
-		e.Label, e.Score = o.label, &o.score
+		e.Label, e.Score, e.Zones, e.Severity = o.label, &o.score, o.zones, o.severity
 		if !st.Apply(e) {
 			t.Fatalf("object event %s refused", o.id)
 		}
@@ -89,6 +95,11 @@ func TestEventRoutes(t *testing.T) {
 		{"/api/events?type=object&label=person", 200, "o3,o1"},
 		{"/api/events?label=person&min_score=0.6", 200, "o1"},
 		{"/api/events?min_score=0.7", 200, "o2"},
+		{"/api/events?zone=porch", 200, "o2,o1"},
+		{"/api/events?zone=drive", 200, "o2"},
+		{"/api/events?zone=porch&label=person", 200, "o1"},
+		{"/api/events?severity=alert", 200, "o2,o1"},
+		{"/api/events?severity=detection", 200, "o3"},
 		{"/api/events?camera=lobby", 200, "e3,e1"},
 		{"/api/events?type=face", 200, "e2"},
 		{"/api/events?limit=1", 200, "e3"},
@@ -109,6 +120,8 @@ func TestEventRoutes(t *testing.T) {
 		{"/api/events?type=car", 400, `parameter \"type\": \"car\" is not motion, face or object`},
 		{"/api/events?min_score=2", 400, `parameter \"min_score\": \"2\" is not a score from 0 to 1`},
 		{"/api/events?min_score=NaN", 400, `parameter \"min_score\"`},
+		{"/api/events?severity=urgent", 400, `parameter \"severity\": \"urgent\" is not alert or detection`},
+		{"/api/events?zone=" + strings.Repeat("z", 65), 400, `parameter \"zone\": longer than 64 characters`},
 		{"/api/events?since=yesterday", 400, `parameter \"since\"`},
 		{"/api/events?limit=0", 400, `parameter \"limit\"`},
 		{"/api/events?since=-1m&until=-5m", 400, `parameter \"until\" is before \"since\"`},

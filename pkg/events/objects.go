@@ -70,6 +70,16 @@ type ObjectTrackerOptions struct {
 	StationaryAfter time.Duration // DefaultStationaryAfter
 	StationaryGap   time.Duration // DefaultStationaryGap
 	UpdateInterval  time.Duration // DefaultUpdateInterval
+	// Zones are the camera's named regions; an event lists those its
+	// object entered (see Zone for when it has).
+	Zones []Zone
+	// Review sets each event's severity from its label and zones.
+	Review Review
+	// MaxLength, when above 0, ends an event that has lasted this long
+	// and continues it at once as a new event of the same object, so
+	// that every event has an end and a long scene is a series of
+	// reviewable pieces.
+	MaxLength time.Duration
 }
 
 // ObjectDetection is one object a detector found on a frame.
@@ -102,6 +112,7 @@ type object struct {
 
 	confirmed  bool // its median reached the threshold once
 	stationary bool
+	zones      zoneState
 	// The active event, if any.
 	active   bool
 	id       string
@@ -231,30 +242,43 @@ func (t *ObjectTracker) update(tr *object, d ObjectDetection, at time.Time, fr F
 	if score >= t.Filter(tr.label).Threshold {
 		tr.confirmed = true
 	}
+	entered := tr.zones.observe(t.o.Zones, d.Box)
 	switch {
 	case tr.active && tr.stationary:
 		// Parked: the event ends now; the object stays known.
 		out = append(out, t.end(tr, at, at))
+	case tr.active && t.o.MaxLength > 0 && at.Sub(tr.start) >= t.o.MaxLength:
+		// Long enough: end this piece and go on in a new event.
+		out = append(out, t.end(tr, at, at))
+		out = t.begin(tr, at, at, score, d.Box, fr, out)
 	case tr.active:
 		if score > tr.top {
 			tr.top, tr.topBox, tr.topFrame = score, d.Box, fr
 			tr.dirty = true
 		}
-		if tr.dirty && at.Sub(tr.lastEmit) >= t.o.UpdateInterval {
+		// Entering a zone may make the event an alert: say so at once.
+		if entered || (tr.dirty && at.Sub(tr.lastEmit) >= t.o.UpdateInterval) {
 			out = append(out, t.emit(tr, PhaseUpdate, at, d.Box, fr))
 		}
 	case tr.confirmed && !tr.stationary && (wasStationary || tr.id == "" || moved):
 		// A new object, or a stationary one moving off.
-		tr.active = true
-		tr.start = tr.first
+		start := tr.first
 		if tr.id != "" { // it had an event before it stopped
-			tr.start = at
+			start = at
 		}
-		tr.id = NewID(tr.start)
-		tr.top, tr.topBox, tr.topFrame = score, d.Box, fr
-		out = append(out, t.emit(tr, PhaseStart, at, d.Box, fr))
+		out = t.begin(tr, start, at, score, d.Box, fr, out)
 	}
 	return out
+}
+
+// begin starts an event of tr that began at start, decided at at, with
+// score as its best so far.
+func (t *ObjectTracker) begin(tr *object, start, at time.Time, score float64, box Box, fr FrameRef, out []Event) []Event {
+	tr.active = true
+	tr.start = start
+	tr.id = NewID(start)
+	tr.top, tr.topBox, tr.topFrame = score, box, fr
+	return append(out, t.emit(tr, PhaseStart, at, box, fr))
 }
 
 // Tick ends events and forgets objects unseen for their gap, for when no
@@ -333,6 +357,7 @@ func (t *ObjectTracker) event(tr *object, phase Phase, updated time.Time, box Bo
 		ID: tr.id, Camera: t.camera, Type: TypeObject, Phase: phase, Label: tr.label,
 		Start: tr.start, Updated: updated, Boxes: []Box{box}, Score: &top,
 		Stationary: tr.stationary, Frame: fr,
+		Zones: slices.Clone(tr.zones.entered), Severity: t.o.Review.severity(tr.label, tr.zones.entered),
 	}
 }
 

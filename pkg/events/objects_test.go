@@ -2,6 +2,7 @@ package events
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -157,6 +158,181 @@ func TestMedian(t *testing.T) {
 	} {
 		if got := median(c.in); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("median(%v) = %g, want %g", c.in, got, c.want)
+		}
+	}
+}
+
+// porch is the lower right quarter of the frame.
+var porch = Zone{Name: "porch", Points: [][2]float64{{0.5, 0.5}, {1, 0.5}, {1, 1}, {0.5, 1}}}
+
+// walkDown is a person walking from the top left towards the lower right:
+// the bottom-centre of the box (0.125+0.02i, 0.21+0.02i) crosses into the
+// porch at step 19 (0.505, 0.59) and stays inside.
+func walkDown(n int) [][]ObjectDetection {
+	steps := make([][]ObjectDetection, n)
+	for i := range steps {
+		x, y := 0.1+0.02*float64(i), 0.06+0.02*float64(i)
+		steps[i] = []ObjectDetection{{Label: "person", Score: 0.7, Box: Box{X: min(x, 0.9), Y: min(y, 0.8), W: 0.05, H: 0.15}}}
+	}
+	return steps
+}
+
+func TestObjectZonesWithInertia(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		inertia  int
+		steps    int
+		want     []string
+		enterIdx int // detection (step) on which the zone is entered; -1: never
+	}{
+		{"enters after 3 detections inside", 0, 30, []string{"porch"}, 21},
+		{"inertia 5", 5, 30, []string{"porch"}, 23},
+		{"two detections inside are not enough", 0, 21, nil, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			z := porch
+			z.Inertia = tc.inertia
+			tr := NewObjectTracker("yard", ObjectTrackerOptions{Zones: []Zone{z}})
+			es, _ := run(t, tr, ot0, walkDown(tc.steps))
+			es = append(es, tr.Flush(ot0.Add(time.Hour))...)
+			last := es[len(es)-1]
+			if last.Phase != PhaseEnd || !slices.Equal(last.Zones, tc.want) {
+				t.Fatalf("end %v zones %v, want %v", last.Phase, last.Zones, tc.want)
+			}
+			// The update that reports the zone comes on the detection
+			// that enters it, not at the next update interval.
+			at := -1
+			for _, e := range es {
+				if len(e.Zones) > 0 {
+					at = int(e.Frame.Seq)
+					break
+				}
+			}
+			if at != tc.enterIdx {
+				t.Fatalf("zone first reported on detection %d, want %d", at, tc.enterIdx)
+			}
+		})
+	}
+}
+
+func TestObjectZoneJitterDoesNotEnter(t *testing.T) {
+	// A box whose bottom-centre goes in and out of the zone every other
+	// detection never enters it.
+	tr := NewObjectTracker("yard", ObjectTrackerOptions{Zones: []Zone{porch}})
+	steps := make([][]ObjectDetection, 40)
+	for i := range steps {
+		y := 0.34 // bottom at 0.49: outside
+		if i%2 == 1 {
+			y = 0.36 // bottom at 0.51: inside
+		}
+		steps[i] = []ObjectDetection{{Label: "person", Score: 0.7, Box: Box{X: 0.55, Y: y, W: 0.05, H: 0.15}}}
+	}
+	es, _ := run(t, tr, ot0, steps)
+	for _, e := range append(es, tr.Flush(ot0.Add(time.Hour))...) {
+		if len(e.Zones) != 0 {
+			t.Fatalf("%s %s: zones %v, want none", e.ID, e.Phase, e.Zones)
+		}
+	}
+}
+
+func TestObjectSeverity(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		label  string
+		review Review
+		want   []Severity // start, then the end
+	}{
+		{"person is an alert by default", "person", Review{}, []Severity{SeverityAlert, SeverityAlert}},
+		{"dog is a detection by default", "dog", Review{}, []Severity{SeverityDetection, SeverityDetection}},
+		{"no alert labels", "person", Review{AlertLabels: []string{}}, []Severity{SeverityDetection, SeverityDetection}},
+		{"dog made an alert", "dog", Review{AlertLabels: []string{"dog"}}, []Severity{SeverityAlert, SeverityAlert}},
+		{"alert once in the required zone", "person", Review{AlertZones: []string{"porch"}}, []Severity{SeverityDetection, SeverityAlert}},
+		{"another zone required", "person", Review{AlertZones: []string{"gate"}}, []Severity{SeverityDetection, SeverityDetection}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := NewObjectTracker("yard", ObjectTrackerOptions{Zones: []Zone{porch}, Review: tc.review})
+			steps := walkDown(30)
+			for _, s := range steps {
+				s[0].Label = tc.label
+			}
+			es, _ := run(t, tr, ot0, steps)
+			es = append(es, tr.Flush(ot0.Add(time.Hour))...)
+			if es[0].Phase != PhaseStart || es[len(es)-1].Phase != PhaseEnd {
+				t.Fatalf("events %v", es)
+			}
+			got := []Severity{es[0].Severity, es[len(es)-1].Severity}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("severity at start and end %v, want %v", got, tc.want)
+			}
+			if tc.want[0] != tc.want[1] {
+				// The upgrade is its own update, on the detection
+				// that entered the zone.
+				for _, e := range es {
+					if e.Severity == tc.want[1] {
+						if e.Phase != PhaseUpdate || e.Frame.Seq != 21 {
+							t.Fatalf("upgrade in %s of detection %d, want an update of 21", e.Phase, e.Frame.Seq)
+						}
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestObjectMaxLength(t *testing.T) {
+	// A person pacing for 5 minutes with events of at most 2 minutes:
+	// three events, each ending where the next starts, the same label.
+	tr := NewObjectTracker("yard", ObjectTrackerOptions{MaxLength: 2 * time.Minute, Zones: []Zone{porch}})
+	steps := make([][]ObjectDetection, 5*60*5)
+	for i := range steps {
+		x := 0.3 + 0.2*math.Sin(float64(i)/10)
+		steps[i] = []ObjectDetection{{Label: "person", Score: 0.7, Box: Box{X: x, Y: 0.5, W: 0.05, H: 0.15}}}
+	}
+	es, last := run(t, tr, ot0, steps)
+	es = append(es, tr.Flush(last)...)
+	var pieces []Event
+	for _, e := range es {
+		if e.Phase == PhaseEnd {
+			pieces = append(pieces, e)
+		}
+	}
+	if len(pieces) != 3 {
+		t.Fatalf("%d events, want 3 pieces of at most 2 minutes", len(pieces))
+	}
+	for i, e := range pieces {
+		if d := e.End.Sub(e.Start); d > 2*time.Minute+time.Second {
+			t.Errorf("piece %d lasts %s", i, d)
+		}
+		if i > 0 && !e.Start.Equal(*pieces[i-1].End) {
+			t.Errorf("piece %d starts %s, the previous ended %s: a gap", i, e.Start, pieces[i-1].End)
+		}
+		if i > 0 && e.ID == pieces[i-1].ID {
+			t.Errorf("piece %d has the id of the previous", i)
+		}
+		if e.Label != "person" {
+			t.Errorf("piece %d: label %q", i, e.Label)
+		}
+	}
+	if s, _, _ := phases(es); s != 3 {
+		t.Fatalf("%d starts, want 3", s)
+	}
+}
+
+func TestValidateZone(t *testing.T) {
+	for _, tc := range []struct {
+		z    Zone
+		want string
+	}{
+		{porch, ""},
+		{Zone{Points: porch.Points}, `zone name "": 1 to 64 characters`},
+		{Zone{Name: "a", Points: porch.Points[:2]}, `zone "a": 2 points, a polygon needs at least 3`},
+		{Zone{Name: "a", Points: [][2]float64{{0, 0}, {1.5, 0}, {1, 1}}}, `zone "a": point 1 [1.5, 0] is not inside the frame (0..1)`},
+		{Zone{Name: "a", Points: porch.Points, Inertia: -1}, `zone "a": inertia -1, want 1 or more`},
+	} {
+		err := ValidateZone(tc.z)
+		if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
+			t.Errorf("ValidateZone(%+v) = %v, want %q", tc.z, err, tc.want)
 		}
 	}
 }

@@ -40,6 +40,28 @@ const (
 	EventsClient = "recorder-events"
 )
 
+// FullOn is which events the full tier records.
+type FullOn string
+
+// Values of Options.FullOn.
+const (
+	FullOnMotion  FullOn = "motion"  // every event: motion, faces, objects
+	FullOnObjects FullOn = "objects" // object and face events (the default)
+	FullOnAlerts  FullOn = "alerts"  // object events of severity alert
+)
+
+// Records reports whether an event (any of its changes) opens a full-rate
+// window under f; "" is FullOnObjects.
+func (f FullOn) Records(e events.Event) bool {
+	switch f {
+	case FullOnMotion:
+		return true
+	case FullOnAlerts:
+		return e.Type == events.TypeObject && e.Severity == events.SeverityAlert
+	}
+	return e.Type == events.TypeObject || e.Type == events.TypeFace
+}
+
 // maxQueuedChunks bounds each encode worker's queue: past it the consumer
 // waits and the frames stay in the frames topic, so memory does not grow
 // with a backlog (a chunk holds recording.chunk of frames: 2 s of 720p30
@@ -63,6 +85,11 @@ type Options struct {
 	FullTopic, ReducedTopic, IndexTopic string
 	// EventsTopic is the analyzer's events, which open full-rate windows.
 	EventsTopic string
+	// FullOn says which events open full-rate windows: FullOnMotion
+	// (every event), FullOnObjects (default: object and face events, so
+	// that wind in a tree is kept at the reduced rate only) or
+	// FullOnAlerts (object events of severity alert).
+	FullOn FullOn
 	// EventsLookback is how far back the events topic is read at start,
 	// so that frames read again after a downtime find their windows;
 	// zero: the last minute only.
@@ -279,6 +306,9 @@ func (r *Recorder) event(rec kafka.Record) {
 	e, err := events.Unmarshal(rec.Value)
 	if err != nil {
 		return // the events feed counts bad events; a recorder just skips them
+	}
+	if !r.o.FullOn.Records(e) {
+		return // kept at the reduced rate only
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

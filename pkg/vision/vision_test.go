@@ -584,6 +584,62 @@ func TestFaceCascadeErrors(t *testing.T) {
 
 // TestAnnotate: the snapshot is a full-size JPEG with the boxes drawn in
 // their colours.
+// TestAnnotateObjects: the box in ObjectColor and a filled caption tag
+// above it, and one at the top of the frame gets its tag below.
+func TestAnnotateObjects(t *testing.T) {
+	clips(t)
+	f := faceClip[60]
+	objs := []vision.Labeled{
+		{Box: vision.Box{X: 0.4, Y: 0.4, W: 0.2, H: 0.4}, Text: "person 0.64"},
+		{Box: vision.Box{X: 0.05, Y: 0, W: 0.2, H: 0.2}, Text: "car 0.71"},
+	}
+	out, err := vision.AnnotateObjects(f.JPEG, objs, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gocv.IMDecode(out, gocv.IMReadColor)
+	if err != nil || m.Empty() {
+		t.Fatalf("annotated snapshot does not decode: %v", err)
+	}
+	defer m.Close()
+	oc := vision.ObjectColor
+	near := func(x, y int) bool {
+		v := m.GetVecbAt(y, x)
+		return absDiff(v[0], oc.B) < 40 && absDiff(v[1], oc.G) < 40 && absDiff(v[2], oc.R) < 40
+	}
+	W, H := m.Cols(), m.Rows()
+	if x, y := int(0.5*float64(W)), int(0.8*float64(H))-1; !near(x, y) {
+		t.Errorf("no object colour on the bottom edge at (%d,%d): %v", x, y, m.GetVecbAt(y, x))
+	}
+	// The tag: object colour above the box's top left corner, with dark
+	// text inside it.
+	tagColour, dark := 0, 0
+	for y := int(0.4*float64(H)) - 25; y < int(0.4*float64(H))-3; y++ {
+		for x := int(0.4 * float64(W)); x < int(0.4*float64(W))+120; x++ {
+			if near(x, y) {
+				tagColour++
+			} else if v := m.GetVecbAt(y, x); int(v[0])+int(v[1])+int(v[2]) < 120 {
+				dark++
+			}
+		}
+	}
+	if tagColour < 500 || dark < 50 {
+		t.Errorf("caption tag above the person: %d pixels of the tag colour, %d dark (text), want a filled tag with text", tagColour, dark)
+	}
+	// The car touches the top: its tag hangs below its box.
+	tagColour = 0
+	for y := int(0.2*float64(H)) + 3; y < int(0.2*float64(H))+20; y++ {
+		for x := int(0.05 * float64(W)); x < int(0.05*float64(W))+80; x++ {
+			if near(x, y) {
+				tagColour++
+			}
+		}
+	}
+	if tagColour < 300 {
+		t.Errorf("caption tag below the car's box: %d pixels of the tag colour", tagColour)
+	}
+}
+
 func TestAnnotate(t *testing.T) {
 	clips(t)
 	f := faceClip[60]

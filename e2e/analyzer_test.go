@@ -56,6 +56,10 @@ analyzer:
   gap: 2s
   faces:
     gap: 2s
+  objects:
+    # Motion and faces on their own: with object detection on, faces are
+    # searched only inside people (TestObjectGroundTruth checks that).
+    enabled: false
 cameras:
 ` + cameras
 }

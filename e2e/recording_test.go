@@ -76,8 +76,11 @@ kafka:
   fps: 15
   faces:
     enabled: false
+  objects:
+    enabled: false  # the scripted shape is no object: full rate on motion
 recording:
   enabled: true
+  full_on: motion
   partitions: 1
   pre_roll: ` + recPreRoll.String() + `
   post_roll: ` + recPostRoll.String() + `

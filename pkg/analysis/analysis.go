@@ -84,6 +84,8 @@ type Camera struct {
 	// Masks are polygons of [x, y] points in 0..1 coordinates where
 	// changes are ignored.
 	Masks [][][]float64
+	// Zones are the camera's named regions for object events.
+	Zones []events.Zone
 }
 
 // The analysis' Kafka clients: one for its consumer group, one to
@@ -134,6 +136,10 @@ func New(o Options, k *kafka.Conns) (*Analysis, error) {
 	a.an = analyzer.New(ao)
 	return a, nil
 }
+
+// Objects reports whether the analysis detects objects: object detection
+// is on and its model loaded.
+func (a *Analysis) Objects() bool { return len(a.det.objects) > 0 }
 
 // Name names the analysis among a process's components.
 func (a *Analysis) Name() string { return "analyzer" }
@@ -216,7 +222,10 @@ func (a *Analysis) Ready() error {
 	if err := c.Ready(); err != nil {
 		return err
 	}
-	return p.Ready()
+	if err := p.Ready(); err != nil {
+		return err
+	}
+	return a.an.Health()
 }
 
 // Close leaves the group (the partitions move at once) and flushes the
@@ -255,7 +264,7 @@ func (a *Analysis) Collect(s *metrics.Snapshot) {
 		m.MotionEvents, m.FaceEvents, m.FaceDetections = st.MotionEvents, st.FaceEvents, st.Faces
 		m.ObjectEvents, m.ObjectDetections, m.ObjectsBusy, m.ObjectSeconds = st.ObjectEvents, st.Objects, st.ObjectsBusy, st.ObjectTime.Seconds()
 	}
-	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid(), CameraLimitDropped: a.an.OverLimit()}
+	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid(), CameraLimitDropped: a.an.OverLimit(), ObjectErrors: a.an.ObjectErrors()}
 	a.mu.Lock()
 	c := a.consumer
 	a.mu.Unlock()

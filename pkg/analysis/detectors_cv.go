@@ -3,6 +3,7 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -97,6 +98,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	mo := vision.MotionOptions{Threshold: m.Threshold, MinArea: m.MinArea, GlobalFraction: m.GlobalFraction}
 	var fps float64
 	noObjects := false
+	var zones []events.Zone
 	for _, cc := range *d.cameras.Load() {
 		if cc.ID != id {
 			continue
@@ -104,7 +106,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 		if cc.Off {
 			return analyzer.Camera{}, false, nil
 		}
-		noObjects = cc.NoObjects
+		noObjects, zones = cc.NoObjects, cc.Zones
 		if cc.Threshold > 0 {
 			mo.Threshold = cc.Threshold
 		}
@@ -124,7 +126,7 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	if err != nil {
 		return analyzer.Camera{}, false, fmt.Errorf("camera %q motion detector: %w", id, err)
 	}
-	c := analyzer.Camera{FPS: fps, Motion: motionDetector{md}, Objects: len(d.objects) > 0 && !noObjects}
+	c := analyzer.Camera{FPS: fps, Motion: motionDetector{md}, Objects: len(d.objects) > 0 && !noObjects, Zones: zones}
 	if d.o.Faces {
 		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: d.o.FaceCascade})
 		if err != nil {
@@ -136,8 +138,24 @@ func (d detectors) camera(id string) (analyzer.Camera, bool, error) {
 	return c, true, nil
 }
 
-func (d detectors) annotate(jpeg []byte, motion, faces []events.Box) ([]byte, error) {
-	return vision.Annotate(jpeg, toVision(motion), toVision(faces), snapshotQuality)
+// annotate draws an event's boxes on its snapshot: motion in amber, faces
+// in green, an object in blue with its label and score.
+func (d detectors) annotate(jpeg []byte, e events.Event) ([]byte, error) {
+	switch e.Type {
+	case events.TypeObject:
+		text := e.Label
+		if e.Score != nil {
+			text = fmt.Sprintf("%s %.2f", e.Label, *e.Score)
+		}
+		var objs []vision.Labeled
+		for _, b := range toVision(e.Boxes) {
+			objs = append(objs, vision.Labeled{Box: b, Text: text})
+		}
+		return vision.AnnotateObjects(jpeg, objs, snapshotQuality)
+	case events.TypeFace:
+		return vision.Annotate(jpeg, nil, toVision(e.Boxes), snapshotQuality)
+	}
+	return vision.Annotate(jpeg, toVision(e.Boxes), nil, snapshotQuality)
 }
 
 // motionDetector adapts vision's detector to the analyzer's interface.
@@ -179,6 +197,9 @@ type objectDetector struct{ d *vision.ObjectDetector }
 // (analyzer.ObjectDetector).
 func (o objectDetector) Detect(jpeg []byte, region *events.Box) ([]events.ObjectDetection, error) {
 	objs, err := o.d.Detect(jpeg, visionRegion(region))
+	if errors.Is(err, vision.ErrBadImage) {
+		err = fmt.Errorf("%w: %w", analyzer.ErrBadFrame, err)
+	}
 	out := make([]events.ObjectDetection, len(objs))
 	for i, ob := range objs {
 		out[i] = events.ObjectDetection{Label: ob.Label, Score: ob.Score, Box: events.Box{X: ob.Box.X, Y: ob.Box.Y, W: ob.Box.W, H: ob.Box.H}}

@@ -12,7 +12,7 @@ type detectors struct{ objects []analyzer.ObjectDetector }
 
 func (detectors) camera(string) (analyzer.Camera, bool, error) { return analyzer.Camera{}, false, nil }
 func (detectors) reload([]Camera)                              {}
-func (detectors) annotate(jpeg []byte, _, _ []events.Box) ([]byte, error) {
+func (detectors) annotate(jpeg []byte, _ events.Event) ([]byte, error) {
 	return jpeg, nil
 }
 

@@ -26,6 +26,8 @@ package analyzer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -67,6 +69,12 @@ const (
 	// analyzer).
 	tickEvery = time.Second
 )
+
+// ErrBadFrame is wrapped by a detector's error when the frame is at fault
+// (it does not decode): the frame is skipped and counted, and the detector
+// is still healthy. Any other error of an object detector is the
+// detector's own, and makes Health report it until a detection succeeds.
+var ErrBadFrame = errors.New("bad frame")
 
 // Motion is what a motion detector found on one frame.
 type Motion struct {
@@ -114,6 +122,9 @@ type Camera struct {
 	// Objects turns object detection on for the camera (when the
 	// analyzer has ObjectDetectors).
 	Objects bool
+	// Zones are the camera's named regions, which object events list
+	// when their object enters them.
+	Zones []events.Zone
 }
 
 // Options configure an Analyzer. Zero fields take the defaults.
@@ -137,9 +148,9 @@ type Options struct {
 	// that is not analyzed (its frames are counted and dropped). It is
 	// called once per camera, on its first frame.
 	Camera func(id string) (c Camera, ok bool, err error)
-	// Annotate draws boxes on a frame for an event's snapshot; nil: the
-	// frame as it is.
-	Annotate   func(jpeg []byte, motion, faces []events.Box) ([]byte, error)
+	// Annotate draws an event's boxes (with its label, for objects) on
+	// the frame of its snapshot; nil: the frame as it is.
+	Annotate   func(jpeg []byte, e events.Event) ([]byte, error)
 	MaxCameras int          // default DefaultMaxCameras
 	Sink       Sink         // required
 	Logger     *slog.Logger // default: discard
@@ -159,10 +170,15 @@ type Analyzer struct {
 
 	pool chan pooled // the idle object detectors
 
-	invalid   atomic.Uint64 // frames a detector could not decode
-	ignored   atomic.Uint64 // frames of cameras not analyzed
-	overLimit atomic.Uint64 // frames of cameras past MaxCameras
-	analyzed  int           // cameras with a worker, under mu
+	// objectsFailing is the object detectors' last own failure, nil once
+	// a detection succeeds again.
+	objectsFailing atomic.Pointer[failure]
+
+	invalid      atomic.Uint64 // frames a detector could not decode
+	objectErrors atomic.Uint64 // object detections that failed, not for the frame
+	ignored      atomic.Uint64 // frames of cameras not analyzed
+	overLimit    atomic.Uint64 // frames of cameras past MaxCameras
+	analyzed     int           // cameras with a worker, under mu
 }
 
 // New returns an analyzer; call Run before feeding it.
@@ -197,6 +213,12 @@ func New(o Options) *Analyzer {
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a
+}
+
+// failure is a detector's error and when it began.
+type failure struct {
+	err   error
+	since time.Time
 }
 
 // pooled is an idle object detector and when its rest ends.
@@ -301,7 +323,9 @@ func (a *Analyzer) camera(id string) *cam {
 	c.cfg = cfg
 	c.tracker = events.NewTracker(id, a.o.Tracker)
 	if cfg.Objects && len(a.o.ObjectDetectors) > 0 {
-		c.objects = events.NewObjectTracker(id, a.o.Objects)
+		oo := a.o.Objects
+		oo.Zones = cfg.Zones
+		c.objects = events.NewObjectTracker(id, oo)
 	}
 	a.analyzed++
 	a.wg.Add(1)
@@ -440,10 +464,22 @@ func (a *Analyzer) detectObjects(c *cam, f *frame.Frame, motion []events.Box, no
 	}
 	a.pool <- p
 	if err != nil {
-		if a.invalid.Add(1) == 1 {
-			a.o.Logger.Warn("cannot detect objects on a frame", "camera", c.id, "seq", f.Seq, "err", err)
+		if errors.Is(err, ErrBadFrame) {
+			if a.invalid.Add(1) == 1 {
+				a.o.Logger.Warn("cannot detect objects on a frame", "camera", c.id, "seq", f.Seq, "err", err)
+			}
+			return
+		}
+		// The detector's own failure: motion goes on without objects,
+		// and Health says so until a detection succeeds.
+		a.objectErrors.Add(1)
+		if a.objectsFailing.CompareAndSwap(nil, &failure{err: err, since: time.Now()}) {
+			a.o.Logger.Error("object detection failing; motion detection goes on", "camera", c.id, "err", err)
 		}
 		return
+	}
+	if old := a.objectsFailing.Swap(nil); old != nil {
+		a.o.Logger.Info("object detection works again", "failing_for", time.Since(old.since).Round(time.Second))
 	}
 	c.objectsFound.Add(uint64(len(found)))
 	c.persons, c.personsAt = c.persons[:0], now
@@ -471,13 +507,7 @@ func (a *Analyzer) publish(c *cam, changes []events.Event, f *frame.Frame) {
 			if f != nil {
 				img := f.Data
 				if a.o.Annotate != nil {
-					var motion, faces []events.Box
-					if e.Type == events.TypeFace || e.Type == events.TypeObject {
-						faces = e.Boxes
-					} else {
-						motion = e.Boxes
-					}
-					if out, err := a.o.Annotate(f.Data, motion, faces); err == nil {
+					if out, err := a.o.Annotate(f.Data, e); err == nil {
 						img = out
 					}
 				}
@@ -554,6 +584,20 @@ func (a *Analyzer) Stats() []Stats {
 
 // OverLimit counts frames dropped because their camera was past MaxCameras.
 func (a *Analyzer) OverLimit() uint64 { return a.overLimit.Load() }
+
+// Health reports whether object detection works: an error naming the
+// detector's last failure while its detections fail (motion detection goes
+// on meanwhile), nil when the latest detection succeeded or none failed.
+func (a *Analyzer) Health() error {
+	if f := a.objectsFailing.Load(); f != nil {
+		return fmt.Errorf("object detection failing since %s (motion detection goes on): %w", f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return nil
+}
+
+// ObjectErrors counts object detections that failed for the detector's
+// own reasons (not the frame's).
+func (a *Analyzer) ObjectErrors() uint64 { return a.objectErrors.Load() }
 
 // Invalid counts frames no detector could decode.
 func (a *Analyzer) Invalid() uint64 { return a.invalid.Load() }

@@ -3,6 +3,8 @@ package analyzer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,7 +126,7 @@ func TestOneCrossingIsOneEvent(t *testing.T) {
 		Camera: func(id string) (Camera, bool, error) {
 			return Camera{Motion: motion, Faces: faces}, true, nil
 		},
-		Annotate: func(jpeg []byte, motion, faces []events.Box) ([]byte, error) {
+		Annotate: func(jpeg []byte, _ events.Event) ([]byte, error) {
 			return append([]byte("annotated:"), jpeg...), nil
 		}})
 	feed(a, "lobby", 30, 1500*time.Millisecond, func(i int) bool { return i >= 5 && i < 35 })
@@ -233,6 +235,7 @@ func TestCameraLimit(t *testing.T) {
 type fakeObjects struct {
 	delay          time.Duration
 	mu             sync.Mutex
+	fail           error // returned by Detect while set
 	calls, running int
 	maxRunning     int
 	closed         bool
@@ -249,7 +252,11 @@ func (f *fakeObjects) Detect(_ []byte, region *events.Box) ([]events.ObjectDetec
 	time.Sleep(f.delay)
 	f.mu.Lock()
 	f.running--
+	fail := f.fail
 	f.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
 	return []events.ObjectDetection{{Label: "person", Score: 0.7, Box: *region}}, nil
 }
 
@@ -420,5 +427,84 @@ func TestFacesInsidePeople(t *testing.T) {
 		if r != person {
 			t.Fatalf("faces searched in %+v, want only the person box %+v", r, person)
 		}
+	}
+}
+
+// A detector that fails for its own reasons leaves motion detection going,
+// and Health names the failure until a detection succeeds again; a frame
+// that does not decode is the frame's fault, not the detector's.
+func TestObjectDetectorFailure(t *testing.T) {
+	s := &sink{}
+	det := &fakeObjects{fail: errors.New("dnn: forward: out of memory")}
+	a, _ := start(t, Options{
+		FPS: 30, ObjectsFPS: 10, ObjectsCPU: 64, ObjectDetectors: []ObjectDetector{det}, Sink: s,
+		Tracker: events.TrackerOptions{Gap: 300 * time.Millisecond},
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: true}, true, nil
+		},
+	})
+	if err := a.Health(); err != nil {
+		t.Fatalf("health before any detection: %v", err)
+	}
+	feed(a, "door", 30, time.Second, func(i int) bool { return i >= 5 })
+	err := a.Health()
+	if err == nil || !strings.Contains(err.Error(), "object detection failing since") || !strings.Contains(err.Error(), "out of memory") {
+		t.Fatalf("health while the detector fails: %v", err)
+	}
+	if n := a.ObjectErrors(); n == 0 {
+		t.Error("no object errors counted")
+	}
+	if p := s.phases(events.TypeMotion); len(p) == 0 || p[0] != events.PhaseStart {
+		t.Errorf("motion phases %v while object detection fails, want a motion event", p)
+	}
+	// A bad frame is not the detector's failure.
+	det.mu.Lock()
+	det.fail = fmt.Errorf("objects: decode: %w", ErrBadFrame)
+	det.mu.Unlock()
+	errs := a.ObjectErrors()
+	feed(a, "door", 30, 500*time.Millisecond, func(int) bool { return true })
+	if a.ObjectErrors() != errs {
+		t.Errorf("bad frames counted as detector errors: %d -> %d", errs, a.ObjectErrors())
+	}
+	// It recovers.
+	det.mu.Lock()
+	det.fail = nil
+	det.mu.Unlock()
+	feed(a, "door", 30, 500*time.Millisecond, func(int) bool { return true })
+	if err := a.Health(); err != nil {
+		t.Fatalf("health after a successful detection: %v", err)
+	}
+}
+
+// A camera's zones reach its object events: the person stands in "path"
+// (the bottom-centre of its box), never in "lawn".
+func TestObjectEventsListZones(t *testing.T) {
+	s := &sink{}
+	zones := []events.Zone{
+		{Name: "lawn", Points: [][2]float64{{0, 0.8}, {1, 0.8}, {1, 1}, {0, 1}}},
+		{Name: "path", Points: [][2]float64{{0, 0.4}, {1, 0.4}, {1, 0.6}, {0, 0.6}}, Inertia: 2},
+	}
+	a, _ := start(t, Options{
+		FPS: 30, ObjectsFPS: 10, ObjectsCPU: 64, ObjectDetectors: []ObjectDetector{&fakeObjects{}}, Sink: s,
+		Objects: events.ObjectTrackerOptions{Gap: 300 * time.Millisecond},
+		Camera: func(string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: true, Zones: zones}, true, nil
+		},
+	})
+	feed(a, "door", 30, 1500*time.Millisecond, func(i int) bool { return i < 30 })
+	waitFor(t, "the object event's end", func() bool {
+		p := s.phases(events.TypeObject)
+		return len(p) > 0 && p[len(p)-1] == events.PhaseEnd
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := s.events[len(s.events)-1]
+	for _, e := range s.events {
+		if e.Type == events.TypeObject && e.Phase == events.PhaseEnd {
+			last = e
+		}
+	}
+	if len(last.Zones) != 1 || last.Zones[0] != "path" || last.Severity != events.SeverityAlert {
+		t.Fatalf("end of the person's event: zones %v, severity %q; want [path] and an alert", last.Zones, last.Severity)
 	}
 }

@@ -135,6 +135,10 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 			if err != nil {
 				return nil, err
 			}
+			if !an.Objects() && cfg.Runs(config.PartRecord) && cfg.Record.FullOn != "motion" {
+				log.Warn("object detection is off, so the full tier records only face events here; set recording.full_on: motion to record motion at full rate",
+					"recording.full_on", cfg.Record.FullOn)
+			}
 			a.components = append(a.components, an)
 		case config.PartRecord:
 			rec, err := newRecorder(cfg, log, a.kafka)

@@ -61,7 +61,8 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func
 		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
 			Tracker:    events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap},
 			ObjectsFPS: ac.Objects.FPS, ObjectsCPU: ac.Objects.MaxCPU,
-			Objects: events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap}},
+			Objects: events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap,
+				Review: events.Review{AlertLabels: nonNil(cfg.Review.Alerts.Labels), AlertZones: cfg.Review.Alerts.RequiredZones}}},
 		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
 		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,
 		Objects: ac.Objects.Enabled, ObjectModel: ac.Objects.Model, ObjectModelOptional: ac.Objects.Model == config.DefaultObjectModel,
@@ -84,8 +85,25 @@ func (a analyze) Reload(next *config.Config) { a.Analysis.Reload(analysisCameras
 func analysisCameras(cams []config.CameraConfig) []analysis.Camera {
 	out := make([]analysis.Camera, 0, len(cams))
 	for _, cc := range cams {
+		var zones []events.Zone
+		for _, z := range cc.Zones {
+			ez := events.Zone{Name: z.Name, Inertia: z.Inertia}
+			for _, p := range z.Points {
+				ez.Points = append(ez.Points, [2]float64{p[0], p[1]})
+			}
+			zones = append(zones, ez)
+		}
 		out = append(out, analysis.Camera{ID: cc.ID, Off: !cc.Analyzed(), NoObjects: cc.Objects != nil && !*cc.Objects, Threshold: cc.Motion.Threshold, MinArea: cc.Motion.MinArea,
-			FPS: cc.Motion.FPS, Masks: cc.Motion.Masks})
+			FPS: cc.Motion.FPS, Masks: cc.Motion.Masks, Zones: zones})
 	}
 	return out
+}
+
+// nonNil keeps an empty list empty: package events reads a nil list as
+// "the defaults", and review.alerts.labels: [] means no alerts.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -22,8 +22,9 @@ import (
 	"github.com/streamd/streamd/pkg/vision/visiontest"
 )
 
-// recordingConfig is an all-in-one with the analyzer and the recorder, a
-// frames topic that keeps 30 s, and retention applied every second.
+// recordingConfig is an all-in-one with the analyzer (motion only) and the
+// recorder (full rate on motion), a frames topic that keeps 30 s, and
+// retention applied every second.
 func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *config.Config {
 	t.Helper()
 	o := map[string]string{
@@ -32,6 +33,9 @@ func recordingConfig(t *testing.T, dataDir string, extra map[string]string) *con
 		"kafka.retention": "30s", "kafka.partitions": "2",
 		"analyzer.enabled": "true", "analyzer.gap": "1s", "analyzer.fps": "15", "analyzer.faces.enabled": "false",
 		"recording.enabled": "true", "recording.partitions": "1", "replay.max_fps": "120", "recording.pre_roll": "2s", "recording.post_roll": "1s",
+		// The scripted clip's shape is no object: these scenarios record
+		// the windows of its motion events at full rate.
+		"analyzer.objects.enabled": "false", "recording.full_on": "motion",
 	}
 	if dataDir != "" {
 		o["embedded.data_dir"] = dataDir

@@ -81,7 +81,7 @@ func newRecorder(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (*recorde
 		FullTopic: rc.FullTopic, ReducedTopic: rc.ReducedTopic, IndexTopic: rc.IndexTopic,
 		EventsTopic: cfg.Analyzer.EventsTopic, EventsLookback: cfg.Kafka.Retention,
 		Record: record.Options{Interval: rc.Interval, PreRoll: orNone(rc.PreRoll), PostRoll: orNone(rc.PostRoll), Chunk: rc.Chunk},
-		Codec:  rc.Codec, Preset: rc.Preset, CRF: rc.CRF, Logger: log,
+		Codec:  rc.Codec, Preset: rc.Preset, CRF: rc.CRF, FullOn: recorder.FullOn(rc.FullOn), Logger: log,
 	}, k)
 	if err != nil {
 		return nil, fmt.Errorf("role %q: %w", cfg.Role, err)

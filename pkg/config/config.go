@@ -42,6 +42,7 @@ type Config struct {
 	Analyzer AnalyzerConfig `koanf:"analyzer"`
 	Events   EventsConfig   `koanf:"events"`
 	Record   RecordConfig   `koanf:"recording"`
+	Review   ReviewConfig   `koanf:"review"`
 	Auth     AuthConfig     `koanf:"auth"`
 	Cameras  []CameraConfig `koanf:"cameras"`
 }
@@ -83,6 +84,25 @@ type RecordConfig struct {
 	// run at once on a web node (more get 429).
 	MaxExport  time.Duration `koanf:"max_export"`
 	MaxExports int           `koanf:"max_exports"`
+	// FullOn says which events the full tier records: "motion" (every
+	// event), "objects" (object and face events: motion alone is kept at
+	// the reduced rate) or "alerts" (object events of severity alert).
+	FullOn string `koanf:"full_on"`
+}
+
+// ReviewConfig is how events are ranked for a person reviewing them.
+type ReviewConfig struct {
+	Alerts AlertsConfig `koanf:"alerts"`
+}
+
+// AlertsConfig says which object events are alerts (the rest are
+// detections), as Frigate's review.alerts does.
+type AlertsConfig struct {
+	// Labels make alerts; [] makes none.
+	Labels []string `koanf:"labels"`
+	// RequiredZones, when not empty, make only objects that entered one
+	// of these zones alerts; empty: anywhere in the frame.
+	RequiredZones []string `koanf:"required_zones"`
 }
 
 // ReplayConfig tunes playback of what Kafka holds (/stream/{camera}?at=).
@@ -131,10 +151,9 @@ type FacesConfig struct {
 // CenterNet COCO model run on moving regions, its detections tracked into
 // object events (docs/objects.md).
 type ObjectsConfig struct {
-	// Enabled runs object detection; with the default model path
-	// missing it is off with a warning, with another path missing
-	// start-up fails. Off by default until its CPU is bounded to a share
-	// of the cores (docs/objects.md).
+	// Enabled runs object detection (the default); with the default
+	// model path missing it is off with a warning, with another path
+	// missing start-up fails.
 	Enabled bool    `koanf:"enabled"`
 	Model   string  `koanf:"model"`   // the model.json of the TF.js model (make install puts it here)
 	Size    int     `koanf:"size"`    // model input in pixels, a multiple of 32: 320 (fast), 384, 512 (the model's own)
@@ -314,6 +333,18 @@ type CameraConfig struct {
 	// (default true: wherever analyzer.objects is on).
 	Objects *bool              `koanf:"objects"`
 	Motion  CameraMotionConfig `koanf:"motion"`
+	// Zones are named regions of the frame for object events: an object
+	// is in a zone once the bottom-centre of its box has been inside for
+	// inertia detections in a row, and its event lists the zones it
+	// entered.
+	Zones []ZoneConfig `koanf:"zones"`
+}
+
+// ZoneConfig is one named zone of a camera.
+type ZoneConfig struct {
+	Name    string      `koanf:"name"`
+	Points  [][]float64 `koanf:"points"`  // a polygon of [x, y] points in 0..1 of the frame
+	Inertia int         `koanf:"inertia"` // detections in a row inside that enter it; 0: 3
 }
 
 // SubstreamConfig is a camera's low-resolution rendition.
@@ -393,7 +424,7 @@ func Default() Config {
 			SessionTimeout:  6 * time.Second,
 			// Motion's zero values take package vision's defaults.
 			Faces: FacesConfig{Enabled: true, Cascade: "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", FPS: 5, Gap: events.DefaultFaceGap},
-			Objects: ObjectsConfig{Enabled: false, Model: DefaultObjectModel, Size: 320, FPS: 5, Workers: 1, MaxCPU: 0.25,
+			Objects: ObjectsConfig{Enabled: true, Model: DefaultObjectModel, Size: 320, FPS: 5, Workers: 1, MaxCPU: 0.25,
 				Track: slices.Clone(events.DefaultObjectLabels), Gap: events.DefaultObjectGap},
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,
@@ -416,7 +447,9 @@ func Default() Config {
 			CRF:          23,
 			MaxExport:    10 * time.Minute,
 			MaxExports:   2,
+			FullOn:       "objects",
 		},
+		Review: ReviewConfig{Alerts: AlertsConfig{Labels: slices.Clone(events.DefaultAlertLabels)}},
 	}
 }
 

@@ -286,6 +286,7 @@ func (c *Config) Validate() error {
 			bad(key("width"), "set both width and height or neither, got %dx%d", cam.Width, cam.Height)
 		}
 		checkMotion(bad, key("motion"), cam.Motion)
+		checkZones(bad, key("zones"), cam.Zones)
 		if sub := cam.Substream; sub.Width != 0 || sub.Quality != 0 || sub.FPS != 0 {
 			if sub.Width < 16 || sub.Width > 4096 {
 				bad(key("substream.width"), "must be between 16 and 4096 pixels, got %d", sub.Width)
@@ -392,6 +393,11 @@ func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
 	}
 	if r.MaxExports < 1 || r.MaxExports > 64 {
 		bad("recording.max_exports", "must be between 1 and 64, got %d", r.MaxExports)
+	}
+	switch r.FullOn {
+	case "motion", "objects", "alerts":
+	default:
+		bad("recording.full_on", "must be motion, objects or alerts, got %q", r.FullOn)
 	}
 	if c.Runs(PartRecord) && (r.Group == "" || len(r.Group) > 249) {
 		bad("recording.group", "must be 1 to 249 characters, got %q", r.Group)
@@ -514,6 +520,22 @@ func (c *Config) validateAnalyzer(bad func(key, format string, args ...any)) {
 		if o.Gap < time.Second || o.Gap > time.Hour {
 			bad("analyzer.objects.gap", "must be between 1s and 1h, got %s", o.Gap)
 		}
+		for i, l := range c.Review.Alerts.Labels {
+			if len(o.Track) > 0 && !slices.Contains(o.Track, l) {
+				bad(fmt.Sprintf("review.alerts.labels[%d]", i), "%q is not in analyzer.objects.track", l)
+			}
+		}
+		zones := map[string]bool{}
+		for _, cam := range c.Cameras {
+			for _, z := range cam.Zones {
+				zones[z.Name] = true
+			}
+		}
+		for i, z := range c.Review.Alerts.RequiredZones {
+			if !zones[z] {
+				bad(fmt.Sprintf("review.alerts.required_zones[%d]", i), "%q is not a zone of any camera (cameras[].zones)", z)
+			}
+		}
 	}
 }
 
@@ -542,6 +564,33 @@ func (c *Config) checkUnusedFloats(bad func(key, format string, args ...any)) {
 	} {
 		if !f.checked && (math.IsNaN(f.v) || math.IsInf(f.v, 0)) {
 			bad(f.key, "must be a number, got %g", f.v)
+		}
+	}
+}
+
+// checkZones checks a camera's zones: names unique within the camera,
+// polygons inside the frame.
+func checkZones(bad func(key, format string, args ...any), key string, zones []ZoneConfig) {
+	seen := map[string]int{}
+	for i, z := range zones {
+		zk := fmt.Sprintf("%s[%d]", key, i)
+		if err := frame.ValidateID(z.Name); err != nil {
+			bad(zk+".name", "a zone name is 1 to 64 characters of A-Z a-z 0-9 _ . -, got %q", z.Name)
+		} else if j, dup := seen[z.Name]; dup {
+			bad(zk+".name", "duplicate zone %q (also %s[%d])", z.Name, key, j)
+		} else {
+			seen[z.Name] = i
+		}
+		if len(z.Points) < 3 {
+			bad(zk+".points", "a zone is a polygon of at least 3 [x, y] points, got %d", len(z.Points))
+		}
+		for j, pt := range z.Points {
+			if len(pt) != 2 || !within(pt[0], 0, 1) || !within(pt[1], 0, 1) {
+				bad(fmt.Sprintf("%s.points[%d]", zk, j), "must be [x, y] with both between 0 and 1 (fractions of the frame), got %v", pt)
+			}
+		}
+		if z.Inertia < 0 || z.Inertia > 100 {
+			bad(zk+".inertia", "must be between 1 and 100 detections (0: 3), got %d", z.Inertia)
 		}
 	}
 }

@@ -56,6 +56,7 @@ type Storage struct {
 type Analyzer struct {
 	Invalid            uint64 // records skipped: not a decodable image
 	CameraLimitDropped uint64 // frames of cameras over the analyzer's camera limit
+	ObjectErrors       uint64 // object detections that failed for the detector's own reasons
 }
 
 // Events is a viewer node's store of events.
@@ -184,6 +185,7 @@ var (
 	descObjects  = prometheus.NewDesc("streamd_camera_object_detections_total", "Objects detected before tracking, summed over the frames detection ran on.", []string{"camera"}, nil)
 	descObjBusy  = prometheus.NewDesc("streamd_camera_object_detections_skipped_total", "Object detections not run because every detector was busy: the detector pool is behind.", []string{"camera"}, nil)
 	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
+	descAnObjErr = prometheus.NewDesc("streamd_analyzer_object_errors_total", "Object detections that failed for the detector's own reasons (not a bad frame); /readyz names the failure while it lasts, and motion detection goes on.", nil, nil)
 	descAnLimit  = prometheus.NewDesc("streamd_analyzer_camera_limit_dropped_total", "Frames of new cameras the analyzer did not analyze because it analyzes its camera limit already (1000).", nil, nil)
 	descConns    = prometheus.NewDesc("streamd_http_connections", "Client connections open now.", nil, nil)
 	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
@@ -196,7 +198,7 @@ var (
 	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
-	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjBusy, descAnBad, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -241,6 +243,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))
 		ch <- prometheus.MustNewConstMetric(descAnLimit, prometheus.CounterValue, float64(s.Analyzer.CameraLimitDropped))
+		ch <- prometheus.MustNewConstMetric(descAnObjErr, prometheus.CounterValue, float64(s.Analyzer.ObjectErrors))
 	}
 	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.HTTPConnections))
 	if r := s.Recorder; r != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/record"
@@ -123,3 +124,27 @@ func TestAssignedResumesAndResets(t *testing.T) {
 }
 
 var _ kafka.DurableSink = (*Recorder)(nil)
+
+// FullOn decides which events open full-rate windows: motion records every
+// event, objects (the default) object and face events, alerts only object
+// events of severity alert.
+func TestFullOnRecords(t *testing.T) {
+	motion := events.Event{Type: events.TypeMotion}
+	face := events.Event{Type: events.TypeFace}
+	bird := events.Event{Type: events.TypeObject, Label: "bird", Severity: events.SeverityDetection}
+	person := events.Event{Type: events.TypeObject, Label: "person", Severity: events.SeverityAlert}
+	for _, tc := range []struct {
+		on   FullOn
+		want [4]bool // motion, face, bird, person
+	}{
+		{FullOnMotion, [4]bool{true, true, true, true}},
+		{FullOnObjects, [4]bool{false, true, true, true}},
+		{"", [4]bool{false, true, true, true}},
+		{FullOnAlerts, [4]bool{false, false, false, true}},
+	} {
+		got := [4]bool{tc.on.Records(motion), tc.on.Records(face), tc.on.Records(bird), tc.on.Records(person)}
+		if got != tc.want {
+			t.Errorf("%q: records motion, face, bird, person = %v, want %v", tc.on, got, tc.want)
+		}
+	}
+}

@@ -173,7 +173,7 @@ function drawTimelines() {
     el.querySelector(".tline .marks").replaceChildren(...[...events.values()].filter((e) => e.camera === id).map((e) => {
       const d = document.createElement("div");
       const s = f(Date.parse(e.start)), end = e.end ? f(Date.parse(e.end)) : 1;
-      d.className = `mark ${e.type}`;
+      d.className = `mark ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
       d.style.left = `${s * 100}%`;
       d.style.width = `${Math.max(0.5, (end - s) * 100)}%`;
       return d;
@@ -186,6 +186,8 @@ const events = new Map(); // id → latest state
 const list = document.getElementById("ev-list");
 const filterCamera = document.getElementById("ev-camera");
 const filterType = document.getElementById("ev-type");
+const filterLabel = document.getElementById("ev-label");
+const filterSeverity = document.getElementById("ev-severity");
 
 const fmtTime = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 function fmtDuration(ms) {
@@ -193,21 +195,35 @@ function fmtDuration(ms) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
+// The label filter offers every label seen so far.
+function labelOptions() {
+  const have = new Set([...filterLabel.options].map((o) => o.value));
+  for (const e of events.values()) {
+    if (e.label && !have.has(e.label)) {
+      have.add(e.label);
+      filterLabel.append(new Option(e.label, e.label));
+    }
+  }
+}
+
 function renderList() {
-  const cam = filterCamera.value, type = filterType.value;
+  const cam = filterCamera.value, type = filterType.value, label = filterLabel.value, sev = filterSeverity.value;
+  labelOptions();
   const shown = [...events.values()]
-    .filter((e) => (!cam || e.camera === cam) && (!type || e.type === type))
+    .filter((e) => (!cam || e.camera === cam) && (!type || e.type === type) && (!label || e.label === label) && (!sev || e.severity === sev))
     .sort((a, b) => new Date(b.start) - new Date(a.start))
     .slice(0, 200);
   list.replaceChildren(...shown.map((e) => {
     const li = document.createElement("li");
-    li.className = `event ${e.type}${e.end ? "" : " active"}`;
+    li.className = `event ${e.type}${e.end ? "" : " active"}${e.severity ? ` ${e.severity}` : ""}`;
     li.dataset.id = e.id;
     const thumb = e.snapshot ? `<img class="thumb" loading="lazy" alt="" src="${withToken(`/api/events/${encodeURIComponent(e.id)}/snapshot.jpg`)}">` : `<span class="thumb"></span>`;
     const dur = e.end ? fmtDuration(new Date(e.end) - new Date(e.start)) : `${fmtDuration(Date.now() - new Date(e.start))}, active`;
-    li.innerHTML = `${thumb}<div><b class="type"></b> <span class="cam"></span><br><span class="muted">${fmtTime(e.start)} · ${dur}</span></div>`;
-    li.querySelector(".type").textContent = e.type;
+    li.innerHTML = `${thumb}<div><span class="sev"></span><b class="type"></b> <span class="cam"></span><br><span class="muted">${fmtTime(e.start)} · ${dur}</span><span class="zones muted"></span></div>`;
+    li.querySelector(".type").textContent = eventTitle(e);
     li.querySelector(".cam").textContent = e.camera;
+    li.querySelector(".sev").textContent = e.severity === "alert" ? "ALERT" : "";
+    li.querySelector(".zones").textContent = e.zones && e.zones.length ? ` · in ${e.zones.join(", ")}` : "";
     // Replay the event from 5 s before it started.
     li.addEventListener("click", () => {
       location.href = withToken(`/cameras/${encodeURIComponent(e.camera)}?at=${((Date.parse(e.start) - 5000) / 1000).toFixed(3)}`);
@@ -225,12 +241,18 @@ function drawOverlays() {
     const boxes = el.querySelector(".boxes");
     boxes.replaceChildren(...active.flatMap((e) => e.boxes.map((b) => {
       const d = document.createElement("div");
-      d.className = `box ${e.type}`;
+      d.className = `box ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
       Object.assign(d.style, { left: `${b.x * 100}%`, top: `${b.y * 100}%`, width: `${b.w * 100}%`, height: `${b.h * 100}%` });
+      if (e.type === "object") {
+        const cap = document.createElement("span");
+        cap.className = "cap";
+        cap.textContent = eventTitle(e);
+        d.append(cap);
+      }
       return d;
     })));
     const badge = el.querySelector(".badge");
-    const types = [...new Set(active.map((e) => e.type))];
+    const types = [...new Set(active.map((e) => e.label || e.type))];
     badge.textContent = types.join(" + ").toUpperCase();
     el.classList.toggle("alert", types.length > 0);
   }
@@ -267,6 +289,8 @@ function followEvents() {
 
 filterCamera.addEventListener("change", renderList);
 filterType.addEventListener("change", renderList);
+filterLabel.addEventListener("change", renderList);
+filterSeverity.addEventListener("change", renderList);
 refresh();
 setInterval(refresh, 1000);
 setInterval(renderList, 1000); // active events' durations

@@ -147,10 +147,10 @@ function drawTimeline() {
   $("tl-events").replaceChildren(...camEvents.map((e) => {
     const d = document.createElement("div");
     const s = Date.parse(e.start), end = e.end ? Date.parse(e.end) : range.newest;
-    d.className = `mark ${e.type}`;
+    d.className = `mark ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
     d.style.left = `${Math.max(0, frac(s)) * 100}%`;
     d.style.width = `${Math.max(0.3, (frac(end) - Math.max(0, frac(s))) * 100)}%`;
-    d.title = `${e.type} ${fmt(s)}`;
+    d.title = `${eventTitle(e)} ${fmt(s)}`;
     return d;
   }));
   drawCursor();
@@ -186,10 +186,12 @@ function renderEvents() {
   const list = $("ev-list");
   list.replaceChildren(...camEvents.slice(0, 200).map((e) => {
     const li = document.createElement("li");
-    li.className = `event ${e.type}${e.end ? "" : " active"}`;
+    li.className = `event ${e.type}${e.end ? "" : " active"}${e.severity ? ` ${e.severity}` : ""}`;
     const thumb = e.snapshot ? `<img class="thumb" alt="" src="${withToken(`/api/events/${encodeURIComponent(e.id)}/snapshot.jpg`)}">` : `<span class="thumb"></span>`;
-    li.innerHTML = `${thumb}<div><b class="type"></b><br><span class="muted">${fmt(Date.parse(e.start))}</span></div>`;
-    li.querySelector(".type").textContent = e.type;
+    li.innerHTML = `${thumb}<div><span class="sev"></span><b class="type"></b><br><span class="muted">${fmt(Date.parse(e.start))}</span><span class="zones muted"></span></div>`;
+    li.querySelector(".type").textContent = eventTitle(e);
+    li.querySelector(".sev").textContent = e.severity === "alert" ? "ALERT" : "";
+    li.querySelector(".zones").textContent = e.zones && e.zones.length ? ` · in ${e.zones.join(", ")}` : "";
     li.addEventListener("click", () => replay(Date.parse(e.start) - 5000));
     if (e.end) {
       const a = document.createElement("a");

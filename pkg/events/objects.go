@@ -43,6 +43,10 @@ const (
 	matchIoU = 0.2
 	// maxTracks bounds the objects tracked per camera.
 	maxTracks = 64
+	// predictFor caps how far ahead a track's box is moved on its
+	// velocity: a person who stopped behind a pillar is looked for near
+	// where they were heading, not across the frame.
+	predictFor = time.Second
 )
 
 // DefaultObjectLabels are the labels tracked unless configured: people,
@@ -104,6 +108,7 @@ type ObjectTracker struct {
 type object struct {
 	label    string
 	box      Box
+	vx, vy   float64 // velocity of the box's centre, frame widths and heights a second
 	scores   []float64 // the recent history, oldest first
 	first    time.Time // capture time first seen
 	lastSeen time.Time
@@ -190,7 +195,7 @@ func (t *ObjectTracker) Observe(at time.Time, found []ObjectDetection, fr FrameR
 	for i, d := range dets {
 		for j, tr := range t.tracks {
 			if tr.label == d.Label {
-				if v := iou(d.Box, tr.box); v >= matchIoU {
+				if v := iou(d.Box, tr.predict(at)); v >= matchIoU {
 					pairs = append(pairs, pair{i, j, v})
 				}
 			}
@@ -225,8 +230,28 @@ func (t *ObjectTracker) Observe(at time.Time, found []ObjectDetection, fr FrameR
 	return out
 }
 
+// predict returns where tr's box is expected at at: moved on its velocity
+// for the time since it was last seen, at most predictFor.
+func (tr *object) predict(at time.Time) Box {
+	dt := min(at.Sub(tr.lastSeen), predictFor).Seconds()
+	if dt <= 0 {
+		return tr.box
+	}
+	b := tr.box
+	b.X += tr.vx * dt
+	b.Y += tr.vy * dt
+	return b
+}
+
 // update takes a detection matched to (or starting) tr.
 func (t *ObjectTracker) update(tr *object, d ObjectDetection, at time.Time, fr FrameRef, out []Event) []Event {
+	if dt := at.Sub(tr.lastSeen).Seconds(); !tr.lastSeen.IsZero() && dt > 0 {
+		// The centre's velocity, smoothed: boxes jitter by a few pixels
+		// from one detection to the next.
+		vx := (d.Box.X + d.Box.W/2 - tr.box.X - tr.box.W/2) / dt
+		vy := (d.Box.Y + d.Box.H/2 - tr.box.Y - tr.box.H/2) / dt
+		tr.vx, tr.vy = (tr.vx+vx)/2, (tr.vy+vy)/2
+	}
 	tr.box, tr.lastSeen = d.Box, at
 	tr.scores = append(tr.scores, d.Score)
 	if len(tr.scores) > t.o.History {

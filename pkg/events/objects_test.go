@@ -336,3 +336,19 @@ func TestValidateZone(t *testing.T) {
 		}
 	}
 }
+
+// A person walks left out of view behind something; 1.5 s later another
+// person steps in where the first was seen last. The first is looked for
+// where it was heading, so the second is a new object and a new event,
+// not the first one's event going on.
+func TestObjectTrackFollowsTheWalk(t *testing.T) {
+	tr := NewObjectTracker("hall", ObjectTrackerOptions{})
+	first := walk("person", 0.7, 10, 0.6, -0.03) // 2 s walking left, 0.15 a second
+	es, last := run(t, tr, ot0, first)
+	es2, _ := run(t, tr, last.Add(1500*time.Millisecond), walk("person", 0.7, 10, 0.33, 0.01))
+	es = append(es, es2...)
+	es = append(es, tr.Flush(last.Add(time.Hour))...)
+	if s, _, e := phases(es); s != 2 || e != 2 {
+		t.Fatalf("%d starts and %d ends, want two people, two events", s, e)
+	}
+}

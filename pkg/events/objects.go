@@ -108,7 +108,7 @@ type ObjectTracker struct {
 type object struct {
 	label    string
 	box      Box
-	vx, vy   float64 // velocity of the box's centre, frame widths and heights a second
+	vx, vy   float64   // velocity of the box's centre, frame widths and heights a second
 	scores   []float64 // the recent history, oldest first
 	first    time.Time // capture time first seen
 	lastSeen time.Time

@@ -263,6 +263,7 @@ func (a *Analysis) Collect(s *metrics.Snapshot) {
 		}
 		m.MotionEvents, m.FaceEvents, m.FaceDetections = st.MotionEvents, st.FaceEvents, st.Faces
 		m.ObjectEvents, m.ObjectDetections, m.ObjectsBusy, m.ObjectSeconds = st.ObjectEvents, st.Objects, st.ObjectsBusy, st.ObjectTime.Seconds()
+		m.ObjectRuns = st.ObjectRuns
 	}
 	s.Analyzer = &metrics.Analyzer{Invalid: a.an.Invalid(), CameraLimitDropped: a.an.OverLimit(), ObjectErrors: a.an.ObjectErrors()}
 	a.mu.Lock()

@@ -240,13 +240,13 @@ type cam struct {
 	latest *frame.Frame // the newest frame not yet taken
 	wake   chan struct{}
 
-	analyzed, skipped, faces, motionEvents, faceEvents atomic.Uint64
-	objectsFound, objectEvents, objectsBusy            atomic.Uint64
-	decodeNS, motionNS, faceNS, objectNS               atomic.Int64
-	lastAt                                             atomic.Int64 // capture time of the last analyzed frame, unix ns
-	lastFace, lastObjects                              time.Time
-	persons                                            []events.Box // person boxes of the latest object detection
-	personsAt                                          time.Time    // when it ran
+	analyzed, skipped, faces, motionEvents, faceEvents  atomic.Uint64
+	objectsFound, objectEvents, objectsBusy, objectRuns atomic.Uint64
+	decodeNS, motionNS, faceNS, objectNS                atomic.Int64
+	lastAt                                              atomic.Int64 // capture time of the last analyzed frame, unix ns
+	lastFace, lastObjects                               time.Time
+	persons                                             []events.Box // person boxes of the latest object detection
+	personsAt                                           time.Time    // when it ran
 }
 
 // Run blocks until ctx ends; then it stops the camera workers, which end
@@ -459,6 +459,7 @@ func (a *Analyzer) detectObjects(c *cam, f *frame.Frame, motion []events.Box, no
 	found, err := p.det.Detect(f.Data, &region)
 	took := time.Since(t0)
 	c.objectNS.Add(int64(took))
+	c.objectRuns.Add(1)
 	if rest := float64(len(a.o.ObjectDetectors))/a.o.ObjectsCPU - 1; rest > 0 {
 		p.readyAt = t0.Add(took + time.Duration(float64(took)*rest))
 	}
@@ -557,6 +558,7 @@ type Stats struct {
 	Objects       uint64        `json:"objects"`      // detections, before tracking
 	ObjectsBusy   uint64        `json:"objects_busy"` // detections skipped: every detector busy
 	ObjectTime    time.Duration `json:"objects_ns"`
+	ObjectRuns    uint64        `json:"object_runs"`            // inferences run
 	LastCaptured  time.Time     `json:"last_captured,omitzero"` // capture time of the last analyzed frame
 }
 
@@ -573,7 +575,7 @@ func (a *Analyzer) Stats() []Stats {
 			FaceEvents: c.faceEvents.Load(), Faces: c.faces.Load(), Decode: time.Duration(c.decodeNS.Load()),
 			Motion: time.Duration(c.motionNS.Load()), FaceDetection: time.Duration(c.faceNS.Load()),
 			ObjectEvents: c.objectEvents.Load(), Objects: c.objectsFound.Load(), ObjectsBusy: c.objectsBusy.Load(),
-			ObjectTime: time.Duration(c.objectNS.Load())}
+			ObjectTime: time.Duration(c.objectNS.Load()), ObjectRuns: c.objectRuns.Load()}
 		if ns := c.lastAt.Load(); ns != 0 {
 			s.LastCaptured = time.Unix(0, ns)
 		}

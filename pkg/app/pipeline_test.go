@@ -246,3 +246,39 @@ func TestObjectEventsReachTheAPI(t *testing.T) {
 		t.Errorf("metrics without object events: %d", code)
 	}
 }
+
+// Something that moves but is no object the model knows (the pattern's
+// white square) makes motion events and no object event, though object
+// detection runs on it (on by default).
+func TestMovingSquareIsNoObject(t *testing.T) {
+	base := startAllInOne(t, true)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, metrics := status(t, base+"/metrics")
+		runs := sample(metrics, `streamd_camera_object_inferences_total{camera="p"}`)
+		_, body := status(t, base+"/api/events?camera=p&type=motion")
+		if runs >= 20 && strings.Contains(body, `"type":"motion"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60 s: %g object detections run on the moving square, motion events %s", runs, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if _, body := status(t, base+"/api/events?camera=p&type=object"); strings.TrimSpace(body) != "[]" {
+		t.Fatalf("object events for the moving square: %s", body)
+	}
+}
+
+// sample returns the value of the metric line that starts with name, or -1.
+func sample(metrics, name string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}

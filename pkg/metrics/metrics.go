@@ -105,6 +105,7 @@ type Camera struct {
 	ObjectSeconds    float64 // total time detecting objects
 	ObjectEvents     uint64  // object events started
 	ObjectDetections uint64  // objects found, before tracking (summed over frames)
+	ObjectRuns       uint64  // inferences run
 	ObjectsBusy      uint64  // detections skipped: every detector busy
 }
 
@@ -178,10 +179,11 @@ var (
 	descCamLimit = prometheus.NewDesc("streamd_hub_camera_limit_dropped_total", "Frames of new cameras dropped because the camera limit was reached.", nil, nil)
 	descAnalyzed = prometheus.NewDesc("streamd_camera_frames_analyzed_total", "Frames the analyzer looked at.", []string{"camera"}, nil)
 	descAnSkip   = prometheus.NewDesc("streamd_camera_frames_analysis_skipped_total", "Frames the analyzer skipped to stay live (over its rate cap, or older than analyzer.max_lag).", []string{"camera"}, nil)
-	descAnSecs   = prometheus.NewDesc("streamd_camera_analysis_seconds_total", "Time spent analyzing, by stage: decode, motion, faces.", []string{"camera", "stage"}, nil)
+	descAnSecs   = prometheus.NewDesc("streamd_camera_analysis_seconds_total", "Time spent analyzing, by stage: decode, motion, faces, objects.", []string{"camera", "stage"}, nil)
 	descAnLag    = prometheus.NewDesc("streamd_camera_analysis_lag_seconds", "Now minus the capture time of the last analyzed frame.", []string{"camera"}, nil)
 	descEvents   = prometheus.NewDesc("streamd_camera_events_total", "Events started, by type.", []string{"camera", "type"}, nil)
 	descFaces    = prometheus.NewDesc("streamd_camera_face_detections_total", "Faces detected, summed over analyzed frames.", []string{"camera"}, nil)
+	descObjRuns  = prometheus.NewDesc("streamd_camera_object_inferences_total", "Object detections run (inferences of the model), on moving regions.", []string{"camera"}, nil)
 	descObjects  = prometheus.NewDesc("streamd_camera_object_detections_total", "Objects detected before tracking, summed over the frames detection ran on.", []string{"camera"}, nil)
 	descObjBusy  = prometheus.NewDesc("streamd_camera_object_detections_skipped_total", "Object detections not run because every detector was busy: the detector pool is behind.", []string{"camera"}, nil)
 	descAnBad    = prometheus.NewDesc("streamd_analyzer_invalid_total", "Frames the analyzer could not decode.", nil, nil)
@@ -198,7 +200,7 @@ var (
 	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
-	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjRuns, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -239,6 +241,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descAnSecs, prometheus.CounterValue, cam.ObjectSeconds, cam.ID, "objects")
 			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(cam.ObjectEvents), cam.ID, "object")
 			ch <- prometheus.MustNewConstMetric(descObjects, prometheus.CounterValue, float64(cam.ObjectDetections), cam.ID)
+			ch <- prometheus.MustNewConstMetric(descObjRuns, prometheus.CounterValue, float64(cam.ObjectRuns), cam.ID)
 			ch <- prometheus.MustNewConstMetric(descObjBusy, prometheus.CounterValue, float64(cam.ObjectsBusy), cam.ID)
 		}
 		ch <- prometheus.MustNewConstMetric(descAnBad, prometheus.CounterValue, float64(s.Analyzer.Invalid))

@@ -353,8 +353,9 @@ func TestBenchCommand(t *testing.T) {
 }
 
 // TestBenchCostCommand runs `streamd bench --cost` small: each step is its
-// own all-in-one process with the analyzer and the recorder on or off, and
-// the report says so (a recorder lag only where a recorder runs).
+// own all-in-one process with the analyzer (with and without object
+// detection) and the recorder on or off, and the report says so (a
+// recorder lag only where a recorder runs).
 func TestBenchCostCommand(t *testing.T) {
 	cmd := exec.Command(binary, "bench", "--cost", "--cameras", "2", "--width", "320", "--height", "240", "--fps", "10",
 		"--warmup", "4s", "--duration", "3s", "--json")
@@ -381,17 +382,17 @@ func TestBenchCostCommand(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("bench JSON: %v\n%s", err, out)
 	}
-	if rep.Cameras != 2 || len(rep.Steps) != 4 || len(rep.Components) != 5 {
-		t.Fatalf("report of %d cameras, %d steps, %d components; want 2, 4, 5:\n%s", rep.Cameras, len(rep.Steps), len(rep.Components), out)
+	if rep.Cameras != 2 || len(rep.Steps) != 5 || len(rep.Components) != 6 {
+		t.Fatalf("report of %d cameras, %d steps, %d components; want 2, 5, 6:\n%s", rep.Cameras, len(rep.Steps), len(rep.Components), out)
 	}
 	for i, s := range rep.Steps {
-		recorder := i >= 2
+		recorder := i >= 3
 		if s.Cores <= 0 || s.RSSMB < 10 || s.LostFrames != 0 || (s.RecorderLagS >= 0) != recorder || s.RecorderLagS > 10 {
 			t.Errorf("step %d %q: implausible (recorder expected: %t): %+v", i, s.Name, recorder, s)
 		}
 	}
-	if rep.Steps[3].Cores <= rep.Steps[0].Cores {
-		t.Errorf("the whole pipeline (%.3f cores) costs no more than capture and relay alone (%.3f)", rep.Steps[3].Cores, rep.Steps[0].Cores)
+	if rep.Steps[4].Cores <= rep.Steps[0].Cores {
+		t.Errorf("the whole pipeline (%.3f cores) costs no more than capture and relay alone (%.3f)", rep.Steps[4].Cores, rep.Steps[0].Cores)
 	}
 }
 

@@ -16,7 +16,9 @@ import (
 type CostOptions struct {
 	// Cameras is the number of test-pattern cameras; default 1. The
 	// pattern moves everywhere all the time: the analyzer sees motion in
-	// every frame, so the recorder's full tier encodes every frame.
+	// every frame and runs object detection on it, and the recorder's
+	// full tier (on motion, recording.full_on: motion) encodes every
+	// frame.
 	Cameras int
 	// Width, Height and FPS are the pattern's; default 1280x720 at 30.
 	Width, Height, FPS int
@@ -63,18 +65,30 @@ type Component struct {
 
 // costStep is one configuration of a cost run.
 type costStep struct {
-	name                string
-	analyzer, recording bool
+	name                         string
+	analyzer, objects, recording bool
 }
 
 // costSteps returns the steps of a cost run, in order; Cost measures each
-// in its own process.
+// in its own process. With objects off the faces are off too: with them
+// on, faces are searched only inside people.
 func costSteps() []costStep {
 	return []costStep{
-		{"capture + JPEG + broker + relay (no viewer)", false, false},
-		{"+ analyzer", true, false},
-		{"+ recorder, reduced tier only (analyzer off: no events)", false, true},
-		{"+ analyzer + recorder, full tier (every frame in an event)", true, true},
+		{"capture + JPEG + broker + relay (no viewer)", false, false, false},
+		{"+ analyzer, motion only", true, false, false},
+		{"+ analyzer with object detection (faces inside people)", true, true, false},
+		{"+ recorder, reduced tier only (analyzer off: no events)", false, false, true},
+		{"+ analyzer with objects + recorder, full tier", true, true, true},
+	}
+}
+
+// sets are the settings of a step, as --set arguments.
+func (st costStep) sets() []string {
+	return []string{
+		"--set", fmt.Sprintf("analyzer.enabled=%t", st.analyzer),
+		"--set", fmt.Sprintf("analyzer.objects.enabled=%t", st.objects),
+		"--set", fmt.Sprintf("analyzer.faces.enabled=%t", st.objects),
+		"--set", fmt.Sprintf("recording.enabled=%t", st.recording),
 	}
 }
 
@@ -111,10 +125,12 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 		var url string
 		var err error
 		if o.Config != "" {
-			stop, url, err = startServer(ctx, "", []string{"--config", o.Config,
-				"--set", fmt.Sprintf("analyzer.enabled=%t", st.analyzer), "--set", fmt.Sprintf("recording.enabled=%t", st.recording)}, stderr)
+			stop, url, err = startServer(ctx, "", append([]string{"--config", o.Config}, st.sets()...), stderr)
 		} else {
-			stop, url, err = startServer(ctx, patternConfig(o.Cameras, o.Width, o.Height, o.FPS, st.analyzer, st.recording), nil, stderr)
+			// The full tier records on motion: the pattern is no object,
+			// and every frame in an event is the worst case.
+			stop, url, err = startServer(ctx, patternConfig(o.Cameras, o.Width, o.Height, o.FPS, false, false),
+				append(st.sets(), "--set", "recording.full_on=motion"), stderr)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cost step %q: %w", st.name, err)
@@ -134,10 +150,11 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 		rep.Components = append(rep.Components, Component{Name: name, Cores: cores, PerCamera: cores / n})
 	}
 	add("capture + JPEG + broker + relay", s[0].Cores)
-	add("analyzer", s[1].Cores-s[0].Cores)
-	add("recorder, reduced tier", s[2].Cores-s[0].Cores)
-	add("recorder, full tier", s[3].Cores-s[1].Cores-(s[2].Cores-s[0].Cores))
-	add("whole pipeline", s[3].Cores)
+	add("analyzer, motion", s[1].Cores-s[0].Cores)
+	add("analyzer, object detection", s[2].Cores-s[1].Cores)
+	add("recorder, reduced tier", s[3].Cores-s[0].Cores)
+	add("recorder, full tier", s[4].Cores-s[2].Cores-(s[3].Cores-s[0].Cores))
+	add("whole pipeline", s[4].Cores)
 	return rep, nil
 }
 

@@ -88,6 +88,10 @@ func run(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if err := app.Run(ctx, cfg, log, version, hup, load, app.WithReadyFile(*readyFile)); err != nil {
+		if errors.Is(err, app.ErrConfig) {
+			fmt.Fprintln(os.Stderr, "streamd:", err)
+			return 2
+		}
 		log.Error("streamd failed", "err", err)
 		return 1
 	}

@@ -1008,3 +1008,59 @@ func TestAnalyzerBrokerDownNotReady(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzerBadModelExits2: an object model that is missing at the path
+// set, is not a model, or has its weights cut short is a configuration
+// error naming analyzer.objects.model, before anything is served.
+func TestAnalyzerBadModelExits2(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// A model whose weights file is cut short: the shipped model's JSON
+	// beside half its weights.
+	cut := filepath.Join(dir, "cut")
+	if err := os.Mkdir(cut, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	js, err := os.ReadFile("/usr/local/share/streamd/models/centernet.json")
+	if err != nil {
+		t.Fatalf("the object model is missing (make deps installs it): %v", err)
+	}
+	bin, err := os.ReadFile("/usr/local/share/streamd/models/centernet.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cut, "centernet.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cut, "centernet.bin"), bin[:len(bin)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, model, want string }{
+		{"missing", filepath.Join(dir, "nope.json"), "no such file"},
+		{"not a model", write("junk.json", []byte(`{"hello": "world"}`)), "not a TF.js graph model"},
+		{"weights cut short", filepath.Join(cut, "centernet.json"), "the weight files end at byte"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ready := filepath.Join(t.TempDir(), "ready.json")
+			cmd := exec.Command(binary, "--set", "analyzer.enabled=true", "--set", "analyzer.objects.model="+tc.model,
+				"--set", "embedded.listen=127.0.0.1:0", "--set", "http.listen=127.0.0.1:0", "--ready-file", ready)
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != 2 {
+				t.Fatalf("exit code %d, want 2:\n%s", code, out)
+			}
+			if !strings.Contains(string(out), `"analyzer.objects.model"`) || !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not name \"analyzer.objects.model\" and say %q:\n%s", tc.want, out)
+			}
+			if _, err := os.Stat(ready); err == nil {
+				t.Error("the ready file was written: it served before failing")
+			}
+		})
+	}
+}

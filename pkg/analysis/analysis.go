@@ -88,6 +88,21 @@ type Camera struct {
 	Zones []events.Zone
 }
 
+// SettingError is a setting whose value turns out wrong only when the
+// analysis is built (a face cascade or an object model that does not
+// load): the configuration's fault, not the machine's, so that the
+// process exits as it does for a bad configuration.
+type SettingError struct {
+	Key string // the configuration key, such as "analyzer.objects.model"
+	Err error
+}
+
+// Error names the key, as the configuration's errors do.
+func (e *SettingError) Error() string { return fmt.Sprintf("%q: %v", e.Key, e.Err) }
+
+// Unwrap returns the cause.
+func (e *SettingError) Unwrap() error { return e.Err }
+
 // The analysis' Kafka clients: one for its consumer group, one to
 // publish events (a fetch parked on a shared connection would delay them).
 const (

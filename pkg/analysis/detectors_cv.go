@@ -39,7 +39,7 @@ func newDetectors(o Options) (detectors, error) {
 	if o.Faces {
 		fd, err := vision.NewFaceDetector(vision.FaceOptions{Cascade: o.FaceCascade})
 		if err != nil {
-			return detectors{}, fmt.Errorf("analyzer.faces.cascade: %w", err)
+			return detectors{}, &SettingError{Key: "analyzer.faces.cascade", Err: err}
 		}
 		_ = fd.Close()
 	}
@@ -68,7 +68,7 @@ func newObjectDetectors(o Options) ([]analyzer.ObjectDetector, error) {
 	}
 	for _, label := range o.Analyzer.Objects.Labels {
 		if !slices.Contains(vision.COCOLabels[:], label) {
-			return nil, fmt.Errorf("analyzer.objects.track: %q is not a label of the model (its 80 COCO labels: person, car, dog, ...)", label)
+			return nil, &SettingError{Key: "analyzer.objects.track", Err: fmt.Errorf("%q is not a label of the model (its 80 COCO labels: person, car, dog, ...)", label)}
 		}
 	}
 	// One thread per OpenCV operation, for the whole process: an
@@ -83,7 +83,7 @@ func newObjectDetectors(o Options) ([]analyzer.ObjectDetector, error) {
 			for _, d := range out {
 				_ = d.Close()
 			}
-			return nil, fmt.Errorf("analyzer.objects.model: %w", err)
+			return nil, &SettingError{Key: "analyzer.objects.model", Err: err}
 		}
 		out = append(out, objectDetector{od})
 	}

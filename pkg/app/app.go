@@ -32,6 +32,12 @@ import (
 )
 
 // NewLogger returns the process logger the config asks for.
+// ErrConfig is wrapped by the errors of New and Run that are the
+// configuration's fault though it validated (a face cascade or an object
+// model that does not load): main exits with 2 for them, as for a
+// configuration that does not validate.
+var ErrConfig = errors.New("config")
+
 func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))

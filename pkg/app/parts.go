@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -70,8 +71,12 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func
 		Cameras: analysisCameras(cfg.Cameras), Logger: log,
 	}, k)
 	if err != nil {
-		if err == analysis.ErrNoOpenCV {
+		var bad *analysis.SettingError
+		switch {
+		case err == analysis.ErrNoOpenCV:
 			return analyze{}, fmt.Errorf("role %q: %w", cfg.Role, err)
+		case errors.As(err, &bad):
+			return analyze{}, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		return analyze{}, err
 	}

@@ -330,7 +330,7 @@ func TestRecorderRestartLeavesNoGap(t *testing.T) {
 	waitStatus(t, base+"/snapshot/p", 200)
 	recorder := func() *App {
 		rc, err := config.Load(config.Sources{Overrides: map[string]string{
-			"role": "recorder", "http.listen": "127.0.0.1:0", "embedded.enabled": "false",
+			"role": "recorder", "http.listen": "127.0.0.1:0", "embedded.enabled": "false", "recording.full_on": "motion",
 			"kafka.brokers": a.BrokerAddr(), "kafka.partitions": "2", "recording.partitions": "1",
 			"recording.pre_roll": "2s", "recording.post_roll": "1s",
 		}})

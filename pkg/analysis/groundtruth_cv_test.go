@@ -47,6 +47,9 @@ var gtPeople = map[string]map[int]image.Rectangle{
 	// behind the sign.
 	"G": {70: r(292, 170, 34, 64), 77: r(261, 172, 25, 68), 80: r(260, 174, 36, 70), 90: r(291, 188, 26, 74), 100: r(350, 200, 29, 73),
 		115: r(464, 209, 33, 78), 120: r(509, 215, 30, 82)},
+	// Far away at the top left, a woman with a white bag walks left along
+	// the path (16 pixels wide).
+	"K": {80: r(272, 50, 16, 35), 90: r(250, 56, 14, 34), 100: r(222, 61, 16, 33), 110: r(194, 64, 15, 36), 120: r(165, 70, 15, 36)},
 	// A man in a brown jacket stands left of the sign, talking.
 	"H": {50: r(374, 180, 26, 75), 70: r(366, 181, 35, 76), 80: r(372, 180, 26, 80), 90: r(384, 179, 27, 75),
 		100: r(385, 178, 25, 74), 110: r(372, 175, 33, 80), 115: r(370, 180, 28, 76), 120: r(375, 181, 28, 80)},
@@ -171,9 +174,16 @@ func TestObjectGroundTruth(t *testing.T) {
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	var clock sync.Mutex
 	now := base
+	// Every detection the model makes, before tracking, by frame (known
+	// by its JPEG).
+	index := map[*byte]int{}
+	for i, f := range frames {
+		index[&f.JPEG[0]] = i
+	}
+	rec := &recordingDetector{ObjectDetector: det.objects[0], index: index}
 	s := &gtSink{}
 	an := analyzer.New(analyzer.Options{
-		FPS: 10, ObjectsFPS: 5, ObjectsCPU: 64, ObjectDetectors: det.objects, Sink: s,
+		FPS: 10, ObjectsFPS: 5, ObjectsCPU: 64, ObjectDetectors: []analyzer.ObjectDetector{rec}, Sink: s,
 		Now:    func() time.Time { clock.Lock(); defer clock.Unlock(); return now },
 		Camera: det.camera,
 	})
@@ -249,6 +259,7 @@ func TestObjectGroundTruth(t *testing.T) {
 			t.Errorf("person %s (%v) is in no person event", id, gtPeople[id])
 		}
 	}
+	scoreTable(t, rec.found)
 	// F enters where D was 2 s before, D having walked on: two people, so
 	// no event of D's is F's.
 	for id := range people["D"] {
@@ -259,6 +270,69 @@ func TestObjectGroundTruth(t *testing.T) {
 	// F walks up the road alone for 7 s: one crossing, one event.
 	if n := len(people["F"]); n != 1 {
 		t.Errorf("person F is in %d events, want 1: %v", n, people["F"])
+	}
+}
+
+// recordingDetector keeps every detection of the detector it wraps.
+type recordingDetector struct {
+	analyzer.ObjectDetector
+	index map[*byte]int // frame number by JPEG
+	mu    sync.Mutex
+	found []gtDetection
+}
+
+type gtDetection struct {
+	frame int
+	obj   events.ObjectDetection
+}
+
+func (d *recordingDetector) Detect(jpeg []byte, region *events.Box) ([]events.ObjectDetection, error) {
+	objs, err := d.ObjectDetector.Detect(jpeg, region)
+	d.mu.Lock()
+	for _, o := range objs {
+		d.found = append(d.found, gtDetection{d.index[&jpeg[0]], o})
+	}
+	d.mu.Unlock()
+	return objs, err
+}
+
+// scoreTable judges the raw person detections (before tracking) against
+// the ground truth at each min_score: right (IoU >= 0.5 with a labelled
+// person), wrong (no person there, outside the groups) and the people
+// seen. It is how the default min_score (0.5) was chosen: wrong detections
+// stop at 0.35 here, and 0.5 keeps a margin above that for other scenes
+// (the model's stray labels on single frames reach 0.38) while it still
+// sees every person but one who moves. At the default it must still hold.
+func scoreTable(t *testing.T, found []gtDetection) {
+	t.Helper()
+	t.Logf("raw person detections on moving regions, 5 a second, against the ground truth:")
+	t.Logf("  min_score  right  wrong  people seen")
+	for _, min := range []float64{0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6} {
+		right, wrong := 0, 0
+		seen := map[string]bool{}
+		for _, d := range found {
+			if d.obj.Label != "person" || d.obj.Score < min {
+				continue
+			}
+			truth, ignore := gtAt(d.frame)
+			best, who := 0.0, ""
+			for id, tb := range truth {
+				if v := iou(d.obj.Box, tb); v > best {
+					best, who = v, id
+				}
+			}
+			switch {
+			case best >= 0.5:
+				right++
+				seen[who] = true
+			case !inAny(d.obj.Box, ignore):
+				wrong++
+			}
+		}
+		t.Logf("  %9.2f  %5d  %5d  %d", min, right, wrong, len(seen))
+		if min == events.DefaultMinScore && (wrong*10 > right || len(seen) < 8) {
+			t.Errorf("at the default min_score %.2f: %d right, %d wrong, %d people: want at most one wrong in ten and 8 people or more", min, right, wrong, len(seen))
+		}
 	}
 }
 

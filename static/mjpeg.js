@@ -1,7 +1,15 @@
-// streamd: read an MJPEG stream with fetch(), part by part, with each
-// part's capture time (X-Timestamp) and sequence (X-Sequence), which an
-// <img> cannot tell. Used by the single-camera page for replay.
+// streamd: what both pages share (one file, so that the page opens no
+// more connections than it needs): reading an MJPEG stream with fetch(),
+// part by part, with each part's capture time (X-Timestamp) and sequence
+// (X-Sequence), which an <img> cannot tell; and what an event is called.
 "use strict";
+
+// eventTitle is an event's name in lists, marks and box captions: an
+// object's label and its score ("person 0.64"), otherwise the type.
+function eventTitle(e) {
+  if (e.type !== "object") return e.type;
+  return typeof e.score === "number" ? `${e.label} ${e.score.toFixed(2)}` : e.label;
+}
 
 // mjpegParts yields {time (ms since epoch), seq, blob} for each part of the
 // multipart/x-mixed-replace stream at url until it ends or signal aborts.

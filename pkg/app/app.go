@@ -26,20 +26,48 @@ import (
 	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/recorder"
+	"github.com/streamd/streamd/pkg/redact"
 	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
 )
 
-// NewLogger returns the process logger the config asks for.
+// NewLogger returns the process logger the config asks for. Every string
+// and error it writes goes through redact.Text, as a second line of
+// defence: the packages that hold URLs with credentials (camera sources,
+// webhook and MQTT URLs) log them redacted already.
 func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redactAttr removes credentials from URLs in a log attribute's value.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; v.Kind() {
+	case slog.KindString:
+		if s := v.String(); strings.Contains(s, "://") {
+			a.Value = slog.StringValue(redact.Text(s))
+		}
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			if s := x.Error(); strings.Contains(s, "://") {
+				a.Value = slog.StringValue(redact.Text(s))
+			}
+		case []string:
+			out := make([]string, len(x))
+			for i, s := range x {
+				out[i] = redact.Text(s)
+			}
+			a.Value = slog.AnyValue(out)
+		}
+	}
+	return a
 }
 
 // Option tunes an App.
@@ -168,7 +196,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll
 	}
 	for _, c := range a.components {
-		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: c.Ready})
+		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: readyOf(c)})
 	}
 	h, err := newHTTPServer(cfg, log, wo)
 	if err != nil {
@@ -335,7 +363,7 @@ func (a *App) status() any {
 	}
 	for _, c := range a.components {
 		st := "ok"
-		if err := c.Ready(); err != nil {
+		if err := readyOf(c)(); err != nil {
 			st, out.Ready = err.Error(), false
 		}
 		out.Components = append(out.Components, comp{c.Name(), st})
@@ -350,6 +378,12 @@ func (a *App) status() any {
 	out.Reload = a.reload
 	a.mu.Unlock()
 	return out
+}
+
+// readyOf is a component's readiness as /readyz and /api/status show it:
+// without credentials in any URL the reason quotes.
+func readyOf(c Component) func() error {
+	return func() error { return redact.Error(c.Ready()) }
 }
 
 // snapshot gathers every component's counters for a metrics scrape.

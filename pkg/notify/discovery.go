@@ -25,22 +25,22 @@ import (
 // MQTT discovery documents for binary_sensor, sensor and camera that
 // streamd sets.
 type Discovery struct {
-	Name                string           `json:"name"`
-	UniqueID            string           `json:"unique_id"`
-	StateTopic          string           `json:"state_topic,omitempty"` // binary_sensor, sensor
-	Topic               string           `json:"topic,omitempty"`       // camera: the image topic
-	ValueTemplate       string           `json:"value_template,omitempty"`
-	PayloadOn           string           `json:"payload_on,omitempty"`
-	PayloadOff          string           `json:"payload_off,omitempty"`
-	DeviceClass         string           `json:"device_class,omitempty"`
-	StateClass          string           `json:"state_class,omitempty"`
-	Icon                string           `json:"icon,omitempty"`
-	AvailabilityTopic   string           `json:"availability_topic"`
-	PayloadAvailable    string           `json:"payload_available"`
-	PayloadNotAvailable string           `json:"payload_not_available"`
-	Device              DiscoveryDevice  `json:"device"`
-	Origin              DiscoveryOrigin  `json:"origin"`
-	QoS                 int              `json:"qos"`
+	Name                string          `json:"name"`
+	UniqueID            string          `json:"unique_id"`
+	StateTopic          string          `json:"state_topic,omitempty"` // binary_sensor, sensor
+	Topic               string          `json:"topic,omitempty"`       // camera: the image topic
+	ValueTemplate       string          `json:"value_template,omitempty"`
+	PayloadOn           string          `json:"payload_on,omitempty"`
+	PayloadOff          string          `json:"payload_off,omitempty"`
+	DeviceClass         string          `json:"device_class,omitempty"`
+	StateClass          string          `json:"state_class,omitempty"`
+	Icon                string          `json:"icon,omitempty"`
+	AvailabilityTopic   string          `json:"availability_topic"`
+	PayloadAvailable    string          `json:"payload_available"`
+	PayloadNotAvailable string          `json:"payload_not_available"`
+	Device              DiscoveryDevice `json:"device"`
+	Origin              DiscoveryOrigin `json:"origin"`
+	QoS                 int             `json:"qos"`
 }
 
 // DiscoveryDevice is the device block: one device per camera.

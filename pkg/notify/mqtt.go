@@ -139,7 +139,7 @@ func newMQTT(o MQTTOptions, links Links, version string, log *slog.Logger, snaps
 	po := paho.NewClientOptions().AddBroker(u.String()).SetClientID(o.ClientID).
 		SetUsername(o.Username).SetPassword(o.Password).
 		SetCleanSession(true).SetOrderMatters(false).
-		SetKeepAlive(30 * time.Second).SetConnectTimeout(10 * time.Second).SetWriteTimeout(publishTimeout).
+		SetKeepAlive(30*time.Second).SetConnectTimeout(10*time.Second).SetWriteTimeout(publishTimeout).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(maxReconnectGap).
 		// The broker says offline for us when we vanish (a crash).
 		SetWill(m.availableTopic(), "offline", 1, true).

@@ -318,12 +318,12 @@ type message struct {
 // runner reads the events topic in the target's group and hands it each
 // change; it counts what happens and commits what is done.
 type runner struct {
-	n      *Notifier
-	name   string // "webhook.<name>" or "mqtt": the group suffix and metric label
-	target target
-	dec    *decider
-	retry  Retry
-	log    *slog.Logger
+	n       *Notifier
+	name    string // "webhook.<name>" or "mqtt": the group suffix and metric label
+	target  target
+	dec     *decider
+	retry   Retry
+	log     *slog.Logger
 	failLog *lograte.Limiter
 
 	mu      sync.Mutex
@@ -412,10 +412,13 @@ func (r *runner) close() error {
 	return nil
 }
 
-// Assigned (kafka.DurableSink) starts a group session; the decisions
-// about events go on (a camera that moved here from another notifier is
-// decided afresh).
-func (r *runner) Assigned(map[int32]string) {}
+// Assigned (kafka.DurableSink) starts a group session: each partition's
+// decisions are taken from its commit's metadata.
+func (r *runner) Assigned(metadata map[int32]string) {
+	for p, m := range metadata {
+		r.dec.restore(p, m)
+	}
+}
 
 // Skipped (kafka.DurableSink) learns that retention removed records
 // before they were read (the Durable consumer logs them).
@@ -429,20 +432,25 @@ func (r *runner) Record(rec kafka.Record) { r.RecordContext(context.Background()
 // or given up. When ctx ends first (a rebalance, a stop) the record is
 // not committed, and is read again.
 func (r *runner) RecordContext(ctx context.Context, rec kafka.Record) {
+	if ctx.Err() != nil {
+		// The session is over, and a record before this one may have
+		// been abandoned: committing this one would skip that one.
+		return
+	}
 	e, err := events.Unmarshal(rec.Value)
 	if err != nil {
 		if r.invalid.Add(1) == 1 {
 			r.log.Warn("skipping a record that is not an event", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 		}
-		r.commit(rec)
+		r.commit(ctx, rec)
 		return
 	}
 	if !r.dec.cameraAllowed(e.Camera) {
 		r.dropped[DropRule].Add(1)
-		r.commit(rec)
+		r.commit(ctx, rec)
 		return
 	}
-	notes, reason := r.dec.decide(e)
+	notes, reason := r.dec.decide(rec.Partition, e)
 	if reason != "" {
 		r.dropped[reason].Add(1)
 	}
@@ -456,7 +464,7 @@ func (r *runner) RecordContext(ctx context.Context, rec kafka.Record) {
 			return // cancelled: not committed
 		}
 	}
-	r.commit(rec)
+	r.commit(ctx, rec)
 	if len(msgs) > 0 {
 		r.flush()
 	}
@@ -517,13 +525,17 @@ func keyOfMessage(m message) string {
 	return m.topic
 }
 
-// commit marks rec as done.
-func (r *runner) commit(rec kafka.Record) {
+// commit marks rec as done (unless the session ended meanwhile: see
+// RecordContext).
+func (r *runner) commit(ctx context.Context, rec kafka.Record) {
+	if ctx.Err() != nil {
+		return
+	}
 	r.mu.Lock()
 	d := r.durable
 	r.mu.Unlock()
 	if d != nil {
-		d.Commit(rec.Partition, rec.Offset+1, "")
+		d.Commit(rec.Partition, rec.Offset+1, r.dec.metadata(rec.Partition))
 	}
 }
 

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -159,14 +160,22 @@ type decider struct {
 
 	mu      sync.Mutex
 	events  map[string]*eventState // by event id
-	lastNew map[string]time.Time   // camera + "\x00" + label -> event time of the last new notified
+	lastNew map[string]stamp       // camera + "\x00" + label -> the last new notified
+}
+
+// stamp is when a camera and label were last notified, and the partition
+// of the camera's events.
+type stamp struct {
+	at        time.Time
+	partition int32
 }
 
 type eventState struct {
-	notified bool   // a new was decided
-	held     string // the reason it is held back, or ""
-	last     events.Event
-	seen     time.Time // when its last change was read, for forgetting
+	partition int32  // of the events topic: its commits carry the state
+	notified  bool   // a new was decided
+	held      string // the reason it is held back, or ""
+	last      events.Event
+	seen      time.Time // when its last change was read, for forgetting
 }
 
 func newDecider(r Rules) *decider {
@@ -176,7 +185,7 @@ func newDecider(r Rules) *decider {
 	if r.Location == nil {
 		r.Location = time.Local
 	}
-	return &decider{r: r, events: map[string]*eventState{}, lastNew: map[string]time.Time{}}
+	return &decider{r: r, events: map[string]*eventState{}, lastNew: map[string]stamp{}}
 }
 
 // cameraAllowed reports whether the target wants anything of camera.
@@ -186,7 +195,7 @@ func (d *decider) cameraAllowed(camera string) bool {
 
 // decide returns the notifications one change makes (in order), or none
 // and the reason it makes none.
-func (d *decider) decide(e events.Event) (out []Notification, dropped string) {
+func (d *decider) decide(partition int32, e events.Event) (out []Notification, dropped string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.events[e.ID]
@@ -195,6 +204,7 @@ func (d *decider) decide(e events.Event) (out []Notification, dropped string) {
 		d.events[e.ID] = st
 		d.forget()
 	}
+	st.partition = partition
 	before := st.last
 	st.last, st.seen = e, time.Now()
 	if e.Phase == events.PhaseEnd {
@@ -230,11 +240,11 @@ func (d *decider) decide(e events.Event) (out []Notification, dropped string) {
 			}
 		}
 		key := e.Camera + "\x00" + Label(e)
-		if last, ok := d.lastNew[key]; ok && r.Cooldown > 0 && !at.Before(last) && at.Sub(last) < r.Cooldown {
+		if last, ok := d.lastNew[key]; ok && r.Cooldown > 0 && !at.Before(last.at) && at.Sub(last.at) < r.Cooldown {
 			st.held = DropCooldown
 			return nil, st.held
 		}
-		d.lastNew[key] = at
+		d.lastNew[key] = stamp{at, partition}
 		st.notified = true
 		types = []string{TypeNew}
 		if e.Phase == events.PhaseEnd {
@@ -273,8 +283,109 @@ func (d *decider) forget() {
 	}
 	// Cooldowns older than any cooldown are of no use.
 	for k, t := range d.lastNew {
-		if time.Since(t) > d.r.Cooldown+time.Hour {
+		if time.Since(t.at) > d.r.Cooldown+time.Hour {
 			delete(d.lastNew, k)
 		}
+	}
+}
+
+// decisions is what a partition's commit carries: the decisions about
+// the events of its cameras that have not ended, and the cameras' last
+// notifications, so that whoever reads the partition next (this process
+// after a restart, another after a rebalance) goes on deciding as this
+// one would have: an event notified before gets its update and end, not a
+// second new; one held back stays held back; a cooldown still runs.
+type decisions struct {
+	Notified []string          `json:"n,omitempty"` // event ids
+	Held     map[string]string `json:"h,omitempty"` // event id -> reason
+	Last     map[string]int64  `json:"c,omitempty"` // camera + "\x00" + label -> Unix ms
+}
+
+// maxMetadata bounds a commit's metadata (Kafka's offset.metadata.max.bytes
+// is 4096 by default): past it the oldest cooldowns, then events, are left
+// out (they are decided afresh after a move).
+const maxMetadata = 3500
+
+// metadata is partition's decisions, as JSON.
+func (d *decider) metadata(partition int32) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var m decisions
+	type aged struct {
+		id   string
+		seen time.Time
+	}
+	var evs []aged
+	for id, st := range d.events {
+		if st.partition == partition && (st.notified || st.held != "") {
+			evs = append(evs, aged{id, st.seen})
+		}
+	}
+	slices.SortFunc(evs, func(a, b aged) int { return b.seen.Compare(a.seen) }) // newest first
+	var lasts []string
+	for k, s := range d.lastNew {
+		if s.partition == partition {
+			lasts = append(lasts, k)
+		}
+	}
+	slices.SortFunc(lasts, func(a, b string) int { return d.lastNew[b].at.Compare(d.lastNew[a].at) })
+	for n := len(evs); n >= 0; n-- {
+		m = decisions{}
+		for _, a := range evs[:n] {
+			if st := d.events[a.id]; st.held != "" {
+				if m.Held == nil {
+					m.Held = map[string]string{}
+				}
+				m.Held[a.id] = st.held
+			} else {
+				m.Notified = append(m.Notified, a.id)
+			}
+		}
+		for _, k := range lasts[:min(len(lasts), max(n, 4))] {
+			if m.Last == nil {
+				m.Last = map[string]int64{}
+			}
+			m.Last[k] = d.lastNew[k].at.UnixMilli()
+		}
+		b, _ := json.Marshal(m)
+		if len(b) <= maxMetadata || n == 0 {
+			if len(b) > maxMetadata {
+				return ""
+			}
+			return string(b)
+		}
+	}
+	return ""
+}
+
+// restore replaces partition's decisions with those a commit carried.
+func (d *decider) restore(partition int32, metadata string) {
+	var m decisions
+	if metadata != "" && json.Unmarshal([]byte(metadata), &m) != nil {
+		m = decisions{} // not ours: decide afresh
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, st := range d.events {
+		if st.partition == partition {
+			delete(d.events, id)
+		}
+	}
+	for k, s := range d.lastNew {
+		if s.partition == partition {
+			delete(d.lastNew, k)
+		}
+	}
+	now := time.Now()
+	for _, id := range m.Notified {
+		d.events[id] = &eventState{partition: partition, notified: true, seen: now}
+	}
+	for id, why := range m.Held {
+		if why == DropCooldown || why == DropQuietHours {
+			d.events[id] = &eventState{partition: partition, held: why, seen: now}
+		}
+	}
+	for k, ms := range m.Last {
+		d.lastNew[k] = stamp{time.UnixMilli(ms), partition}
 	}
 }

@@ -170,6 +170,12 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 				return nil, err
 			}
 			a.components = append(a.components, rec)
+		case config.PartNotify:
+			n, err := newNotifier(cfg, log, a.kafka, version)
+			if err != nil {
+				return nil, err
+			}
+			a.components = append(a.components, n)
 		case config.PartCapture:
 			c, err := newCapture(cfg, log, a.kafka)
 			if err != nil {
@@ -196,7 +202,11 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll
 	}
 	for _, c := range a.components {
-		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: readyOf(c)})
+		ck := web.Check{Name: c.Name(), Fn: readyOf(c)}
+		if d, ok := c.(degrader); ok {
+			ck.Degraded = func() string { return redact.Text(d.Degraded()) }
+		}
+		wo.Checks = append(wo.Checks, ck)
 	}
 	h, err := newHTTPServer(cfg, log, wo)
 	if err != nil {
@@ -365,6 +375,10 @@ func (a *App) status() any {
 		st := "ok"
 		if err := readyOf(c)(); err != nil {
 			st, out.Ready = err.Error(), false
+		} else if d, ok := c.(degrader); ok {
+			if why := d.Degraded(); why != "" {
+				st = "degraded: " + redact.Text(why)
+			}
 		}
 		out.Components = append(out.Components, comp{c.Name(), st})
 		if s, ok := c.(interface{ Status() any }); ok {

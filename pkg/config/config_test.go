@@ -40,7 +40,7 @@ func TestShippedConfigLoads(t *testing.T) {
 }
 
 func TestExampleRoleConfigsLoad(t *testing.T) {
-	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer, "analyzer.yaml": RoleAnalyzer, "recorder.yaml": RoleRecorder} {
+	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer, "analyzer.yaml": RoleAnalyzer, "recorder.yaml": RoleRecorder, "notifier.yaml": RoleNotifier} {
 		cfg, err := Load(Sources{File: "../../config/" + file})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)

@@ -9,7 +9,7 @@ GO       ?= go
 GO_MIN   := 1.26
 # Debian packages: OpenCV 4.6 for gocv v0.31.0, its Haar cascades and sample
 # videos, and the real Kafka clients, browser and proxy the tests use.
-DEB_PKGS := pkg-config curl openssl libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev opencv-data opencv-doc kcat python3-kafka chromium firefox-esr nginx-light docker-compose
+DEB_PKGS := pkg-config curl openssl libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev opencv-data opencv-doc kcat python3-kafka chromium firefox-esr nginx-light docker-compose mosquitto mosquitto-clients
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX   ?= /usr/local
@@ -123,7 +123,7 @@ vet:
 	cd e2e && $(GO) run $(STATICCHECK) -tags e2e ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,analyzer,all}.yaml, kept if present),
+## install: binary, systemd unit, configs (/etc/streamd/{producer,consumer,analyzer,recorder,notifier,all}.yaml, kept if present),
 ## nginx site; with no DESTDIR also the streamd user and a systemd reload
 install: build model
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/streamd
@@ -132,7 +132,7 @@ install: build model
 	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/streamd $(DESTDIR)/etc/nginx/sites-available
 	sed 's#/usr/local/bin/streamd#$(PREFIX)/bin/streamd#' systemd/streamd@.service > $(DESTDIR)/etc/systemd/system/streamd@.service
 	chmod 0644 $(DESTDIR)/etc/systemd/system/streamd@.service
-	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml analyzer:config/analyzer.yaml recorder:config/recorder.yaml all:config/streamd.yaml; do \
+	@for pair in producer:config/producer.yaml consumer:config/consumer.yaml analyzer:config/analyzer.yaml recorder:config/recorder.yaml notifier:config/notifier.yaml all:config/streamd.yaml; do \
 		role=$${pair%%:*}; src=$${pair#*:}; dst=$(DESTDIR)/etc/streamd/$$role.yaml; \
 		if [ -e $$dst ]; then echo "keeping $$dst"; else install -m 0640 $$src $$dst; fi; \
 	done

@@ -46,6 +46,7 @@ func TestMakeInstall(t *testing.T) {
 		"etc/streamd/all.yaml":                0o640,
 		"etc/streamd/analyzer.yaml":           0o640,
 		"etc/streamd/recorder.yaml":           0o640,
+		"etc/streamd/notifier.yaml":           0o640,
 		"etc/nginx/sites-available/streamd":   0o644,
 		// The object model, where the analyzer looks by default.
 		"usr/local/share/streamd/models/centernet.json": 0o644,
@@ -64,7 +65,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatalf("unit not adapted to PREFIX:\n%s", unit)
 	}
 	// Every installed config passes the installed binary's check.
-	for _, role := range []string{"producer", "consumer", "analyzer", "recorder", "all"} {
+	for _, role := range []string{"producer", "consumer", "analyzer", "recorder", "notifier", "all"} {
 		out, err := exec.Command(filepath.Join(dest, "opt/streamd/bin/streamd"), "--config", filepath.Join(dest, "etc/streamd", role+".yaml"), "--role", role, "--check").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s.yaml: %v\n%s", role, err, out)

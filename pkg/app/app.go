@@ -26,26 +26,54 @@ import (
 	"github.com/streamd/streamd/pkg/metrics"
 	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/recorder"
+	"github.com/streamd/streamd/pkg/redact"
 	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
 )
 
-// NewLogger returns the process logger the config asks for.
 // ErrConfig is wrapped by the errors of New and Run that are the
 // configuration's fault though it validated (a face cascade or an object
 // model that does not load): main exits with 2 for them, as for a
 // configuration that does not validate.
 var ErrConfig = errors.New("config")
 
+// NewLogger returns the process logger the config asks for. Every string
+// and error it writes goes through redact.Text, as a second line of
+// defence: the packages that hold URLs with credentials (camera sources,
+// webhook and MQTT URLs) log them redacted already.
 func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redactAttr removes credentials from URLs in a log attribute's value.
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; v.Kind() {
+	case slog.KindString:
+		if s := v.String(); strings.Contains(s, "://") {
+			a.Value = slog.StringValue(redact.Text(s))
+		}
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			if s := x.Error(); strings.Contains(s, "://") {
+				a.Value = slog.StringValue(redact.Text(s))
+			}
+		case []string:
+			out := make([]string, len(x))
+			for i, s := range x {
+				out[i] = redact.Text(s)
+			}
+			a.Value = slog.AnyValue(out)
+		}
+	}
+	return a
 }
 
 // Option tunes an App.
@@ -152,6 +180,12 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 				return nil, err
 			}
 			a.components = append(a.components, rec)
+		case config.PartNotify:
+			n, err := newNotifier(cfg, log, a.kafka, version)
+			if err != nil {
+				return nil, err
+			}
+			a.components = append(a.components, n)
 		case config.PartCapture:
 			c, err := newCapture(cfg, log, a.kafka)
 			if err != nil {
@@ -178,7 +212,11 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		wo.ClipPreRoll, wo.ClipPostRoll = cfg.Record.PreRoll, cfg.Record.PostRoll
 	}
 	for _, c := range a.components {
-		wo.Checks = append(wo.Checks, web.Check{Name: c.Name(), Fn: c.Ready})
+		ck := web.Check{Name: c.Name(), Fn: readyOf(c)}
+		if d, ok := c.(degrader); ok {
+			ck.Degraded = func() string { return redact.Text(d.Degraded()) }
+		}
+		wo.Checks = append(wo.Checks, ck)
 	}
 	h, err := newHTTPServer(cfg, log, wo)
 	if err != nil {
@@ -345,8 +383,12 @@ func (a *App) status() any {
 	}
 	for _, c := range a.components {
 		st := "ok"
-		if err := c.Ready(); err != nil {
+		if err := readyOf(c)(); err != nil {
 			st, out.Ready = err.Error(), false
+		} else if d, ok := c.(degrader); ok {
+			if why := d.Degraded(); why != "" {
+				st = "degraded: " + redact.Text(why)
+			}
 		}
 		out.Components = append(out.Components, comp{c.Name(), st})
 		if s, ok := c.(interface{ Status() any }); ok {
@@ -360,6 +402,12 @@ func (a *App) status() any {
 	out.Reload = a.reload
 	a.mu.Unlock()
 	return out
+}
+
+// readyOf is a component's readiness as /readyz and /api/status show it:
+// without credentials in any URL the reason quotes.
+func readyOf(c Component) func() error {
+	return func() error { return redact.Error(c.Ready()) }
 }
 
 // snapshot gathers every component's counters for a metrics scrape.

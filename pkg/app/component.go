@@ -46,4 +46,10 @@ type (
 	reloader interface {
 		Reload(next *config.Config)
 	}
+	// degrader says what the component cannot do now while it is still
+	// ready ("" when nothing): the notifier's targets that are down.
+	// /readyz and /api/status show it as "degraded: ..." and stay 200.
+	degrader interface {
+		Degraded() string
+	}
 )

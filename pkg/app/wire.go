@@ -4,11 +4,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"time"
 
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/eventfeed"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/notify"
 	"github.com/streamd/streamd/pkg/playback"
 	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/record"
@@ -129,4 +132,90 @@ func newPlayback(cfg *config.Config, k *kafka.Conns, v *view, rec *recindex.Inde
 		}
 	}
 	return playback.New(o, k, v.hub, rec)
+}
+
+// newNotifier returns the notifier of cfg's notify targets.
+func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version string) (*notify.Notifier, error) {
+	nc := cfg.Notify
+	loc, err := time.LoadLocation(nc.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("notify.timezone: %w", err)
+	}
+	retry := notify.Retry{Attempts: nc.Attempts, Backoff: nc.Backoff, MaxBackoff: nc.MaxBackoff}
+	rules := func(r config.Rules) notify.Rules {
+		out := notify.Rules{Cameras: r.Cameras, Types: r.Types, Labels: r.Labels, Zones: r.Zones, Severity: r.Severity,
+			Phases: r.Phases, Cooldown: r.Cooldown, Location: loc}
+		if len(out.Phases) == 0 {
+			out.Phases = nc.Phases
+		}
+		if out.Cooldown == 0 {
+			out.Cooldown = nc.Cooldown
+		}
+		for _, q := range r.QuietHours {
+			qh, err := notify.ParseQuietHours(q)
+			if err == nil { // validated
+				out.QuietHours = append(out.QuietHours, qh)
+			}
+		}
+		return out
+	}
+	o := notify.Options{EventsTopic: cfg.Analyzer.EventsTopic, SnapshotsTopic: cfg.Analyzer.SnapshotsTopic, Group: nc.Group,
+		Links: notify.Links{Base: publicURL(cfg), Clips: cfg.Record.Enabled}, Version: version, Logger: log}
+	for _, w := range nc.Webhooks {
+		secret, err := w.SecretValue()
+		if err != nil {
+			return nil, fmt.Errorf("notify.webhooks %s: secret: %w", w.Name, err)
+		}
+		o.Webhooks = append(o.Webhooks, notify.WebhookOptions{Name: w.Name, URL: w.URL, Headers: w.Headers, Secret: secret,
+			Timeout: nc.Timeout, CAFile: w.CAFile, InsecureSkipVerify: w.InsecureSkipVerify, Rules: rules(w.Rules), Retry: retry})
+	}
+	if m := nc.MQTT; m.URL != "" {
+		password, err := m.PasswordValue()
+		if err != nil {
+			return nil, fmt.Errorf("notify.mqtt.password_file: %w", err)
+		}
+		labels := m.Discovery.Labels
+		if len(labels) == 0 {
+			if cfg.Analyzer.Objects.Enabled {
+				labels = append(labels, cfg.Analyzer.Objects.Track...)
+			}
+			if cfg.Analyzer.Faces.Enabled {
+				labels = append(labels, "face")
+			}
+		}
+		o.MQTT = &notify.MQTTOptions{URL: m.URL, Username: m.Username, Password: password, ClientID: m.ClientID,
+			TopicPrefix: m.TopicPrefix, CAFile: m.CAFile, CertFile: m.CertFile, KeyFile: m.KeyFile, InsecureSkipVerify: m.InsecureSkipVerify,
+			Discovery: m.Discovery.Enabled, DiscoveryPrefix: m.Discovery.Prefix, Cameras: cameraIDs(cfg.Cameras), Labels: labels,
+			Rules: rules(m.Rules), Retry: retry}
+	}
+	n, err := notify.New(o, k)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
+	eventTopics(cfg, k)
+	return n, nil
+}
+
+// publicURL is where people open the page: http.public_url, or the
+// address the server listens on (a wildcard host is this machine's name).
+func publicURL(cfg *config.Config) string {
+	if cfg.HTTP.PublicURL != "" {
+		return cfg.HTTP.PublicURL
+	}
+	scheme := "http"
+	if cfg.HTTP.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if err != nil {
+		return scheme + "://" + cfg.HTTP.Listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		} else {
+			host = "localhost"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

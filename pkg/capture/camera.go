@@ -14,6 +14,7 @@ import (
 
 	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/lograte"
+	"github.com/streamd/streamd/pkg/redact"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -102,7 +103,7 @@ type Camera struct {
 // NewCamera returns a camera that publishes to pub. Call Run to start it.
 func NewCamera(cfg Options, pub Publisher, log *slog.Logger) *Camera {
 	cfg = cfg.withDefaults()
-	c := &Camera{cfg: cfg, pub: pub, log: log.With("camera", cfg.ID, "source", cfg.Source), dropLog: lograte.New(time.Second)}
+	c := &Camera{cfg: cfg, pub: pub, log: log.With("camera", cfg.ID, "source", redact.URL(cfg.Source)), dropLog: lograte.New(time.Second)}
 	c.setState("starting")
 	return c
 }
@@ -159,6 +160,9 @@ func (c *Camera) Run(ctx context.Context) {
 				return
 			}
 		}
+		// Errors of OpenCV or FFmpeg may quote the source URL: shown
+		// without its credentials in the log, the state and the frame.
+		err = redact.Error(err)
 		if msg := err.Error(); msg != lastErr {
 			c.log.Error("camera source failed, retrying", "err", err, "retry_in", backoff)
 			lastErr = msg

@@ -20,6 +20,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/streamd/streamd/pkg/redact"
 	"github.com/streamd/streamd/pkg/source"
 	"github.com/streamd/streamd/pkg/video"
 )
@@ -63,7 +64,7 @@ func openLocked(cam Options) (reader, error) {
 			if vc != nil {
 				vc.Close()
 			}
-			return nil, fmt.Errorf("open camera device %s: not available (is it connected, and may this user read it?)", cam.Source)
+			return nil, fmt.Errorf("open camera device %s: not available (is it connected, and may this user read it?)", redact.URL(cam.Source))
 		}
 		return &videoSource{vc: vc}, nil
 	default: // file or URL
@@ -76,7 +77,9 @@ func openLocked(cam Options) (reader, error) {
 			if kind == source.URL {
 				what = "stream"
 			}
-			return nil, fmt.Errorf("open %s %s: cannot open or decode it", what, cam.Source)
+			// The source is named without its credentials: this error
+			// reaches the log, /api/status and the no-signal frame.
+			return nil, fmt.Errorf("open %s %s: cannot open or decode it", what, redact.URL(cam.Source))
 		}
 		// A positive frame count means a finite video (a file, even one
 		// served over HTTP); live feeds report 0 or less.

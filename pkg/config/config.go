@@ -28,6 +28,7 @@ const (
 	RoleAll      = "all"
 	RoleAnalyzer = "analyzer"
 	RoleRecorder = "recorder"
+	RoleNotifier = "notifier"
 )
 
 // Config is the whole configuration of one streamd process.
@@ -44,8 +45,89 @@ type Config struct {
 	Record   RecordConfig   `koanf:"recording"`
 	Review   ReviewConfig   `koanf:"review"`
 	Auth     AuthConfig     `koanf:"auth"`
+	Notify   NotifyConfig   `koanf:"notify"`
 	Cameras  []CameraConfig `koanf:"cameras"`
 }
+
+// NotifyConfig is the notifier (docs/notifications.md): webhooks and MQTT
+// told about the analyzer's events. Role notifier runs it; role all runs
+// it when a target is configured. Its keys at this level are every
+// target's defaults.
+type NotifyConfig struct {
+	// Group prefixes each target's consumer group (<group>.webhook.<name>,
+	// <group>.mqtt), shared by every notifier process.
+	Group string `koanf:"group"`
+	// Timezone is the IANA zone of quiet hours; "": the machine's.
+	Timezone string `koanf:"timezone"`
+	// Phases and Cooldown are the targets' defaults.
+	Phases   []string      `koanf:"phases"`
+	Cooldown time.Duration `koanf:"cooldown"`
+	// Timeout bounds one delivery; Attempts (0: until delivered),
+	// Backoff and MaxBackoff say how a failure is retried.
+	Timeout    time.Duration   `koanf:"timeout"`
+	Attempts   int             `koanf:"attempts"`
+	Backoff    time.Duration   `koanf:"backoff"`
+	MaxBackoff time.Duration   `koanf:"max_backoff"`
+	Webhooks   []WebhookConfig `koanf:"webhooks"`
+	MQTT       MQTTConfig      `koanf:"mqtt"`
+}
+
+// WebhookConfig is one webhook: where to POST, how to sign, and its rules.
+type WebhookConfig struct {
+	Name    string   `koanf:"name"`    // names it in metrics and its consumer group
+	URL     string   `koanf:"url"`     // http:// or https://
+	Headers []string `koanf:"headers"` // "Name: value" added to every request
+	// The signing secret: inline, from a file, or from an environment
+	// variable (at most one of the three).
+	Secret             string `koanf:"secret"`
+	SecretFile         string `koanf:"secret_file"`
+	SecretEnv          string `koanf:"secret_env"`
+	CAFile             string `koanf:"ca_file"`              // PEM CA bundle the receiver must chain to; "": the system's
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"` // do not verify the receiver (testing only)
+	Rules              `koanf:"rules"`
+}
+
+// Rules choose which event changes a target is told about; empty lists
+// allow everything.
+type Rules struct {
+	Cameras    []string      `koanf:"cameras"`
+	Types      []string      `koanf:"types"`    // motion, face, object
+	Labels     []string      `koanf:"labels"`   // object labels, face, motion
+	Zones      []string      `koanf:"zones"`    // the event entered one of them
+	Severity   []string      `koanf:"severity"` // alert, detection
+	Phases     []string      `koanf:"phases"`   // new, update, end; empty: notify.phases
+	Cooldown   time.Duration `koanf:"cooldown"` // per camera and label; 0: notify.cooldown
+	QuietHours []string      `koanf:"quiet_hours"`
+}
+
+// MQTTConfig is the MQTT target; no URL: none.
+type MQTTConfig struct {
+	URL                string          `koanf:"url"` // mqtt://host:1883, mqtts://host:8883, ws://, wss://
+	Username           string          `koanf:"username"`
+	Password           string          `koanf:"password"`      // prefer STREAMD_NOTIFY_MQTT_PASSWORD or password_file
+	PasswordFile       string          `koanf:"password_file"` // a file holding the password
+	ClientID           string          `koanf:"client_id"`     // "": streamd-<host>-<random>
+	TopicPrefix        string          `koanf:"topic_prefix"`
+	CAFile             string          `koanf:"ca_file"`
+	CertFile           string          `koanf:"cert_file"`
+	KeyFile            string          `koanf:"key_file"`
+	InsecureSkipVerify bool            `koanf:"insecure_skip_verify"`
+	Discovery          DiscoveryConfig `koanf:"discovery"`
+	Rules              `koanf:"rules"`
+}
+
+// DiscoveryConfig is Home Assistant's MQTT discovery.
+type DiscoveryConfig struct {
+	Enabled bool   `koanf:"enabled"`
+	Prefix  string `koanf:"prefix"`
+	// Labels are announced for every camera at once; empty: the
+	// analyzer's (analyzer.objects.track when objects are on, and face
+	// when faces are). Others are announced when first seen.
+	Labels []string `koanf:"labels"`
+}
+
+// Notifies reports whether any notification target is configured.
+func (n NotifyConfig) Notifies() bool { return len(n.Webhooks) > 0 || n.MQTT.URL != "" }
 
 // RecordConfig is the recording tier (package record): a compact copy of
 // every camera kept for days beside the short frames topic, in topics of
@@ -300,6 +382,9 @@ type HTTPConfig struct {
 	MaxReplaysPerIP int `koanf:"max_replays_per_ip"`
 	// TLS makes the server speak HTTPS (and HTTP/2) itself.
 	TLS HTTPTLS `koanf:"tls"`
+	// PublicURL is the address people open the page at (behind a proxy,
+	// say), for the links notifications carry; "": from http.listen.
+	PublicURL string `koanf:"public_url"`
 }
 
 // HTTPTLS is the server's certificate; both files are re-read on SIGHUP.
@@ -430,6 +515,9 @@ func Default() Config {
 			Gap:       events.DefaultGap,
 		},
 		Events: EventsConfig{History: events.DefaultHistory},
+		Notify: NotifyConfig{Group: "streamd-notifier", Phases: []string{"new", "end"}, Cooldown: 30 * time.Second,
+			Timeout: 10 * time.Second, Attempts: 10, Backoff: time.Second, MaxBackoff: time.Minute,
+			MQTT: MQTTConfig{TopicPrefix: "streamd", Discovery: DiscoveryConfig{Enabled: true, Prefix: "homeassistant"}}},
 		Record: RecordConfig{
 			Group:        "streamd-recorder",
 			FullTopic:    "streamd.rec.full",
@@ -471,6 +559,7 @@ const (
 	PartView    Part = "view"    // consume frames and serve them to viewers
 	PartAnalyze Part = "analyze" // detect motion and faces, publish events
 	PartRecord  Part = "record"  // keep the recording tiers
+	PartNotify  Part = "notify"  // tell webhooks and MQTT about events
 )
 
 // needsOpenCV reports whether the part cannot run in a binary built with
@@ -495,6 +584,8 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 		return []Part{PartAnalyze}, true
 	case RoleRecorder:
 		return []Part{PartRecord}, true
+	case RoleNotifier:
+		return []Part{PartNotify}, true
 	case RoleAll:
 		parts = []Part{PartView}
 		if c.Record.Enabled {
@@ -503,6 +594,9 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 		if c.Analyzer.Enabled {
 			parts = append(parts, PartAnalyze)
 		}
+		if c.Notify.Notifies() {
+			parts = append(parts, PartNotify)
+		}
 		return append(parts, PartCapture), true
 	}
 	return nil, false
@@ -510,7 +604,7 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 
 // Roles returns the role names, in the order the documentation lists them.
 func Roles() []string {
-	return []string{RoleProducer, RoleConsumer, RoleAnalyzer, RoleRecorder, RoleAll}
+	return []string{RoleProducer, RoleConsumer, RoleAnalyzer, RoleRecorder, RoleNotifier, RoleAll}
 }
 
 // rolesText is the roles as a sentence: "producer, consumer or all".

@@ -40,7 +40,7 @@ func TestShippedConfigLoads(t *testing.T) {
 }
 
 func TestExampleRoleConfigsLoad(t *testing.T) {
-	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer, "analyzer.yaml": RoleAnalyzer, "recorder.yaml": RoleRecorder} {
+	for file, role := range map[string]string{"producer.yaml": RoleProducer, "consumer.yaml": RoleConsumer, "analyzer.yaml": RoleAnalyzer, "recorder.yaml": RoleRecorder, "notifier.yaml": RoleNotifier} {
 		cfg, err := Load(Sources{File: "../../config/" + file})
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
@@ -133,7 +133,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "unknown camera key", yaml: "cameras:\n  - id: a\n    sorce: testpattern\n", want: `unknown key "cameras[0].sorce"`},
 		{name: "section as value", yaml: "http: 8080\n", want: `"http": must be a mapping of keys, got "8080"`},
 		{name: "value as section", yaml: "role:\n  x: 1\n", want: `"role": must be a single value, got a mapping`},
-		{name: "bad role", yaml: "role: viewer\n", want: `"role": must be producer, consumer, analyzer, recorder or all, got "viewer"`},
+		{name: "bad role", yaml: "role: viewer\n", want: `"role": must be producer, consumer, analyzer, recorder, notifier or all, got "viewer"`},
 		{name: "bad acks", yaml: "kafka:\n  acks: some\n", want: `"kafka.acks": must be none, leader or all, got "some"`},
 		{name: "bad retain", yaml: "recording:\n  retain: 30s\n", want: `"recording.retain": must be at least 1m (write days as 7d), got 30s`},
 		{name: "sync without data", yaml: "embedded:\n  sync_writes: true\n", want: `"embedded.sync_writes": needs "embedded.data_dir": without it the broker keeps everything in memory`},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/streamd/streamd/pkg/frame"
+	"github.com/streamd/streamd/pkg/redact"
 	"github.com/streamd/streamd/pkg/source"
 )
 
@@ -222,9 +224,17 @@ func (c *Config) Validate() error {
 		bad("hub.ring_size", "must be between 2 and 1024, got %d", c.Hub.RingSize)
 	}
 
-	if c.Runs(PartAnalyze) || c.Runs(PartView) || c.Runs(PartRecord) {
+	if c.Runs(PartAnalyze) || c.Runs(PartView) || c.Runs(PartRecord) || c.Runs(PartNotify) {
 		c.validateAnalyzer(bad)
 		c.validateRecord(bad)
+	}
+	if c.Runs(PartNotify) || c.Role == RoleNotifier {
+		c.validateNotify(bad)
+	}
+	if u := c.HTTP.PublicURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.RawQuery != "" {
+			bad("http.public_url", "must be the http:// or https:// address of the page, without credentials or query, got %q", redact.URL(u))
+		}
 	}
 	c.checkUnusedFloats(bad)
 	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {

@@ -30,6 +30,16 @@ type DurableSink interface {
 	Skipped(partition int32, from, to int64)
 }
 
+// DurableContextSink is a DurableSink whose records may take long (a
+// notifier retrying a delivery): RecordContext is called instead of
+// Record, with the group session's context, which ends when the group
+// rebalances or the member stops. A sink that gives a record up then must
+// not Commit it: whoever reads the partition next reads it again.
+type DurableContextSink interface {
+	DurableSink
+	RecordContext(ctx context.Context, rec Record)
+}
+
 // Durable is a consumer group member for work that must not be lost or
 // done twice, such as recording: unlike Consumer, it starts where the
 // group last committed (the newest record if the group never committed),
@@ -178,7 +188,16 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 		meta[p] = b.Metadata
 		if b.Offset < 0 {
-			continue // never committed: from the newest
+			// Never committed: from the newest, and that position is
+			// committed at once, so that records written while this
+			// member is away later are read when it (or another)
+			// comes back, not skipped for a newer newest.
+			newest, err := d.client.GetOffset(d.topic, p, sarama.OffsetNewest)
+			if err != nil {
+				return fmt.Errorf("durable setup: newest offset of %s/%d: %w", d.topic, p, err)
+			}
+			sess.MarkOffset(d.topic, p, newest, b.Metadata)
+			continue
 		}
 		oldest, err := d.client.GetOffset(d.topic, p, sarama.OffsetOldest)
 		if err != nil {
@@ -226,7 +245,11 @@ func (h durableHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sar
 				}
 				return nil
 			}
-			h.d.sink.Record(fromSarama(msg))
+			if cs, ok := h.d.sink.(DurableContextSink); ok {
+				cs.RecordContext(sess.Context(), fromSarama(msg))
+			} else {
+				h.d.sink.Record(fromSarama(msg))
+			}
 		case <-sess.Context().Done():
 			return nil
 		}

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,25 @@ type Snapshot struct {
 	Storage  []Storage // what the recording holds, per camera and tier (web nodes)
 	// HTTPConnections is the client connections open now.
 	HTTPConnections int64
+	// Notify is each notification target's counters (notifier only).
+	Notify []NotifyTarget
+}
+
+// NotifyTarget is one notification target's counters.
+type NotifyTarget struct {
+	Target    string // "webhook.<name>" or "mqtt"
+	Delivered uint64 // messages delivered (MQTT: every publish acknowledged)
+	Retried   uint64 // failed tries that were tried again
+	Failed    uint64 // messages given up: refused for good, or out of tries
+	Invalid   uint64 // records of the events topic that are not events
+	// Dropped counts event changes the rules kept from the target, by
+	// reason (rule, phase, cooldown, quiet_hours).
+	Dropped map[string]uint64
+	Up      float64 // 1 while the target delivers (MQTT: connected), else 0
+	// Behind is how old the change being delivered is, seconds (0 when
+	// the target is idle): a target that falls behind shows it here.
+	Behind           float64
+	SnapshotsMissing uint64 // MQTT: snapshots of new events not found
 }
 
 // Recorder is the recorder's counters.
@@ -200,7 +220,15 @@ var (
 	descStBytes  = prometheus.NewDesc("streamd_recording_bytes", "Recording bytes held on the brokers, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStAge    = prometheus.NewDesc("streamd_recording_oldest_age_seconds", "How far back the recording goes, per camera and tier.", []string{"camera", "tier"}, nil)
 	descStRate   = prometheus.NewDesc("streamd_recording_bytes_per_hour", "Recording bytes per hour, measured over what is held.", []string{"camera", "tier"}, nil)
-	allCollected = []*prometheus.Desc{descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjRuns, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	descNtDeliv  = prometheus.NewDesc("streamd_notify_delivered_total", "Messages a notification target acknowledged (webhook: a 2xx answer; MQTT: every publish acknowledged, events, states, snapshots and discovery).", []string{"target"}, nil)
+	descNtRetry  = prometheus.NewDesc("streamd_notify_retried_total", "Failed tries of a message that were tried again (with back-off).", []string{"target"}, nil)
+	descNtFail   = prometheus.NewDesc("streamd_notify_failed_total", "Messages given up: refused for good (a 4xx) or out of tries (notify retry attempts).", []string{"target"}, nil)
+	descNtDrop   = prometheus.NewDesc("streamd_notify_dropped_total", "Event changes a target's rules kept from it, by reason: rule (cameras, types, labels, zones, severity), phase, cooldown, quiet_hours.", []string{"target", "reason"}, nil)
+	descNtBad    = prometheus.NewDesc("streamd_notify_invalid_total", "Records of the events topic a target skipped: not valid events.", []string{"target"}, nil)
+	descNtUp     = prometheus.NewDesc("streamd_notify_up", "1 while the target delivers (MQTT: connected), 0 while its deliveries fail.", []string{"target"}, nil)
+	descNtBehind = prometheus.NewDesc("streamd_notify_behind_seconds", "Age of the event change the target is delivering (0 when idle): how far behind it is.", []string{"target"}, nil)
+	descNtSnap   = prometheus.NewDesc("streamd_notify_snapshots_missing_total", "MQTT: snapshots of new events that were not found in the snapshots topic.", []string{"target"}, nil)
+	allCollected = []*prometheus.Desc{descNtDeliv, descNtRetry, descNtFail, descNtDrop, descNtBad, descNtUp, descNtBehind, descNtSnap, descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjRuns, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -275,6 +303,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descProdErr, prometheus.CounterValue, float64(p.Failed))
 		ch <- prometheus.MustNewConstMetric(descProdDrop, prometheus.CounterValue, float64(p.TooLarge), "too_large")
 		ch <- prometheus.MustNewConstMetric(descProdDrop, prometheus.CounterValue, float64(p.Backlog), "backlog")
+	}
+	for _, t := range s.Notify {
+		ch <- prometheus.MustNewConstMetric(descNtDeliv, prometheus.CounterValue, float64(t.Delivered), t.Target)
+		ch <- prometheus.MustNewConstMetric(descNtRetry, prometheus.CounterValue, float64(t.Retried), t.Target)
+		ch <- prometheus.MustNewConstMetric(descNtFail, prometheus.CounterValue, float64(t.Failed), t.Target)
+		ch <- prometheus.MustNewConstMetric(descNtBad, prometheus.CounterValue, float64(t.Invalid), t.Target)
+		ch <- prometheus.MustNewConstMetric(descNtUp, prometheus.GaugeValue, t.Up, t.Target)
+		ch <- prometheus.MustNewConstMetric(descNtBehind, prometheus.GaugeValue, t.Behind, t.Target)
+		for _, reason := range []string{"rule", "phase", "cooldown", "quiet_hours"} {
+			ch <- prometheus.MustNewConstMetric(descNtDrop, prometheus.CounterValue, float64(t.Dropped[reason]), t.Target, reason)
+		}
+		if strings.HasPrefix(t.Target, "mqtt") {
+			ch <- prometheus.MustNewConstMetric(descNtSnap, prometheus.CounterValue, float64(t.SnapshotsMissing), t.Target)
+		}
 	}
 	if k := s.Consumer; k != nil {
 		ch <- prometheus.MustNewConstMetric(descConsRecs, prometheus.CounterValue, float64(k.Consumed))

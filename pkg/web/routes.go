@@ -80,6 +80,8 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		if err := c.Fn(); err != nil {
 			checks[c.Name] = err.Error()
 			ready = false
+		} else if why := degraded(c); why != "" {
+			checks[c.Name] = "degraded: " + why
 		} else {
 			checks[c.Name] = "ok"
 		}
@@ -89,4 +91,11 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{"ready": ready, "checks": checks})
+}
+
+func degraded(c Check) string {
+	if c.Degraded == nil {
+		return ""
+	}
+	return c.Degraded()
 }

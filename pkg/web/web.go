@@ -30,6 +30,11 @@ import (
 type Check struct {
 	Name string
 	Fn   func() error
+	// Degraded, if set, says what the component cannot do while it is
+	// ready ("" when nothing): shown as "degraded: <why>", not failing
+	// the check (a webhook receiver that is down does not make streamd
+	// unready).
+	Degraded func() string
 }
 
 // Reader is one viewer's sequence of frames: a live hub viewer, or (next)

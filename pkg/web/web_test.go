@@ -87,7 +87,7 @@ func TestRoutesAndErrors(t *testing.T) {
 
 func TestReadyzReportsEachCheck(t *testing.T) {
 	var kafkaErr error = errors.New("kafka dial [k:9092]: connection refused")
-	s := start(t, hub.New(), Check{"kafka", func() error { return kafkaErr }}, Check{"consumer", func() error { return nil }})
+	s := start(t, hub.New(), Check{Name: "kafka", Fn: func() error { return kafkaErr }}, Check{Name: "consumer", Fn: func() error { return nil }})
 	code, body, _ := get(t, "http://"+s.Addr()+"/readyz")
 	var r struct {
 		Ready  bool
@@ -300,5 +300,22 @@ func TestBodiesAreRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("10 kB body: %d", resp.StatusCode)
+	}
+}
+
+// A degraded check names its trouble and keeps /readyz at 200.
+func TestReadyzShowsDegradedChecks(t *testing.T) {
+	why := "webhook.phone: failing since 2026-01-01T00:00:00Z (3 tries): connection refused"
+	s := start(t, hub.New(), Check{Name: "notifier", Fn: func() error { return nil }, Degraded: func() string { return why }})
+	code, body, _ := get(t, "http://"+s.Addr()+"/readyz")
+	var r struct {
+		Ready  bool
+		Checks map[string]string
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	if code != 200 || !r.Ready || r.Checks["notifier"] != "degraded: "+why {
+		t.Fatalf("readyz: %d %s", code, body)
 	}
 }

@@ -175,11 +175,11 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 			}
 			a.components = append(a.components, an)
 		case config.PartRecord:
-			rec, err := newRecorder(cfg, log, a.kafka)
+			reduced, full, err := newRecorders(cfg, log, a.kafka)
 			if err != nil {
 				return nil, err
 			}
-			a.components = append(a.components, rec)
+			a.components = append(a.components, reduced, full)
 		case config.PartNotify:
 			n, err := newNotifier(cfg, log, a.kafka, version)
 			if err != nil {
@@ -202,8 +202,8 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		wo.Events = a.events
 		var rec *recorder.Recorder
 		for _, c := range a.components {
-			if r, ok := c.(*recorder.Recorder); ok {
-				rec = r
+			if r, ok := c.(*recorder.Recorder); ok && r.Tiers() != recorder.ReducedTier {
+				rec = r // the full tier's: the one that can fall behind
 			}
 		}
 		rp := newPlayback(cfg, a.kafka, a.view, a.recs, rec)

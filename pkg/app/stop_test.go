@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/streamd/streamd/pkg/config"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/recorder"
@@ -57,6 +59,11 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 	if lag := recorderMetric(t, "http://"+r1.HTTPAddr(), "streamd_recorder_lag_seconds", "p"); lag < 2 {
 		t.Errorf("streamd_recorder_lag_seconds = %.1f s with an encoder 3x slower than the camera for 10 s", lag)
 	}
+	// The reduced tier does not wait for the encoders: its newest frame
+	// is a second or two old.
+	if newest := newestReduced(t, a.BrokerAddr(), cfg.Record.ReducedTopic); time.Since(newest) > 3*time.Second {
+		t.Errorf("the reduced tier's newest frame was captured %s ago while the full tier is behind: it waits for the encoders", time.Since(newest).Round(time.Millisecond))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	start := time.Now()
@@ -72,4 +79,21 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecording(t, a.BrokerAddr(), cfg.Record, nil)
+}
+
+// newestReduced returns the capture time of the newest reduced-tier frame.
+func newestReduced(t *testing.T, brokerAddr, topic string) time.Time {
+	t.Helper()
+	client, err := sarama.NewClient([]string{brokerAddr}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var newest time.Time
+	readAll(t, client, topic, func(m *sarama.ConsumerMessage) {
+		if m.Timestamp.After(newest) {
+			newest = m.Timestamp
+		}
+	})
+	return newest
 }

@@ -77,21 +77,30 @@ func recordTopics(cfg *config.Config, k *kafka.Conns) {
 	k.Ensure(rc.IndexTopic, index)
 }
 
-func newRecorder(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (*recorder.Recorder, error) {
+// newRecorders builds the record part: a recorder for the reduced tier
+// (group recording.group + "-reduced") and one for the full tier
+// (recording.group), so that the reduced tier never waits for the full
+// tier's encoders.
+func newRecorders(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (reduced, full *recorder.Recorder, err error) {
 	rc := cfg.Record
-	r, err := recorder.New(recorder.Options{
+	o := recorder.Options{
 		FramesTopic: cfg.Kafka.Topic, Group: rc.Group,
 		FullTopic: rc.FullTopic, ReducedTopic: rc.ReducedTopic, IndexTopic: rc.IndexTopic,
 		EventsTopic: cfg.Analyzer.EventsTopic, EventsLookback: cfg.Kafka.Retention,
 		Record: record.Options{Interval: rc.Interval, PreRoll: orNone(rc.PreRoll), PostRoll: orNone(rc.PostRoll), Chunk: rc.Chunk},
 		Codec:  rc.Codec, Preset: rc.Preset, CRF: rc.CRF, FullOn: recorder.FullOn(rc.FullOn), Logger: log,
-	}, k)
-	if err != nil {
-		return nil, fmt.Errorf("role %q: %w", cfg.Role, err)
+		Tiers: recorder.FullTier,
+	}
+	if full, err = recorder.New(o, k); err != nil {
+		return nil, nil, fmt.Errorf("role %q: %w", cfg.Role, err)
+	}
+	o.Tiers, o.Group = recorder.ReducedTier, rc.Group+recorder.ReducedSuffix
+	if reduced, err = recorder.New(o, k); err != nil {
+		return nil, nil, fmt.Errorf("role %q: %w", cfg.Role, err)
 	}
 	recordTopics(cfg, k)
 	eventTopics(cfg, k)
-	return r, nil
+	return reduced, full, nil
 }
 
 // orNone maps a configured zero (none) to package record's "none" (< 0).

@@ -409,8 +409,9 @@ func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
 	default:
 		bad("recording.full_on", "must be motion, objects or alerts, got %q", r.FullOn)
 	}
-	if c.Runs(PartRecord) && (r.Group == "" || len(r.Group) > 249) {
-		bad("recording.group", "must be 1 to 249 characters, got %q", r.Group)
+	if c.Runs(PartRecord) && (r.Group == "" || len(r.Group) > 241) {
+		// 249, less the "-reduced" of the reduced tier's group.
+		bad("recording.group", "must be 1 to 241 characters, got %q", r.Group)
 	}
 }
 

@@ -3,7 +3,10 @@
 // record decides (reduced-tier frames, full-tier chunks encoded by a pool
 // of workers, index entries), and commits its progress with the group's
 // offsets so that a restart neither records a frame twice nor leaves a gap.
-// It owns the encode workers and their FIFO, the commit protocol (the
+// A recorder writes both tiers, or one (Options.Tiers): a process runs one
+// recorder per tier, each with a group of its own, so that the reduced
+// tier, one cheap frame a second, never waits for the full tier's
+// encoders. It owns the encode workers and their FIFO, the commit protocol (the
 // oldest offset still needed per partition, with each camera's progress
 // as the commit's metadata) and the retry policy of its writes.
 //
@@ -19,6 +22,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +37,31 @@ import (
 )
 
 // The recorder's Kafka clients: its consumer group, its writes, and the
-// events it follows, each on a connection of its own.
+// events it follows, each on a connection of its own. A reduced-tier
+// recorder's are named with ReducedSuffix after them (it follows no
+// events).
 const (
-	InClient     = "recorder"
-	OutClient    = "recorder-out"
-	EventsClient = "recorder-events"
+	InClient      = "recorder"
+	OutClient     = "recorder-out"
+	EventsClient  = "recorder-events"
+	ReducedSuffix = "-reduced"
+)
+
+// Tiers are the tiers one recorder writes.
+type Tiers int
+
+// Values of Options.Tiers.
+const (
+	// BothTiers: both, from one consumer. When encoding cannot keep up
+	// the consumer waits, and the reduced tier waits with it.
+	BothTiers Tiers = iota
+	// ReducedTier: one frame a second, never waiting for an encoder: it
+	// keeps up whatever the full tier does.
+	ReducedTier
+	// FullTier: every frame of the event windows, encoded by the
+	// workers; it falls behind (and reads from the frames topic) when
+	// encoding cannot keep up.
+	FullTier
 )
 
 // FullOn is which events the full tier records.
@@ -105,6 +129,11 @@ type Options struct {
 	CRF    int
 	// Workers is the number of encode workers; zero: one per core.
 	Workers int
+	// Tiers are the tiers this recorder writes; the zero value is both.
+	// A process runs a ReducedTier and a FullTier recorder, each in a
+	// group of its own, so that the reduced tier never waits for the
+	// full tier's encoders.
+	Tiers Tiers
 	// Logger logs the recorder's troubles; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -131,9 +160,11 @@ type Recorder struct {
 	cams    map[string]*recCam
 	parts   map[int32]*recPart
 	durable *kafka.Durable
-	out     *kafka.Writer
-	workers []*encodeQueue
-	wg      sync.WaitGroup
+	writer  *kafka.Writer
+	// Its Kafka clients' names; events is "" when it follows no events.
+	in, out, events string
+	workers         []*encodeQueue
+	wg              sync.WaitGroup
 
 	written [2]atomic.Int64 // bytes: full, reduced
 	chunks  atomic.Uint64
@@ -188,19 +219,35 @@ func New(o Options, k *kafka.Conns) (*Recorder, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	r := &Recorder{o: o, log: o.Logger.With("component", "recorder"), kafka: k, encode: enc,
-		cams: map[string]*recCam{}, parts: map[int32]*recPart{}}
-	k.Want(InClient, nil)
-	k.Want(OutClient, nil)
-	k.Want(EventsClient, nil)
+	r := &Recorder{o: o, kafka: k, encode: enc, cams: map[string]*recCam{}, parts: map[int32]*recPart{},
+		in: InClient, out: OutClient, events: EventsClient}
+	if o.Tiers == ReducedTier {
+		r.in, r.out, r.events = InClient+ReducedSuffix, OutClient+ReducedSuffix, ""
+		o.Workers = 1 // never used: no windows, no chunks
+	}
+	r.log = o.Logger.With("component", r.Name())
+	k.Want(r.in, nil)
+	k.Want(r.out, nil)
+	if r.events != "" {
+		k.Want(r.events, nil)
+	}
 	for range o.Workers {
 		r.workers = append(r.workers, newEncodeQueue())
 	}
 	return r, nil
 }
 
-// Name names the recorder among a process's components.
-func (r *Recorder) Name() string { return "recorder" }
+// Name names the recorder among a process's components: "recorder", or
+// "recorder-reduced" for a reduced-tier recorder.
+func (r *Recorder) Name() string {
+	if r.o.Tiers == ReducedTier {
+		return "recorder" + ReducedSuffix
+	}
+	return "recorder"
+}
+
+// Tiers returns the tiers the recorder writes.
+func (r *Recorder) Tiers() Tiers { return r.o.Tiers }
 
 // StopBudget is how long Run may take to return once cancelled.
 func (r *Recorder) StopBudget() time.Duration { return StopBudget }
@@ -220,27 +267,26 @@ func (r *Recorder) Start() error { return nil }
 // and records the frames topic until ctx ends; then it drains (see Close).
 
 func (r *Recorder) Run(ctx context.Context) error {
-	in, err := r.kafka.Await(ctx, InClient)
+	in, err := r.kafka.Await(ctx, r.in)
 	if err != nil {
 		return nil
 	}
-	outClient, _ := r.kafka.Await(ctx, OutClient)
-	evClient, _ := r.kafka.Await(ctx, EventsClient)
-	if outClient == nil || evClient == nil {
+	outClient, _ := r.kafka.Await(ctx, r.out)
+	if outClient == nil {
 		return nil
 	}
-	if r.out, err = kafka.NewWriter(outClient); err != nil {
+	var evClient sarama.Client
+	if r.events != "" {
+		if evClient, _ = r.kafka.Await(ctx, r.events); evClient == nil {
+			return nil
+		}
+	}
+	if r.writer, err = kafka.NewWriter(outClient); err != nil {
 		return fmt.Errorf("recorder: %w", err)
 	}
 	for _, w := range r.workers {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); w.run(r.writeChunk) }()
-	}
-	// Events first: read what is held up to now before any frame, so that
-	// frames read again after a downtime find their windows.
-	since := time.Now().Add(-r.o.EventsLookback - time.Minute)
-	if err := r.readEvents(evClient, since); err != nil {
-		r.log.Warn("cannot read events back; windows of past events may be missed", "err", err)
 	}
 	// The events follower and the ticker end with ctx, or when Run
 	// returns early; Run waits for both before it returns.
@@ -248,14 +294,23 @@ func (r *Recorder) Run(ctx context.Context) error {
 	defer side.Wait()
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel() // before side.Wait
-	side.Add(1)
-	go func() {
-		defer side.Done()
-		err := kafka.Follow(sctx, evClient, r.o.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
-		if err != nil {
-			r.log.Warn("events no longer followed", "err", err)
+	if evClient != nil {
+		// Events first: read what is held up to now before any frame,
+		// so that frames read again after a downtime find their
+		// windows.
+		since := time.Now().Add(-r.o.EventsLookback - time.Minute)
+		if err := r.readEvents(evClient, since); err != nil {
+			r.log.Warn("cannot read events back; windows of past events may be missed", "err", err)
 		}
-	}()
+		side.Add(1)
+		go func() {
+			defer side.Done()
+			err := kafka.Follow(sctx, evClient, r.o.EventsTopic, time.Now().Add(-time.Minute), r.event, r.log)
+			if err != nil {
+				r.log.Warn("events no longer followed", "err", err)
+			}
+		}()
+	}
 	d, err := kafka.NewDurable(in, r.o.Group, r.o.FramesTopic, r, r.log.With("role", "recorder"))
 	if err != nil {
 		return err
@@ -415,13 +470,15 @@ func (r *Recorder) Record(rec kafka.Record) {
 	}
 	c.seq, c.hasSeq, c.skipped = f.Seq, true, false
 	reduced, chunks := c.rc.Add(f)
-	r.queue(c, chunks)
+	r.queue(c, chunks) // none for a reduced-tier recorder: it knows no windows
 	w := c.worker
 	r.mu.Unlock()
-	if reduced != nil {
+	if reduced != nil && r.o.Tiers != FullTier {
 		r.writeReduced(c, reduced)
 	}
-	w.wait(maxQueuedChunks) // back-pressure: encoding is the slow part
+	if r.o.Tiers != ReducedTier {
+		w.wait(maxQueuedChunks) // back-pressure: encoding is the slow part
+	}
 }
 
 // queue hands chunks to the camera's worker. r.mu is held.
@@ -437,7 +494,7 @@ func (r *Recorder) queue(c *recCam, chunks []record.Chunk) {
 // frames meanwhile, and the offsets are not committed past them).
 func (r *Recorder) send(topic, key string, value []byte, ts time.Time, headers []frame.Header) (int32, int64, bool) {
 	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		p, off, err := r.out.Write(topic, key, value, ts, headers)
+		p, off, err := r.writer.Write(topic, key, value, ts, headers)
 		if err == nil {
 			return p, off, true
 		}
@@ -650,7 +707,7 @@ func (r *Recorder) drainNow() {
 	}
 	d := r.durable
 	r.mu.Unlock()
-	if r.out != nil {
+	if r.writer != nil {
 		for _, e := range flush {
 			r.writeIndex(e)
 		}
@@ -673,24 +730,42 @@ func (r *Recorder) Close() error {
 	if d != nil {
 		err = d.Close()
 	}
-	if r.out != nil {
-		if cerr := r.out.Close(); err == nil && cerr != nil {
+	if r.writer != nil {
+		if cerr := r.writer.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("recorder: %w", cerr)
 		}
 	}
 	return err
 }
 
-// Collect adds the recorder's counters to a metrics scrape.
+// Collect adds the recorder's counters to a metrics scrape. The recorders
+// of one process (one per tier) add up: bytes, frames and errors are
+// summed, a camera's lag is the worst of them, and its lost frames the
+// most either counted (both read the same frames).
 func (r *Recorder) Collect(s *metrics.Snapshot) {
-	s.Recorder = &metrics.Recorder{
-		FullBytes: r.written[0].Load(), ReducedBytes: r.written[1].Load(),
-		FullFrames: r.frames[0].Load(), ReducedFrames: r.frames[1].Load(),
-		Chunks: r.chunks.Load(), Errors: r.errs.Load(), Invalid: r.invalid.Load(),
+	if s.Recorder == nil {
+		s.Recorder = &metrics.Recorder{}
+	}
+	m := s.Recorder
+	m.FullBytes += r.written[0].Load()
+	m.ReducedBytes += r.written[1].Load()
+	m.FullFrames += r.frames[0].Load()
+	m.ReducedFrames += r.frames[1].Load()
+	m.Chunks += r.chunks.Load()
+	m.Errors += r.errs.Load()
+	if r.o.Tiers != FullTier { // both read every record: count once
+		m.Invalid += r.invalid.Load()
 	}
 	now := time.Now()
 	for _, p := range r.Progress() {
-		s.Recorder.Cameras = append(s.Recorder.Cameras, metrics.RecorderCamera{ID: p.Camera, Lag: now.Sub(p.Recorded).Seconds(), Lost: p.Lost})
+		lag := now.Sub(p.Recorded).Seconds()
+		i := slices.IndexFunc(m.Cameras, func(c metrics.RecorderCamera) bool { return c.ID == p.Camera })
+		if i < 0 {
+			m.Cameras = append(m.Cameras, metrics.RecorderCamera{ID: p.Camera, Lag: lag, Lost: p.Lost})
+			continue
+		}
+		m.Cameras[i].Lag = max(m.Cameras[i].Lag, lag)
+		m.Cameras[i].Lost = max(m.Cameras[i].Lost, p.Lost)
 	}
 }
 

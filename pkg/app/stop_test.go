@@ -59,6 +59,18 @@ func TestStopWithARecorderBacklog(t *testing.T) {
 	if lag := recorderMetric(t, "http://"+r1.HTTPAddr(), "streamd_recorder_lag_seconds", "p"); lag < 2 {
 		t.Errorf("streamd_recorder_lag_seconds = %.1f s with an encoder 3x slower than the camera for 10 s", lag)
 	}
+	// The web node, whose process records nothing, shows the lag the
+	// recorder wrote to the index topic.
+	var st struct {
+		Cameras []struct {
+			Camera      string
+			RecorderLag *float64 `json:"recorder_lag_seconds"`
+		}
+	}
+	getJSON(t, base+"/api/storage", &st)
+	if len(st.Cameras) != 1 || st.Cameras[0].RecorderLag == nil || *st.Cameras[0].RecorderLag < 2 {
+		t.Errorf("the web node's /api/storage %+v: want camera p's recorder_lag_seconds of 2 s or more", st.Cameras)
+	}
 	// The reduced tier does not wait for the encoders: its newest frame
 	// is a second or two old.
 	if newest := newestReduced(t, a.BrokerAddr(), cfg.Record.ReducedTopic); time.Since(newest) > 3*time.Second {

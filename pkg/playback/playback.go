@@ -45,8 +45,9 @@ type Options struct {
 	FullTopic, ReducedTopic string
 	// Recorder, if set, says how far a recorder in this process is with
 	// each camera (from recorder.Progress); Storage then reports each
-	// camera's recorder lag and lost frames. Nil where the recorder runs
-	// elsewhere: those are in its own metrics.
+	// camera's recorder lag and lost frames from it. Where the recorder
+	// runs elsewhere (nil), they come from the progress records the
+	// recorders write to the index topic.
 	Recorder func() map[string]RecorderProgress
 	// Preset and CRF tune exports' H.264 encoder (package video's
 	// Options); zero values take its defaults.
@@ -470,19 +471,32 @@ func (s *fullSource) Next(ctx context.Context) (*frame.Frame, error) {
 // Close does nothing: chunks are fetched one at a time.
 func (s *fullSource) Close() {}
 
+// progressMaxAge is how long a recorder's last progress record counts:
+// a recorder that stopped talking shows its lag growing for this long,
+// then none (the camera may be gone).
+const progressMaxAge = 10 * time.Minute
+
 // Storage reports what the recording holds (web.Recordings), with each
-// camera's recorder lag where the recorder is in this process.
+// camera's recorder lag and lost frames: from the recorder in this
+// process, or else from what the recorders last wrote to the index topic.
 func (r *Replays) Storage() []web.Storage {
 	list := r.rec.Storage()
-	if r.o.Recorder == nil {
-		return list
+	var local map[string]RecorderProgress
+	if r.o.Recorder != nil {
+		local = r.o.Recorder()
 	}
-	progress, t := r.o.Recorder(), time.Now()
+	remote, t := r.rec.Progress(progressMaxAge), time.Now()
 	for i := range list {
-		if p, ok := progress[list[i].Camera]; ok {
-			lag, lost := max(0, t.Sub(p.RecordedUntil).Seconds()), p.Lost
-			list[i].RecorderLag, list[i].RecorderLost = &lag, &lost
+		p, ok := local[list[i].Camera]
+		if !ok {
+			e, has := remote[list[i].Camera]
+			if !has {
+				continue
+			}
+			p = RecorderProgress{RecordedUntil: e.Recorded, Lost: e.Lost}
 		}
+		lag, lost := max(0, t.Sub(p.RecordedUntil).Seconds()), p.Lost
+		list[i].RecorderLag, list[i].RecorderLost = &lag, &lost
 	}
 	return list
 }

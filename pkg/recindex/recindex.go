@@ -72,8 +72,12 @@ type Index struct {
 	warned map[string]bool  // cameras whose budget cut was logged
 }
 
-// camIndex is what one camera's recording holds, per tier.
-type camIndex struct{ full, reduced tierIndex }
+// camIndex is what one camera's recording holds, per tier, and what its
+// recorder last said of its progress.
+type camIndex struct {
+	full, reduced tierIndex
+	progress      record.ProgressEntry
+}
 
 func (c *camIndex) tier(name string) *tierIndex {
 	if name == record.TierFull {
@@ -167,6 +171,10 @@ func (r *Index) Run(ctx context.Context) error {
 }
 
 func (r *Index) add(rec kafka.Record) {
+	if kind := rec.Header(record.HeaderKind); kind != nil {
+		r.addProgress(string(kind), rec.Value)
+		return
+	}
 	e, err := record.ParseIndexEntry(rec.Value)
 	if err != nil {
 		r.invalid.Add(1)
@@ -186,6 +194,46 @@ func (r *Index) add(rec kafka.Record) {
 	t.entries = slices.Insert(t.entries, i, e)
 	t.bytes += e.Bytes
 	t.frames += e.Frames
+}
+
+// addProgress takes a recorder's progress record; records of kinds this
+// node does not know are skipped.
+func (r *Index) addProgress(kind string, value []byte) {
+	if kind != record.KindProgress {
+		return
+	}
+	p, err := record.ParseProgressEntry(value)
+	if err != nil {
+		r.invalid.Add(1)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.cams[p.Camera]
+	if c == nil {
+		c = &camIndex{}
+		r.cams[p.Camera] = c
+	}
+	if p.At.After(c.progress.At) {
+		c.progress = p
+	}
+}
+
+// Progress returns what the recorders last said of how far they are with
+// each camera (record.ProgressEntry), for the cameras they said it of
+// within maxAge: older word is from a recorder gone, or from before
+// this node's time.
+func (r *Index) Progress(maxAge time.Duration) map[string]record.ProgressEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	out := map[string]record.ProgressEntry{}
+	for id, c := range r.cams {
+		if !c.progress.At.IsZero() && now.Sub(c.progress.At) <= maxAge {
+			out[id] = c.progress
+		}
+	}
+	return out
 }
 
 // Ready is always nil: an index not read yet is an empty recording.

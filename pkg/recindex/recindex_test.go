@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/record"
 )
@@ -109,5 +110,36 @@ func TestBudgetCut(t *testing.T) {
 	r.o.MaxBytes = 0
 	if r.cut("c", now.Add(-10*time.Minute), now) {
 		t.Error("cut without a byte budget")
+	}
+}
+
+// A recorder's progress records (header kind: progress) give each camera's
+// recorded-up-to time and lost frames, the newest by when it was written;
+// word older than the age asked for is not reported; a bad record is
+// counted, a kind this node does not know skipped.
+func TestProgressRecords(t *testing.T) {
+	r := newIndex(t, Options{})
+	now := time.Now()
+	progress := func(cam string, recorded, at time.Time, lost uint64) kafka.Record {
+		e := record.ProgressEntry{Camera: cam, Recorded: recorded, Lost: lost, At: at}
+		return kafka.Record{Value: e.Marshal(), Headers: []frame.Header{{Key: record.HeaderKind, Value: []byte(record.KindProgress)}}}
+	}
+	r.add(progress("c", now.Add(-8*time.Second), now.Add(-time.Second), 3))
+	r.add(progress("c", now.Add(-20*time.Second), now.Add(-6*time.Second), 1)) // older word, read late
+	r.add(progress("gone", now.Add(-time.Hour), now.Add(-time.Hour), 0))
+	r.add(kafka.Record{Value: []byte("{}"), Headers: []frame.Header{{Key: record.HeaderKind, Value: []byte(record.KindProgress)}}})
+	r.add(kafka.Record{Value: []byte("?"), Headers: []frame.Header{{Key: record.HeaderKind, Value: []byte("thumbnails")}}})
+	if r.invalid.Load() != 1 {
+		t.Errorf("invalid = %d, want 1 (the empty progress record)", r.invalid.Load())
+	}
+	got := r.Progress(time.Minute)
+	if len(got) != 1 || !got["c"].Recorded.Equal(now.Add(-8*time.Second)) || got["c"].Lost != 3 {
+		t.Fatalf("Progress = %+v, want camera c recorded 8 s ago with 3 lost", got)
+	}
+	if got := r.Progress(2 * time.Hour); len(got) != 2 {
+		t.Errorf("Progress over 2 h = %+v, want c and gone", got)
+	}
+	if st := r.Storage(); len(st) != 2 || len(st[0].Tiers) != 0 {
+		t.Errorf("Storage = %+v: progress alone holds no recording", st)
 	}
 }

@@ -463,6 +463,59 @@ func ParseIndexEntry(b []byte) (IndexEntry, error) {
 	return e, nil
 }
 
+// HeaderKind marks an index record that is not an IndexEntry: its value
+// ("progress") says what it is. IndexEntry records carry no headers.
+const (
+	HeaderKind   = "kind"
+	KindProgress = "progress"
+)
+
+// ProgressPeriod is how often a recorder writes each camera's
+// ProgressEntry to the index topic.
+const ProgressPeriod = 5 * time.Second
+
+// ProgressEntry is a record of the index topic (header HeaderKind:
+// KindProgress) by which a recorder tells web nodes how far it is with a
+// camera, so that a web node in another process shows the recorder's lag
+// and lost frames as the recorder's own metrics do.
+type ProgressEntry struct {
+	Camera string `json:"camera"`
+	// Recorded is the capture time the camera is recorded up to; the
+	// recorder's lag is now minus this.
+	Recorded time.Time `json:"recorded"`
+	// Lost counts the camera's frames never recorded: retention removed
+	// them from the frames topic before the recorder read them.
+	Lost uint64 `json:"lost"`
+	// At is when the recorder wrote it (wall clock): a web node that
+	// hears nothing newer for long knows the recorder is gone.
+	At time.Time `json:"at"`
+}
+
+// Marshal returns the entry's JSON.
+func (e ProgressEntry) Marshal() []byte {
+	b, _ := json.Marshal(e) // no field can fail
+	return b
+}
+
+// ParseProgressEntry reads a progress record's value; it is untrusted
+// input.
+func ParseProgressEntry(b []byte) (ProgressEntry, error) {
+	var e ProgressEntry
+	if len(b) > 1<<10 {
+		return e, fmt.Errorf("progress entry of %d bytes: too large", len(b))
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("progress entry: %w", err)
+	}
+	if err := frame.ValidateID(e.Camera); err != nil {
+		return e, fmt.Errorf("progress entry: camera: %w", err)
+	}
+	if e.Recorded.IsZero() || e.At.IsZero() {
+		return e, fmt.Errorf("progress entry: missing recorded or at")
+	}
+	return e, nil
+}
+
 // Progress is what a recorder commits with its consumer offsets, per
 // camera: how far each tier recorded. It travels as the offset commit's
 // metadata (at most about 4 kB in Kafka), so it is terse.

@@ -644,6 +644,30 @@ func TestIndexEntry(t *testing.T) {
 	}
 }
 
+func TestProgressEntry(t *testing.T) {
+	e := record.ProgressEntry{Camera: "front", Recorded: base.Add(1500 * time.Millisecond), Lost: 42, At: base.Add(3 * time.Second)}
+	got, err := record.ParseProgressEntry(e.Marshal())
+	if err != nil || got.Camera != e.Camera || !got.Recorded.Equal(e.Recorded) || got.Lost != 42 || !got.At.Equal(e.At) {
+		t.Fatalf("round trip = %+v, %v; want %+v", got, err, e)
+	}
+	valid := string(e.Marshal())
+	for _, tc := range []struct{ name, json string }{
+		{"not json", "front"},
+		{"bad camera", strings.Replace(valid, `"camera":"front"`, `"camera":"../x"`, 1)},
+		{"no recorded", strings.Replace(valid, `"recorded":"`, `"recorded_at":"`, 1)},
+		{"no at", strings.Replace(valid, `"at":"`, `"when":"`, 1)},
+		{"negative lost", strings.Replace(valid, `"lost":42`, `"lost":-1`, 1)},
+		{"too large", strings.Replace(valid, `{`, `{"pad":"`+strings.Repeat("x", 2000)+`",`, 1)},
+	} {
+		if tc.json == valid {
+			t.Fatalf("%s: the case did not change the valid entry", tc.name)
+		}
+		if got, err := record.ParseProgressEntry([]byte(tc.json)); err == nil {
+			t.Errorf("%s: ParseProgressEntry(%.80q) = %+v, want an error", tc.name, tc.json, got)
+		}
+	}
+}
+
 func TestProgress(t *testing.T) {
 	p := record.Progress{"cam-a": {base.UnixNano(), base.Add(-time.Second).UnixNano()}, "cam_b": {0, 42}}
 	s := record.EncodeProgress(p)

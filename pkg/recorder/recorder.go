@@ -565,17 +565,37 @@ func (r *Recorder) writeChunk(j chunkJob) {
 }
 
 // tick, every second, completes the chunks of cameras whose frames
-// stopped and commits what is done.
+// stopped and commits what is done; every record.ProgressPeriod it tells
+// web nodes how far it is (a reduced-tier recorder does not: it never
+// waits, and the full tier's lag is the one that matters).
 func (r *Recorder) tick(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var told time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			r.flushIdle(time.Now().Add(-2 * r.chunk()))
+		case now := <-t.C:
+			r.flushIdle(now.Add(-2 * r.chunk()))
 			r.commit()
+			if r.o.Tiers != ReducedTier && now.Sub(told) >= record.ProgressPeriod {
+				told = now
+				r.tellProgress(now)
+			}
+		}
+	}
+}
+
+// tellProgress writes each camera's progress to the index topic, once:
+// a web node reads the next one anyway.
+func (r *Recorder) tellProgress(now time.Time) {
+	for _, p := range r.Progress() {
+		e := record.ProgressEntry{Camera: p.Camera, Recorded: p.Recorded, Lost: p.Lost, At: now}
+		if _, _, err := r.writer.Write(r.o.IndexTopic, p.Camera, e.Marshal(), now,
+			[]frame.Header{{Key: record.HeaderKind, Value: []byte(record.KindProgress)}}); err != nil {
+			r.errs.Add(1)
+			return
 		}
 	}
 }

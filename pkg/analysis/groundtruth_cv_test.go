@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -228,7 +227,7 @@ func TestObjectGroundTruth(t *testing.T) {
 		b := e.Boxes[0]
 		best, who := 0.0, ""
 		for id, tb := range truth {
-			if v := iou(b, tb); v > best {
+			if v := events.IoU(b, tb); v > best {
 				best, who = v, id
 			}
 		}
@@ -317,7 +316,7 @@ func scoreTable(t *testing.T, found []gtDetection) {
 			truth, ignore := gtAt(d.frame)
 			best, who := 0.0, ""
 			for id, tb := range truth {
-				if v := iou(d.obj.Box, tb); v > best {
+				if v := events.IoU(d.obj.Box, tb); v > best {
 					best, who = v, id
 				}
 			}
@@ -334,17 +333,6 @@ func scoreTable(t *testing.T, found []gtDetection) {
 			t.Errorf("at the default min_score %.2f: %d right, %d wrong, %d people: want at most one wrong in ten and 8 people or more", min, right, wrong, len(seen))
 		}
 	}
-}
-
-// iou is the intersection over union of two boxes.
-func iou(a, b events.Box) float64 {
-	iw := math.Min(a.X+a.W, b.X+b.W) - math.Max(a.X, b.X)
-	ih := math.Min(a.Y+a.H, b.Y+b.H) - math.Max(a.Y, b.Y)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	in := iw * ih
-	return in / (a.W*a.H + b.W*b.H - in)
 }
 
 // inAny reports whether the centre of b is inside one of the regions.

@@ -195,7 +195,7 @@ func (t *ObjectTracker) Observe(at time.Time, found []ObjectDetection, fr FrameR
 	for i, d := range dets {
 		for j, tr := range t.tracks {
 			if tr.label == d.Label {
-				if v := iou(d.Box, tr.predict(at)); v >= matchIoU {
+				if v := IoU(d.Box, tr.predict(at)); v >= matchIoU {
 					pairs = append(pairs, pair{i, j, v})
 				}
 			}
@@ -258,7 +258,7 @@ func (t *ObjectTracker) update(tr *object, d ObjectDetection, at time.Time, fr F
 		tr.scores = tr.scores[len(tr.scores)-t.o.History:]
 	}
 	score := median(tr.scores)
-	moved := iou(d.Box, tr.anchor) < stillIoU
+	moved := IoU(d.Box, tr.anchor) < stillIoU
 	if moved {
 		tr.anchor, tr.stillAt = d.Box, at
 	}
@@ -399,8 +399,9 @@ func median(scores []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// iou is the intersection over union of two boxes.
-func iou(a, b Box) float64 {
+// IoU is the intersection over union of two boxes: 1 for the same box, 0
+// for boxes that do not touch.
+func IoU(a, b Box) float64 {
 	iw := min(a.X+a.W, b.X+b.W) - max(a.X, b.X)
 	ih := min(a.Y+a.H, b.Y+b.H) - max(a.Y, b.Y)
 	if iw <= 0 || ih <= 0 {

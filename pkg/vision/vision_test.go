@@ -584,6 +584,22 @@ func TestFaceCascadeErrors(t *testing.T) {
 
 // TestAnnotate: the snapshot is a full-size JPEG with the boxes drawn in
 // their colours.
+// decodeAnnotated returns a function that takes Annotate's results and
+// decodes the snapshot, failing the test on an error.
+func decodeAnnotated(t *testing.T) func([]byte, error) gocv.Mat {
+	return func(out []byte, err error) gocv.Mat {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := gocv.IMDecode(out, gocv.IMReadColor)
+		if err != nil || m.Empty() {
+			t.Fatalf("annotated snapshot does not decode: %v", err)
+		}
+		return m
+	}
+}
+
 // TestAnnotateObjects: the box in ObjectColor and a filled caption tag
 // above it, and one at the top of the frame gets its tag below.
 func TestAnnotateObjects(t *testing.T) {
@@ -593,14 +609,7 @@ func TestAnnotateObjects(t *testing.T) {
 		{Box: vision.Box{X: 0.4, Y: 0.4, W: 0.2, H: 0.4}, Text: "person 0.64"},
 		{Box: vision.Box{X: 0.05, Y: 0, W: 0.2, H: 0.2}, Text: "car 0.71"},
 	}
-	out, err := vision.AnnotateObjects(f.JPEG, objs, 90)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := gocv.IMDecode(out, gocv.IMReadColor)
-	if err != nil || m.Empty() {
-		t.Fatalf("annotated snapshot does not decode: %v", err)
-	}
+	m := decodeAnnotated(t)(vision.AnnotateObjects(f.JPEG, objs, 90))
 	defer m.Close()
 	oc := vision.ObjectColor
 	near := func(x, y int) bool {
@@ -644,14 +653,7 @@ func TestAnnotate(t *testing.T) {
 	clips(t)
 	f := faceClip[60]
 	motion := []vision.Box{{X: 0.1, Y: 0.5, W: 0.3, H: 0.3}}
-	out, err := vision.Annotate(f.JPEG, motion, f.Truth, 90)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := gocv.IMDecode(out, gocv.IMReadColor)
-	if err != nil || m.Empty() {
-		t.Fatalf("annotated snapshot does not decode: %v", err)
-	}
+	m := decodeAnnotated(t)(vision.Annotate(f.JPEG, motion, f.Truth, 90))
 	defer m.Close()
 	if m.Cols() != visiontest.DefaultWidth || m.Rows() != visiontest.DefaultHeight {
 		t.Fatalf("snapshot %dx%d", m.Cols(), m.Rows())

@@ -16,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/mjpeg"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/testutil/mp4check"
@@ -524,5 +525,39 @@ func TestRecordingBudget(t *testing.T) {
 		if limit := int64(budget*share) + segment + largest; held > limit {
 			t.Errorf("%s holds %d bytes, over its budget plus a segment and a record (%d)", topic, held, limit)
 		}
+	}
+}
+
+// With recording.full_on: objects (the default), motion alone is kept at
+// the reduced rate only: the scripted clip's shape makes motion events
+// and no object event (object detection is off here), so the full tier
+// stays empty while the reduced tier records every second.
+func TestFullTierOnObjectsOnly(t *testing.T) {
+	t.Parallel() // waits for events; no timing bound
+	cfg := recordingConfig(t, "", map[string]string{"recording.full_on": "objects"})
+	a, base := startRecording(t, cfg)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var evs []events.Event
+		getJSON(t, base+"/api/events?camera=p&type=motion", &evs)
+		if len(evs) >= 2 && !evs[len(evs)-1].Active() {
+			break // an event ended: its window, pre- and post-roll are decided
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ended motion event within 60 s: %+v", evs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // the post-roll and a chunk's encode
+	client, err := sarama.NewClient([]string{a.BrokerAddr()}, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	full, reduced := 0, 0
+	readAll(t, client, cfg.Record.FullTopic, func(*sarama.ConsumerMessage) { full++ })
+	readAll(t, client, cfg.Record.ReducedTopic, func(*sarama.ConsumerMessage) { reduced++ })
+	if full != 0 || reduced < 5 {
+		t.Fatalf("full tier %d chunks, reduced tier %d frames: want motion at the reduced rate only", full, reduced)
 	}
 }

@@ -103,7 +103,8 @@ func newRecorders(cfg *config.Config, log *slog.Logger, k *kafka.Conns) (reduced
 	return reduced, full, nil
 }
 
-// orNone maps a configured zero (none) to package record's "none" (< 0).
+// orNone maps a configured zero (none, no limit) to the "none" of the
+// packages that take a negative duration for it (record, events).
 func orNone(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

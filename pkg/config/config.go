@@ -268,11 +268,15 @@ type ObjectFilterConfig struct {
 // import: it needs OpenCV).
 const DefaultObjectModel = "/usr/local/share/streamd/models/centernet.json"
 
-// EventsConfig is the web node's view of the events.
+// EventsConfig is how events are cut (the analyzer) and the web node's view
+// of them.
 type EventsConfig struct {
 	// History is read back from the events topic at start, so a restarted
 	// node still lists recent events; older events are forgotten.
 	History time.Duration `koanf:"history"`
+	// MaxLength is the longest an event runs: one in progress this long
+	// is closed and continued as a new event (0: no limit).
+	MaxLength time.Duration `koanf:"max_length"`
 }
 
 // AuthConfig lists who may watch. With no tokens and no users, everyone who
@@ -514,7 +518,7 @@ func Default() Config {
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,
 		},
-		Events: EventsConfig{History: events.DefaultHistory},
+		Events: EventsConfig{History: events.DefaultHistory, MaxLength: events.DefaultMaxLength},
 		Notify: NotifyConfig{Group: "streamd-notifier", Phases: []string{"new", "end"}, Cooldown: 30 * time.Second,
 			Timeout: 10 * time.Second, Attempts: 10, Backoff: time.Second, MaxBackoff: time.Minute,
 			MQTT: MQTTConfig{TopicPrefix: "streamd", Discovery: DiscoveryConfig{Enabled: true, Prefix: "homeassistant"}}},

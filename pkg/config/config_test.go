@@ -201,6 +201,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "list in a mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], [1, [2]], [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1][1]": cannot use a list as a number`},
 		{name: "mapping as a mask point", yaml: "cameras:\n  - id: a\n    source: testpattern\n    motion:\n      masks: [[[0, 0], {x: 1}, [1, 1]]]\n", want: `"cameras[0].motion.masks[0][1]": cannot use a mapping as a list`},
 		{name: "errors in two cameras", yaml: "cameras:\n  - id: a\n    source: testpattern\n    fps: fast\n  - id: b\n    source: testpattern\n    quality: best\n", want: `"cameras[0].fps": cannot use "fast" as a number; "cameras[1].quality": cannot use "best" as a whole number`},
+		{name: "short max_length", yaml: "events:\n  max_length: 5s\n", want: `"events.max_length": must be 0 (no limit) or between 10s and 24h, got 5s`},
 		{name: "duration without unit", yaml: "kafka:\n  dial_timeout: 5\n", want: `"kafka.dial_timeout": 5 has no unit; write a duration such as 500ms, 10s, 1h`},
 		{name: "fractional duration without unit", yaml: "kafka:\n  retention: 1.5\n", want: `"kafka.retention": 1.5 has no unit; write a duration such as 500ms, 10s, 1h`},
 		{name: "quoted duration without unit", yaml: "hub:\n  max_delay: \"250\"\n", want: `"hub.max_delay": 250 has no unit; write a duration such as 500ms, 10s, 1h`},

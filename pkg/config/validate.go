@@ -240,6 +240,9 @@ func (c *Config) Validate() error {
 	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {
 		bad("events.history", "must be between 0 and 720h, got %s", c.Events.History)
 	}
+	if m := c.Events.MaxLength; m != 0 && (m < 10*time.Second || m > 24*time.Hour) {
+		bad("events.max_length", "must be 0 (no limit) or between 10s and 24h, got %s", m)
+	}
 
 	names := map[string]string{}
 	for i, tk := range c.Auth.Tokens {

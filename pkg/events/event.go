@@ -148,6 +148,11 @@ type Event struct {
 	// example "1762423821.123456-k3x9q2". It sorts (within equal lengths) by
 	// start time and needs no coordination between analyzers.
 	ID string `json:"id"`
+	// Continues is the id of the event this one continues: an event that
+	// reached its tracker's maximum length (events.max_length) ends and
+	// a new event, naming it here, starts on the same frame. Empty for
+	// an event that started on its own.
+	Continues string `json:"continues,omitempty"`
 	// Camera is the camera id (also the Kafka record key).
 	Camera string `json:"camera"`
 	// Type is TypeMotion, TypeFace or TypeObject.
@@ -219,6 +224,11 @@ func (e Event) Validate() error {
 	}
 	if err := frame.ValidateID(e.Camera); err != nil {
 		return fmt.Errorf("%w %s: camera: %v", ErrInvalid, e.ID, err)
+	}
+	if e.Continues != "" {
+		if err := validateID(e.Continues); err != nil {
+			return fmt.Errorf("%w %s: continues: %v", ErrInvalid, e.ID, err)
+		}
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w %s: %s", ErrInvalid, e.ID, fmt.Sprintf(format, args...))

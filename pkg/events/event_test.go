@@ -108,6 +108,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"missing id", edit(`"id":"x1",`, ``), "missing id"},
 		{"empty id", edit(`"id":"x1"`, `"id":""`), "missing id"},
 		{"id with a slash", edit(`"id":"x1"`, `"id":"../x"`), `character '/' not allowed`},
+		{"continues a bad id", edit(`"id":"x1"`, `"id":"x1","continues":"../x"`), `continues: invalid event: id "../x": character '/' not allowed`},
 		{"bad camera", edit(`"camera":"lobby"`, `"camera":"lob by"`), "camera: invalid camera id"},
 		{"missing camera", edit(`"camera":"lobby",`, ``), "camera: invalid camera id: empty"},
 		{"bad type", edit(`"type":"motion"`, `"type":"person"`), `type "person", want "motion", "face" or "object"`},

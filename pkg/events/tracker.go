@@ -41,9 +41,18 @@ const (
 	// figure for a tracked object unseen. A face that turns aside for a
 	// moment (cascades find frontal faces only) is still the same visit.
 	DefaultFaceGap = 5 * time.Second
+	// DefaultMaxLength: an event in progress for 2 minutes is closed and
+	// continued as a new event (Continues names the one before), so that
+	// every event has an end even in a scene that never stops moving (a
+	// tree in the wind, a busy street), and a long scene is a series of
+	// pieces a person can review, export and skip through. The Motion
+	// daemon splits its movies at movie_max_time, 120 s by default, for
+	// the same reason.
+	DefaultMaxLength = 2 * time.Minute
 )
 
-// TrackerOptions tune a Tracker. A zero or negative field takes its default.
+// TrackerOptions tune a Tracker. A zero or negative field takes its default
+// (but a negative MaxLength means no limit).
 type TrackerOptions struct {
 	// MinFrames is how many consecutive observed frames must have motion
 	// for a motion event to start (default DefaultMinFrames).
@@ -60,6 +69,11 @@ type TrackerOptions struct {
 	// FaceGap is how long without a face ends a face event (default
 	// DefaultFaceGap).
 	FaceGap time.Duration
+	// MaxLength is the longest an event runs (capture time from its
+	// start): the first frame with detections at or past it ends the
+	// event there and starts its continuation on the same frame (default
+	// DefaultMaxLength; negative: no limit).
+	MaxLength time.Duration
 }
 
 // Detection is what the analyzer found on one frame of the Tracker's camera.
@@ -94,7 +108,10 @@ type Detection struct {
 // while detections keep coming with gaps shorter than the gap option, and
 // ends when a gap is that long. While it is active it publishes an update at
 // most every UpdateInterval, and only when its boxes changed or it reached a
-// new peak.
+// new peak. An event that reaches MaxLength is ended on the frame that
+// reaches it, and a new event (its continuation, Continues set) starts on
+// that same frame, without waiting for MinFrames: the scene has been moving
+// all along.
 //
 // A Tracker is not safe for concurrent use: it belongs to the one goroutine
 // that analyses its camera.
@@ -121,6 +138,10 @@ func NewTracker(camera string, opts TrackerOptions) *Tracker {
 		return v
 	}
 	every := orDefault(opts.UpdateInterval, DefaultUpdateInterval)
+	maxLen := orDefault(opts.MaxLength, DefaultMaxLength)
+	if opts.MaxLength < 0 {
+		maxLen = 0 // no limit
+	}
 	return &Tracker{
 		camera: camera,
 		motion: track{
@@ -128,12 +149,14 @@ func NewTracker(camera string, opts TrackerOptions) *Tracker {
 			minFrames: orDefaultN(opts.MinFrames, DefaultMinFrames),
 			gap:       orDefault(opts.Gap, DefaultGap),
 			every:     every,
+			maxLen:    maxLen,
 		},
 		face: track{
 			typ:       TypeFace,
 			minFrames: orDefaultN(opts.MinFaceFrames, DefaultMinFaceFrames),
 			gap:       orDefault(opts.FaceGap, DefaultFaceGap),
 			every:     every,
+			maxLen:    maxLen,
 		},
 	}
 }
@@ -216,6 +239,7 @@ type track struct {
 	minFrames int
 	gap       time.Duration
 	every     time.Duration
+	maxLen    time.Duration // 0: no limit
 
 	// The run of consecutive frames with detections while idle.
 	run      int
@@ -233,6 +257,7 @@ type track struct {
 	// The active event.
 	active   bool
 	id       string
+	prev     string // the id of the event this one continues, if any
 	start    time.Time
 	lastSeen time.Time // capture time of the latest frame with a detection
 	lastEmit time.Time // Updated of the latest change emitted
@@ -248,6 +273,17 @@ func (tr *track) observe(camera string, at time.Time, boxes []Box, count int, ar
 	if len(boxes) == 0 {
 		tr.run = 0
 		return out
+	}
+	if tr.active && tr.maxLen > 0 && at.Sub(tr.start) >= tr.maxLen {
+		// Long enough: end it on this frame and continue it as a new
+		// event from this frame, its peak this frame.
+		tr.lastSeen = at
+		prev := tr.id
+		out = append(out, tr.end(camera, at))
+		tr.active, tr.start, tr.id, tr.prev, tr.lastSeen = true, at, NewID(at), prev, at
+		tr.hasPeak = false
+		tr.setPeak(count, area, boxes, fr)
+		return append(out, tr.emit(camera, PhaseStart, at, boxes, fr))
 	}
 	if tr.active {
 		tr.lastSeen = at
@@ -279,6 +315,7 @@ func (tr *track) observe(camera string, at time.Time, boxes []Box, count int, ar
 	tr.active = true
 	tr.start = tr.runStart
 	tr.id = NewID(tr.start)
+	tr.prev = ""
 	tr.lastSeen = at
 	return append(out, tr.emit(camera, PhaseStart, at, boxes, fr))
 }
@@ -343,21 +380,22 @@ func (tr *track) end(camera string, decided time.Time) Event {
 	}
 	e := tr.event(camera, PhaseEnd, updated, tr.peakBoxes, tr.peakFrame)
 	e.End = &end
-	tr.active, tr.id, tr.run, tr.dirty = false, "", 0, false
+	tr.active, tr.id, tr.prev, tr.run, tr.dirty = false, "", "", 0, false
 	return e
 }
 
 // event is a complete snapshot of the active event; it copies boxes.
 func (tr *track) event(camera string, phase Phase, updated time.Time, boxes []Box, fr FrameRef) Event {
 	e := Event{
-		ID:      tr.id,
-		Camera:  camera,
-		Type:    tr.typ,
-		Phase:   phase,
-		Start:   tr.start,
-		Updated: updated,
-		Boxes:   append(make([]Box, 0, len(boxes)), boxes...),
-		Frame:   fr,
+		ID:        tr.id,
+		Continues: tr.prev,
+		Camera:    camera,
+		Type:      tr.typ,
+		Phase:     phase,
+		Start:     tr.start,
+		Updated:   updated,
+		Boxes:     append(make([]Box, 0, len(boxes)), boxes...),
+		Frame:     fr,
 	}
 	if tr.typ == TypeMotion {
 		e.Area = tr.peakArea

@@ -443,3 +443,114 @@ func BenchmarkObserve(b *testing.B) {
 	}
 	b.ReportMetric(float64(changes)/float64(b.N)*30*60, "changes/min")
 }
+
+// TestTrackerMaxLength: motion that never stops is a series of events of
+// MaxLength each, every one ended and the next starting on the same frame
+// and naming the one it continues; a scene that stops in between ends as
+// usual; a negative MaxLength keeps one event.
+func TestTrackerMaxLength(t *testing.T) {
+	const step = 100 * time.Millisecond // 10 fps
+	run := func(t *testing.T, opts TrackerOptions, frames int, moving func(i int) bool) []Event {
+		t.Helper()
+		tr := NewTracker("cam", opts)
+		var out []Event
+		for i := range frames {
+			d := Detection{At: at(time.Duration(i) * step), Frame: FrameRef{Offset: int64(i), Seq: uint64(i)}}
+			if moving(i) {
+				d.Motion = []Box{{X: float64(i%10) / 20, Y: 0.1, W: 0.2, H: 0.3}}
+				d.Faces = []Box{{X: 0.4, Y: 0.2, W: 0.05, H: 0.08}}
+			}
+			for _, e := range tr.Observe(d) {
+				checkEvent(t, e)
+				out = append(out, e)
+			}
+		}
+		return append(out, tr.Flush(at(time.Duration(frames)*step))...)
+	}
+	always := func(int) bool { return true }
+	opts := TrackerOptions{MaxLength: 2 * time.Minute, UpdateInterval: time.Hour}
+
+	t.Run("continuous motion is cut every MaxLength", func(t *testing.T) {
+		evs := run(t, opts, 3000, always) // 300 s
+		for _, typ := range []Type{TypeMotion, TypeFace} {
+			var starts, ends []Event
+			for _, e := range evs {
+				if e.Type != typ {
+					continue
+				}
+				switch e.Phase {
+				case PhaseStart:
+					starts = append(starts, e)
+				case PhaseEnd:
+					ends = append(ends, e)
+				}
+			}
+			// 0-120 s, 120-240 s, 240-300 s (flushed).
+			if len(starts) != 3 || len(ends) != 3 {
+				t.Fatalf("%s: %d starts and %d ends in 300 s of motion, want 3 and 3", typ, len(starts), len(ends))
+			}
+			for i := range 3 {
+				s, e := starts[i], ends[i]
+				if s.ID != e.ID {
+					t.Fatalf("%s piece %d: start %s, end %s", typ, i, s.ID, e.ID)
+				}
+				if got := e.End.Sub(e.Start); got > 2*time.Minute {
+					t.Errorf("%s piece %d lasts %s, longer than MaxLength", typ, i, got)
+				}
+				if i == 0 {
+					if s.Continues != "" || !s.Start.Equal(at(0)) {
+						t.Errorf("%s: the first piece starts at %s continuing %q, want the first frame and nothing", typ, s.Start, s.Continues)
+					}
+					continue
+				}
+				prev := ends[i-1]
+				if s.Continues != prev.ID || e.Continues != prev.ID {
+					t.Errorf("%s piece %d continues %q (end says %q), want %q", typ, i, s.Continues, e.Continues, prev.ID)
+				}
+				if !s.Start.Equal(*prev.End) || !prev.End.Equal(at(time.Duration(i)*2*time.Minute)) {
+					t.Errorf("%s piece %d starts at %s, the piece before ended at %s; want both at %s", typ, i, s.Start, prev.End, at(time.Duration(i)*2*time.Minute))
+				}
+				if s.ID == prev.ID {
+					t.Errorf("%s piece %d reuses id %s", typ, i, s.ID)
+				}
+			}
+		}
+	})
+	t.Run("the gap still ends an event first", func(t *testing.T) {
+		// 60 s of motion, 20 s still, 60 s of motion: two events, no cut.
+		evs := run(t, opts, 1400, func(i int) bool { return i < 600 || i >= 800 })
+		var motion []string
+		for _, e := range evs {
+			if e.Type == TypeMotion {
+				motion = append(motion, string(e.Phase)+"/"+e.Continues)
+			}
+		}
+		if want := []string{"start/", "end/", "start/", "end/"}; !slices.Equal(motion, want) {
+			t.Fatalf("changes %v, want %v", motion, want)
+		}
+	})
+	t.Run("negative MaxLength: no limit", func(t *testing.T) {
+		o := opts
+		o.MaxLength = -1
+		n := 0
+		for _, e := range run(t, o, 3000, always) {
+			if e.Type == TypeMotion && e.Phase == PhaseStart {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d motion events in 300 s of motion without a limit, want 1", n)
+		}
+	})
+	t.Run("zero MaxLength: the default", func(t *testing.T) {
+		n := 0
+		for _, e := range run(t, TrackerOptions{UpdateInterval: time.Hour}, int(DefaultMaxLength/step)+50, always) {
+			if e.Type == TypeMotion && e.Phase == PhaseStart {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%d motion events in %s of motion, want 2", n, DefaultMaxLength+5*time.Second)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,4 +89,51 @@ func manyIDs(n int) string {
 		ids[i] = "c" + strconv.Itoa(i)
 	}
 	return strings.Join(ids, ",")
+}
+
+// A tile watches its camera's substream: /api/cameras counts it among the
+// camera's viewers, with those of the main stream, and lists no substream.
+func TestViewersIncludeSubstreams(t *testing.T) {
+	h := hub.New(hub.WithEncoder(EncodePart))
+	h.Register("a")
+	h.Register("a~sub")
+	h.Register("b")
+	s := start(t, h)
+	base := "http://" + s.Addr()
+	viewers := func() map[string]int64 {
+		t.Helper()
+		_, body, _ := get(t, base+"/api/cameras")
+		var cams []hub.Stats
+		if err := json.Unmarshal([]byte(body), &cams); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, c := range cams {
+			out[c.ID] = c.Viewers
+		}
+		return out
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(path string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	open("/api/live?cameras=a,b&rendition=sub") // a's substream, b's main stream (it has no substream)
+	open("/stream/a")
+	deadline := time.Now().Add(5 * time.Second)
+	for v := viewers(); v["a"] != 2 || v["b"] != 1 || len(v) != 2; v = viewers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("viewers %v, want a: 2 (substream and main), b: 1, and no substream listed", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

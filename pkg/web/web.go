@@ -67,12 +67,21 @@ func HubLive(h *hub.Hub) Live { return hubLive{h} }
 
 type hubLive struct{ h *hub.Hub }
 
-// Cameras lists the cameras, not their substreams ("<id>~sub").
+// Cameras lists the cameras, not their substreams ("<id>~sub"); a
+// camera's viewers include its substreams' (the page's tiles watch the
+// substream, and a tile is a viewer of its camera).
 func (l hubLive) Cameras() []hub.Stats {
 	all := l.h.Cameras()
+	sub := map[string]int64{}
+	for _, c := range all {
+		if id, _, ok := strings.Cut(c.ID, "~"); ok {
+			sub[id] += c.Viewers
+		}
+	}
 	out := all[:0]
 	for _, c := range all {
 		if !strings.Contains(c.ID, "~") {
+			c.Viewers += sub[c.ID]
 			out = append(out, c)
 		}
 	}

@@ -62,7 +62,7 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func
 		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
 			Tracker:    events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap, MaxLength: orNone(cfg.Events.MaxLength)},
 			ObjectsFPS: ac.Objects.FPS, ObjectsCPU: ac.Objects.MaxCPU,
-			Objects: events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap,
+			Objects: events.ObjectTrackerOptions{Labels: ac.Objects.Track, Filters: filters, Gap: ac.Objects.Gap, MaxLength: orNone(cfg.Events.MaxLength),
 				Review: events.Review{AlertLabels: nonNil(cfg.Review.Alerts.Labels), AlertZones: cfg.Review.Alerts.RequiredZones}}},
 		Motion: analysis.Motion{Threshold: ac.Motion.Threshold, MinArea: ac.Motion.MinArea, GlobalFraction: ac.Motion.GlobalFraction},
 		Faces:  ac.Faces.Enabled, FaceCascade: ac.Faces.Cascade,

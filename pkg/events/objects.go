@@ -79,10 +79,11 @@ type ObjectTrackerOptions struct {
 	Zones []Zone
 	// Review sets each event's severity from its label and zones.
 	Review Review
-	// MaxLength, when above 0, ends an event that has lasted this long
-	// and continues it at once as a new event of the same object, so
-	// that every event has an end and a long scene is a series of
-	// reviewable pieces.
+	// MaxLength ends an event that has lasted this long and continues it
+	// at once as a new event of the same object (Continues naming the
+	// one before), so that every event has an end and a long scene is a
+	// series of reviewable pieces: DefaultMaxLength when 0, no limit
+	// when negative.
 	MaxLength time.Duration
 }
 
@@ -121,6 +122,7 @@ type object struct {
 	// The active event, if any.
 	active   bool
 	id       string
+	prev     string // the id of the event this one continues, if any
 	start    time.Time
 	top      float64 // the best median so far
 	topBox   Box
@@ -148,6 +150,9 @@ func NewObjectTracker(camera string, o ObjectTrackerOptions) *ObjectTracker {
 	}
 	if o.UpdateInterval <= 0 {
 		o.UpdateInterval = DefaultUpdateInterval
+	}
+	if o.MaxLength == 0 {
+		o.MaxLength = DefaultMaxLength
 	}
 	return &ObjectTracker{camera: camera, o: o}
 }
@@ -275,7 +280,10 @@ func (t *ObjectTracker) update(tr *object, d ObjectDetection, at time.Time, fr F
 	case tr.active && t.o.MaxLength > 0 && at.Sub(tr.start) >= t.o.MaxLength:
 		// Long enough: end this piece and go on in a new event.
 		out = append(out, t.end(tr, at, at))
+		prev := tr.id
 		out = t.begin(tr, at, at, score, d.Box, fr, out)
+		tr.prev = prev
+		out[len(out)-1].Continues = prev
 	case tr.active:
 		if score > tr.top {
 			tr.top, tr.topBox, tr.topFrame = score, d.Box, fr
@@ -301,7 +309,7 @@ func (t *ObjectTracker) update(tr *object, d ObjectDetection, at time.Time, fr F
 func (t *ObjectTracker) begin(tr *object, start, at time.Time, score float64, box Box, fr FrameRef, out []Event) []Event {
 	tr.active = true
 	tr.start = start
-	tr.id = NewID(start)
+	tr.id, tr.prev = NewID(start), ""
 	tr.top, tr.topBox, tr.topFrame = score, box, fr
 	return append(out, t.emit(tr, PhaseStart, at, box, fr))
 }
@@ -379,7 +387,7 @@ func (t *ObjectTracker) end(tr *object, decided, last time.Time) Event {
 func (t *ObjectTracker) event(tr *object, phase Phase, updated time.Time, box Box, fr FrameRef) Event {
 	top := unitRound(tr.top)
 	return Event{
-		ID: tr.id, Camera: t.camera, Type: TypeObject, Phase: phase, Label: tr.label,
+		ID: tr.id, Continues: tr.prev, Camera: t.camera, Type: TypeObject, Phase: phase, Label: tr.label,
 		Start: tr.start, Updated: updated, Boxes: []Box{box}, Score: &top,
 		Stationary: tr.stationary, Frame: fr,
 		Zones: slices.Clone(tr.zones.entered), Severity: t.o.Review.severity(tr.label, tr.zones.entered),

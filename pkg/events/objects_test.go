@@ -307,8 +307,11 @@ func TestObjectMaxLength(t *testing.T) {
 		if i > 0 && !e.Start.Equal(*pieces[i-1].End) {
 			t.Errorf("piece %d starts %s, the previous ended %s: a gap", i, e.Start, pieces[i-1].End)
 		}
-		if i > 0 && e.ID == pieces[i-1].ID {
-			t.Errorf("piece %d has the id of the previous", i)
+		if i > 0 && (e.ID == pieces[i-1].ID || e.Continues != pieces[i-1].ID) {
+			t.Errorf("piece %d: id %s continues %q; want a new id continuing %s", i, e.ID, e.Continues, pieces[i-1].ID)
+		}
+		if i == 0 && e.Continues != "" {
+			t.Errorf("the first piece continues %q", e.Continues)
 		}
 		if e.Label != "person" {
 			t.Errorf("piece %d: label %q", i, e.Label)
@@ -350,5 +353,23 @@ func TestObjectTrackFollowsTheWalk(t *testing.T) {
 	es = append(es, tr.Flush(last.Add(time.Hour))...)
 	if s, _, e := phases(es); s != 2 || e != 2 {
 		t.Fatalf("%d starts and %d ends, want two people, two events", s, e)
+	}
+}
+
+func TestObjectMaxLengthDefaultAndNone(t *testing.T) {
+	steps := walk("person", 0.7, 5*60*5, 0.3, 0) // 5 minutes, standing in place but for jitter
+	for i := range steps {
+		steps[i][0].Box.X += 0.03 * math.Sin(float64(i)) // never still long enough to be stationary
+	}
+	for _, tc := range []struct {
+		max  time.Duration
+		want int
+	}{{0, 3}, {-1, 1}} {
+		tr := NewObjectTracker("yard", ObjectTrackerOptions{MaxLength: tc.max, StationaryAfter: time.Hour})
+		es, last := run(t, tr, ot0, steps)
+		es = append(es, tr.Flush(last)...)
+		if _, _, ends := phases(es); ends != tc.want {
+			t.Errorf("MaxLength %s: %d events over 5 minutes, want %d", tc.max, ends, tc.want)
+		}
 	}
 }

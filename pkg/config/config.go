@@ -341,7 +341,10 @@ type KafkaTLS struct {
 type KafkaSASL struct {
 	Mechanism string `koanf:"mechanism"` // "" (none), PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username  string `koanf:"username"`
-	Password  string `koanf:"password"` // prefer STREAMD_KAFKA_SASL_PASSWORD over the file
+	Password  string `koanf:"password"` // prefer STREAMD_KAFKA_SASL_PASSWORD or password_file
+	// PasswordFile is a file holding the password (its first line), so
+	// that the config file need not: set it or Password, not both.
+	PasswordFile string `koanf:"password_file"`
 }
 
 // EmbeddedConfig is the in-process Kafka-protocol broker (kfake) used for the

@@ -170,7 +170,7 @@ func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version s
 		return out
 	}
 	o := notify.Options{EventsTopic: cfg.Analyzer.EventsTopic, SnapshotsTopic: cfg.Analyzer.SnapshotsTopic, Group: nc.Group,
-		Links: notify.Links{Base: cfg.HTTP.PublicURL, BaseFunc: func() string { return listenURL(cfg, httpAddr()) }, Clips: cfg.Record.Enabled},
+		Links:   notify.Links{Base: cfg.HTTP.PublicURL, BaseFunc: func() string { return listenURL(cfg, httpAddr()) }, Clips: cfg.Record.Enabled},
 		Version: version, Logger: log}
 	for _, w := range nc.Webhooks {
 		secret, err := w.SecretValue()

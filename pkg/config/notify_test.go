@@ -51,7 +51,7 @@ func TestBadNotifyConfig(t *testing.T) {
 		{"webhook name with a space", "notify:\n  webhooks:\n    - {name: my phone, url: \"http://127.0.0.1:9/h\"}\n",
 			`"notify.webhooks[0].name": must name the webhook in 1 to 64 characters of A-Z a-z 0-9 _ . - (it names its metrics and consumer group), got "my phone"`},
 		{"two secrets", hook(", secret: a, secret_env: B"), `"notify.webhooks[0].secret": set one of secret, secret_file and secret_env`},
-		{"empty secret file", hook(", secret_file: "+empty), `"notify.webhooks[0].secret_file": ` + empty + ` is empty`},
+		{"empty secret file", hook(", secret_file: " + empty), `"notify.webhooks[0].secret_file": ` + empty + ` is empty`},
 		{"unset secret env", hook(", secret_env: STREAMD_TEST_UNSET_SECRET"), `"notify.webhooks[0].secret_env": environment variable STREAMD_TEST_UNSET_SECRET is not set`},
 		{"reserved header", hook(", headers: [\"X-Streamd-Signature: x\"]"), `"notify.webhooks[0].headers[0]": X-Streamd-Signature is set by streamd`},
 		{"header value not quoted", hook(", headers: [\"Authorization Bearer hunter2\"]"), `"notify.webhooks[0].headers[0]": must be "Name: value"`},

@@ -144,21 +144,6 @@ func (s *mqttSub) payloads(topic string) []string {
 	return out
 }
 
-// topics returns every topic that got a message.
-func (s *mqttSub) topics() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range s.msgs {
-		if !seen[m.Topic] {
-			seen[m.Topic] = true
-			out = append(out, m.Topic)
-		}
-	}
-	return out
-}
-
 // retainedNow connects a new subscriber of filter and returns what the
 // broker holds retained for it, by topic: what Home Assistant finds when
 // it (re)starts.

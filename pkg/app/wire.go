@@ -197,7 +197,10 @@ func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version s
 		o.MQTT = &notify.MQTTOptions{URL: m.URL, Username: m.Username, Password: password, ClientID: m.ClientID,
 			TopicPrefix: m.TopicPrefix, CAFile: m.CAFile, CertFile: m.CertFile, KeyFile: m.KeyFile, InsecureSkipVerify: m.InsecureSkipVerify,
 			Discovery: m.Discovery.Enabled, DiscoveryPrefix: m.Discovery.Prefix, Cameras: cameraIDs(cfg.Cameras), Labels: labels,
-			Rules: rules(m.Rules), Retry: retry}
+			// The analysis of this process begins afresh: what a crash
+			// left retained is stale.
+			FreshStates: cfg.Runs(config.PartAnalyze),
+			Rules:       rules(m.Rules), Retry: retry}
 	}
 	n, err := notify.New(o, k)
 	if err != nil {

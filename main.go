@@ -15,6 +15,7 @@ import (
 	"github.com/streamd/streamd/pkg/app"
 	"github.com/streamd/streamd/pkg/bench"
 	"github.com/streamd/streamd/pkg/config"
+	"github.com/streamd/streamd/pkg/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,6 +45,11 @@ func (s setFlags) Set(v string) error {
 }
 
 func run(args []string) int {
+	// Credentials in URLs never reach the logs, not even through the C
+	// libraries' own messages (OpenCV quotes a camera URL it cannot open).
+	if restore, err := redact.FilterStderr(); err == nil {
+		defer restore()
+	}
 	fs := flag.NewFlagSet("streamd", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML config file (default: built-in defaults)")
 	role := fs.String("role", "", "the role: "+strings.Join(config.Roles(), ", ")+" (overrides the config's role)")

@@ -261,7 +261,7 @@ func (p *proc) checkReadyInfo(r readyInfo) {
 		tb.Fatalf("%s: ready file names pid %d, the process is %d", p.name, r.PID, p.cmd.Process.Pid)
 	}
 	switch r.Role {
-	case "producer", "consumer", "analyzer", "all":
+	case "producer", "consumer", "analyzer", "recorder", "notifier", "all":
 	default:
 		tb.Fatalf("%s: ready file: role %q", p.name, r.Role)
 	}

@@ -154,7 +154,11 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		a.components = append(a.components, a.broker)
 		brokers = func() []string { return []string{a.broker.addr()} }
 	}
-	a.kafka = newKafkaConns(cfg, log, brokers, func(s string) { _ = a.notify.Status(s) })
+	k, err := newKafkaConns(cfg, log, brokers, func(s string) { _ = a.notify.Status(s) })
+	if err != nil {
+		return nil, err
+	}
+	a.kafka = k
 	a.components = append(a.components, a.kafka)
 	httpAddr := func() string { return a.http.addr() }
 	for _, part := range cfg.Parts() {
@@ -181,7 +185,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 			}
 			a.components = append(a.components, reduced, full)
 		case config.PartNotify:
-			n, err := newNotifier(cfg, log, a.kafka, version)
+			n, err := newNotifier(cfg, log, a.kafka, version, httpAddr)
 			if err != nil {
 				return nil, err
 			}

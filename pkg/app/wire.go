@@ -20,12 +20,20 @@ import (
 
 // This file maps the configuration to the components' options.
 
-// newKafkaConns returns the Kafka connections, with the frames topic asked for.
-func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string, status func(string)) *kafka.Conns {
+// newKafkaConns returns the Kafka connections, with the frames topic
+// asked for. An error means the SASL password file cannot be read.
+func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string, status func(string)) (*kafka.Conns, error) {
 	kc := cfg.Kafka
+	var password string
+	if kc.SASL.Mechanism != "" {
+		var err error
+		if password, err = kc.SASL.PasswordValue(); err != nil {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		}
+	}
 	o := kafka.ConnsOptions{
 		Client: kafka.Options{
-			SASL:     kafka.SASL{Mechanism: kc.SASL.Mechanism, Username: kc.SASL.Username, Password: kc.SASL.Password},
+			SASL:     kafka.SASL{Mechanism: kc.SASL.Mechanism, Username: kc.SASL.Username, Password: password},
 			ClientID: kc.ClientID, Version: kc.Version, MaxMessageBytes: kc.MaxMessageBytes, FetchMaxWait: kc.FetchMaxWait,
 			Compression: kc.Compression, Acks: kc.Acks, DialTimeout: kc.DialTimeout,
 		},
@@ -39,7 +47,7 @@ func newKafkaConns(cfg *config.Config, log *slog.Logger, brokers func() []string
 	k := kafka.NewConns(o)
 	k.Ensure(kc.Topic, kafka.TopicOptions{Partitions: kc.Partitions, ReplicationFactor: kc.ReplicationFactor,
 		Retention: kc.Retention, RetentionBytes: kc.RetentionBytes, MaxMessageBytes: kc.MaxMessageBytes})
-	return k
+	return k, nil
 }
 
 // eventTopics asks for the events and snapshots topics. Both are small:
@@ -144,8 +152,10 @@ func newPlayback(cfg *config.Config, k *kafka.Conns, v *view, rec *recindex.Inde
 	return playback.New(o, k, v.hub, rec)
 }
 
-// newNotifier returns the notifier of cfg's notify targets.
-func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version string) (*notify.Notifier, error) {
+// newNotifier returns the notifier of cfg's notify targets; httpAddr is
+// the address the HTTP server listens on once it started (the links'
+// start without http.public_url).
+func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version string, httpAddr func() string) (*notify.Notifier, error) {
 	nc := cfg.Notify
 	loc, err := time.LoadLocation(nc.Timezone)
 	if err != nil {
@@ -170,7 +180,8 @@ func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version s
 		return out
 	}
 	o := notify.Options{EventsTopic: cfg.Analyzer.EventsTopic, SnapshotsTopic: cfg.Analyzer.SnapshotsTopic, Group: nc.Group,
-		Links: notify.Links{Base: publicURL(cfg), Clips: cfg.Record.Enabled}, Version: version, Logger: log}
+		Links:   notify.Links{Base: cfg.HTTP.PublicURL, BaseFunc: func() string { return listenURL(cfg, httpAddr()) }, Clips: cfg.Record.Enabled},
+		Version: version, Logger: log}
 	for _, w := range nc.Webhooks {
 		secret, err := w.SecretValue()
 		if err != nil {
@@ -196,7 +207,10 @@ func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version s
 		o.MQTT = &notify.MQTTOptions{URL: m.URL, Username: m.Username, Password: password, ClientID: m.ClientID,
 			TopicPrefix: m.TopicPrefix, CAFile: m.CAFile, CertFile: m.CertFile, KeyFile: m.KeyFile, InsecureSkipVerify: m.InsecureSkipVerify,
 			Discovery: m.Discovery.Enabled, DiscoveryPrefix: m.Discovery.Prefix, Cameras: cameraIDs(cfg.Cameras), Labels: labels,
-			Rules: rules(m.Rules), Retry: retry}
+			// The analysis of this process begins afresh: what a crash
+			// left retained is stale.
+			FreshStates: cfg.Runs(config.PartAnalyze),
+			Rules:       rules(m.Rules), Retry: retry}
 	}
 	n, err := notify.New(o, k)
 	if err != nil {
@@ -206,19 +220,22 @@ func newNotifier(cfg *config.Config, log *slog.Logger, k *kafka.Conns, version s
 	return n, nil
 }
 
-// publicURL is where people open the page: http.public_url, or the
-// address the server listens on (a wildcard host is this machine's name).
-func publicURL(cfg *config.Config) string {
-	if cfg.HTTP.PublicURL != "" {
-		return cfg.HTTP.PublicURL
-	}
+// listenURL is where people open the page when http.public_url is unset:
+// the address the server listens on (addr, the port it got when
+// http.listen names port 0), a wildcard host replaced by this machine's
+// name. Only a process that serves the page uses it: the notifier role
+// needs http.public_url (config validation).
+func listenURL(cfg *config.Config, addr string) string {
 	scheme := "http"
 	if cfg.HTTP.TLS.CertFile != "" {
 		scheme = "https"
 	}
-	host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if addr == "" { // not started (never so while the notifier runs)
+		addr = cfg.HTTP.Listen
+	}
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return scheme + "://" + cfg.HTTP.Listen
+		return scheme + "://" + addr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		if h, err := os.Hostname(); err == nil {

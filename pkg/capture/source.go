@@ -68,7 +68,17 @@ func openLocked(cam Options) (reader, error) {
 		}
 		return &videoSource{vc: vc}, nil
 	default: // file or URL
-		vc, err := gocv.OpenVideoCapture(cam.Source)
+		var vc *gocv.VideoCapture
+		var err error
+		if kind == source.URL {
+			// Streams are FFmpeg's: with any backend OpenCV also tries
+			// its image-sequence reader on the URL, whose error (logged
+			// by OpenCV itself, on every retry) quotes the URL with its
+			// password, and which is where concurrent opens crashed.
+			vc, err = gocv.OpenVideoCaptureWithAPI(cam.Source, gocv.VideoCaptureFFmpeg)
+		} else {
+			vc, err = gocv.OpenVideoCapture(cam.Source)
+		}
 		if err != nil || !vc.IsOpened() {
 			if vc != nil {
 				vc.Close()

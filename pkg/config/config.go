@@ -345,7 +345,10 @@ type KafkaTLS struct {
 type KafkaSASL struct {
 	Mechanism string `koanf:"mechanism"` // "" (none), PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 	Username  string `koanf:"username"`
-	Password  string `koanf:"password"` // prefer STREAMD_KAFKA_SASL_PASSWORD over the file
+	Password  string `koanf:"password"` // prefer STREAMD_KAFKA_SASL_PASSWORD or password_file
+	// PasswordFile is a file holding the password (its first line), so
+	// that the config file need not: set it or Password, not both.
+	PasswordFile string `koanf:"password_file"`
 }
 
 // EmbeddedConfig is the in-process Kafka-protocol broker (kfake) used for the
@@ -572,9 +575,10 @@ func (p Part) needsOpenCV() bool { return p == PartCapture || p == PartAnalyze |
 
 // partsOf lists a role's parts, in start order; ok is false for an unknown
 // role. Adding a role is one case here (and its components in package app).
-// Parts stop in reverse order, so the recorder starts before the analyzer:
-// it stops after it, and still sees the events the analyzer ends as it
-// stops.
+// Parts stop in reverse order, so the recorder and the notifier start
+// before the analyzer: they stop after it, and still see the events the
+// analyzer ends as it stops (the recorder records them, the notifier
+// tells its targets they are over).
 func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 	switch role {
 	case RoleProducer:
@@ -595,11 +599,11 @@ func (c *Config) partsOf(role string) (parts []Part, ok bool) {
 		if c.Record.Enabled {
 			parts = append(parts, PartRecord)
 		}
-		if c.Analyzer.Enabled {
-			parts = append(parts, PartAnalyze)
-		}
 		if c.Notify.Notifies() {
 			parts = append(parts, PartNotify)
+		}
+		if c.Analyzer.Enabled {
+			parts = append(parts, PartAnalyze)
 		}
 		return append(parts, PartCapture), true
 	}

@@ -35,26 +35,12 @@ func (w WebhookConfig) SecretValue() (string, error) {
 }
 
 // PasswordValue returns the MQTT password: inline (or from
-// STREAMD_NOTIFY_MQTT_PASSWORD), or the first line of PasswordFile.
+// STREAMD_NOTIFY_MQTT_PASSWORD), or the content of PasswordFile.
 func (m MQTTConfig) PasswordValue() (string, error) {
 	if m.PasswordFile != "" {
 		return readSecretFile(m.PasswordFile)
 	}
 	return m.Password, nil
-}
-
-// readSecretFile reads a secret from a file: its content without the
-// trailing newline. The error never quotes the content.
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("cannot read the secret file: %w", err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
 }
 
 // validateNotify checks the notify keys (only where the notifier runs:
@@ -63,6 +49,11 @@ func (c *Config) validateNotify(bad func(key, format string, args ...any)) {
 	n := c.Notify
 	if c.Role == RoleNotifier && !n.Notifies() {
 		bad("notify", "role %q needs a target: notify.webhooks or notify.mqtt.url", c.Role)
+	}
+	if !c.Runs(PartView) && c.HTTP.PublicURL == "" {
+		// The links of notifications and Home Assistant's devices lead to
+		// the page; without it here, its own address would lead nowhere.
+		bad("http.public_url", "role %q sends links to the page, which this process does not serve: set the address people open it at, such as https://cameras.example.org", c.Role)
 	}
 	if n.Group == "" || len(n.Group) > 200 {
 		bad("notify.group", "must be 1 to 200 characters, got %q", n.Group)
@@ -93,7 +84,8 @@ func (c *Config) validateNotify(bad func(key, format string, args ...any)) {
 	for i, w := range n.Webhooks {
 		key := func(f string) string { return fmt.Sprintf("notify.webhooks[%d].%s", i, f) }
 		if err := frame.ValidateID(w.Name); err != nil {
-			bad(key("name"), "must name the webhook (A-Z a-z 0-9 _ . -, it names its metrics and consumer group): %v", err)
+			// The same rules as camera ids, but not their words.
+			bad(key("name"), "must name the webhook in 1 to %d characters of A-Z a-z 0-9 _ . - (it names its metrics and consumer group), got %q", frame.MaxIDLen, w.Name)
 		} else if j, dup := names[w.Name]; dup {
 			bad(key("name"), "duplicate name %q (also notify.webhooks[%d])", w.Name, j)
 		} else {

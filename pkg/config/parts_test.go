@@ -18,3 +18,16 @@ func TestRecorderStopsAfterTheAnalyzer(t *testing.T) {
 		}
 	}
 }
+
+// The notifier starts before the analyzer too: it stops after it, and
+// tells its targets that the events the analyzer ends as it stops are over.
+func TestNotifierStopsAfterTheAnalyzer(t *testing.T) {
+	c := Default()
+	c.Analyzer.Enabled, c.Record.Enabled = true, true
+	c.Notify.MQTT.URL = "mqtt://127.0.0.1:1883"
+	p := c.Parts()
+	ia, in := slices.Index(p, PartAnalyze), slices.Index(p, PartNotify)
+	if ia < 0 || in < 0 || in > ia {
+		t.Errorf("role all: parts %v: the notifier must start before the analyzer", p)
+	}
+}

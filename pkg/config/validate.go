@@ -140,8 +140,18 @@ func (c *Config) Validate() error {
 	switch k.SASL.Mechanism {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if k.SASL.Username == "" || k.SASL.Password == "" {
-			bad("kafka.sasl.username", "SASL %s needs kafka.sasl.username and kafka.sasl.password", k.SASL.Mechanism)
+		switch {
+		case k.SASL.Password != "" && k.SASL.PasswordFile != "":
+			bad("kafka.sasl.password_file", "set kafka.sasl.password or kafka.sasl.password_file, not both")
+		case k.SASL.PasswordFile != "":
+			if _, err := k.SASL.PasswordValue(); err != nil {
+				bad("kafka.sasl.password_file", "%v", err)
+			}
+		case k.SASL.Password == "":
+			bad("kafka.sasl.password", "SASL %s needs a password: kafka.sasl.password_file, STREAMD_KAFKA_SASL_PASSWORD or kafka.sasl.password", k.SASL.Mechanism)
+		}
+		if k.SASL.Username == "" {
+			bad("kafka.sasl.username", "SASL %s needs kafka.sasl.username", k.SASL.Mechanism)
 		}
 	default:
 		bad("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", k.SASL.Mechanism)

@@ -40,6 +40,16 @@ type DurableContextSink interface {
 	RecordContext(ctx context.Context, rec Record)
 }
 
+// DurableStartSink is a DurableSink that learns where each partition of
+// a session starts (the committed offset, or where the setup moved it: the
+// newest for a group that never committed, the oldest held after
+// retention), right after Assigned. A sink that tracks what it has done
+// knows from it how far it is behind (a notifier draining as it stops).
+type DurableStartSink interface {
+	DurableSink
+	Starts(offsets map[int32]int64)
+}
+
 // Durable is a consumer group member for work that must not be lost or
 // done twice, such as recording: unlike Consumer, it starts where the
 // group last committed (the newest record if the group never committed),
@@ -180,6 +190,7 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 		from, to  int64
 	}
 	var skips []skip
+	starts := make(map[int32]int64, len(parts))
 	for _, p := range parts {
 		meta[p] = ""
 		b := resp.GetBlock(d.topic, p)
@@ -187,6 +198,7 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			continue
 		}
 		meta[p] = b.Metadata
+		starts[p] = b.Offset
 		if b.Offset < 0 {
 			// Never committed: from the newest, and that position is
 			// committed at once, so that records written while this
@@ -197,6 +209,7 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 				return fmt.Errorf("durable setup: newest offset of %s/%d: %w", d.topic, p, err)
 			}
 			sess.MarkOffset(d.topic, p, newest, b.Metadata)
+			starts[p] = newest
 			continue
 		}
 		oldest, err := d.client.GetOffset(d.topic, p, sarama.OffsetOldest)
@@ -207,10 +220,14 @@ func (h durableHandler) Setup(sess sarama.ConsumerGroupSession) error {
 			// Retention removed what this group had not read: go on
 			// from the oldest record held (MarkOffset moves forward).
 			sess.MarkOffset(d.topic, p, oldest, b.Metadata)
+			starts[p] = oldest
 			skips = append(skips, skip{p, b.Offset, oldest})
 		}
 	}
 	d.sink.Assigned(meta)
+	if s, ok := d.sink.(DurableStartSink); ok {
+		s.Starts(starts)
+	}
 	for _, s := range skips {
 		d.log.Warn("records removed by retention before they were read; going on from the oldest held",
 			"topic", d.topic, "partition", s.partition, "from", s.from, "to", s.to, "records", s.to-s.from)

@@ -183,3 +183,31 @@ func TestTwoNotifiersDeliverEachEventOnce(t *testing.T) {
 		t.Errorf("delivered %d by one and %d by the other, want a split of %d", da, db, len(want))
 	}
 }
+
+// A stop first delivers what the events topic held when it began: in the
+// all-in-one the analysis stops first and ends its events, and the
+// targets are told they are over (not left "on"). Here the ends are
+// published just before the stop, many cameras' at once, to a receiver
+// that takes 300 ms to answer each.
+func TestStopDeliversWhatTheTopicHeld(t *testing.T) {
+	k := startKafka(t)
+	rcv := newReceiver(t, "stop-secret")
+	rcv.delay = 300 * time.Millisecond
+	n := startNotifier(t, k.addr, Options{Webhooks: []WebhookOptions{webhookOptions(rcv, "door")}})
+	at := time.Now().UTC()
+	var starts, ends []events.Event
+	for i := range 8 {
+		evs := lifecycle(fmt.Sprintf("cam%d_ev", i), fmt.Sprintf("cam%d", i), events.TypeMotion, "", at.Add(time.Duration(i)*time.Millisecond))
+		starts, ends = append(starts, evs[0]), append(ends, evs[2])
+	}
+	k.publish(t, starts...)
+	rcv.waitKeys(t, 30*time.Second, len(starts))
+	k.publish(t, ends...)
+	n.stop() // at once: the ends have not been read yet
+	order, _ := rcv.keys()
+	for _, e := range ends {
+		if !slices.Contains(order, e.ID+":end") {
+			t.Errorf("%s:end not delivered by the stop; received %v", e.ID, order)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 )
 
@@ -135,10 +136,11 @@ func (m *mqttTarget) discoveryFor(camera string, labels []string) []discoveryMes
 
 // cameraURL is the camera's page, the device's configuration URL.
 func (m *mqttTarget) cameraURL(camera string) string {
-	if m.links.Base == "" {
+	base := m.links.base()
+	if base == "" {
 		return ""
 	}
-	return strings.TrimRight(m.links.Base, "/") + "/cameras/" + camera
+	return base + "/cameras/" + url.PathEscape(camera)
 }
 
 func (d discoveryMessage) message() message {

@@ -55,6 +55,14 @@ type MQTTOptions struct {
 	// Cameras and Labels are announced to Home Assistant at once; others
 	// are announced when their first event arrives.
 	Cameras, Labels []string
+	// FreshStates says that every event of these cameras begins after
+	// this notifier started (the analysis runs in the same process, and
+	// a restart begins afresh): on connecting, the states of Cameras and
+	// Labels are published as the notifier knows them, motion OFF and
+	// counts 0 unless an event is going on, which clears those a crash
+	// left retained ("ON" for ever). Without it, only the states already
+	// published are published again on a new connection.
+	FreshStates bool
 	// Rules choose which changes go to <prefix>/events (the states follow
 	// every event of the cameras the rules allow); Retry how a publish is
 	// retried.
@@ -224,15 +232,75 @@ func (m *mqttTarget) run(ctx context.Context) {
 		}
 		m.mu.Unlock()
 		msgs = append([]message{{kind: "availability", topic: m.availableTopic(), body: []byte("online"), qos: 1, keep: true}}, msgs...)
-		for _, msg := range msgs {
-			if err := m.deliver(ctx, msg); err != nil {
-				if ctx.Err() == nil {
-					m.log.Warn("mqtt announce failed; done again on the next connection", "topic", msg.topic, "err", err)
-				}
-				break
+		if m.deliverAll(ctx, msgs) {
+			m.publishStates(ctx)
+		}
+	}
+}
+
+// deliverAll delivers msgs in order; false (logged) after the first that
+// fails: the next connection does them again.
+func (m *mqttTarget) deliverAll(ctx context.Context, msgs []message) bool {
+	for _, msg := range msgs {
+		if err := m.deliver(ctx, msg); err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("mqtt announce failed; done again on the next connection", "topic", msg.topic, "err", err)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// publishStates publishes, on a connection, the retained states as this
+// notifier knows them now: those it published before (a broker restarted
+// without persistence has forgotten them), and with FreshStates those of
+// every camera and label it announces. m.mu is held while they are
+// published, so that no newer state of the same topic, computed by a
+// runner meanwhile, is published before them.
+func (m *mqttTarget) publishStates(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.o.TopicPrefix
+	var msgs []message
+	add := func(topic, payload string) {
+		if _, known := m.published[topic]; !known && !m.o.FreshStates {
+			return
+		}
+		m.published[topic] = payload
+		msgs = append(msgs, message{kind: "state", topic: topic, body: []byte(payload), qos: 1, keep: true})
+	}
+	cams := slices.Clone(m.o.Cameras)
+	for id := range m.cams {
+		if !slices.Contains(cams, id) {
+			cams = append(cams, id)
+		}
+	}
+	slices.Sort(cams)
+	for _, c := range cams {
+		cs := m.cams[c]
+		if cs == nil {
+			cs = &camState{}
+		}
+		on := "OFF"
+		if len(cs.motion) > 0 {
+			on = "ON"
+		}
+		add(p+"/"+c+"/motion", on)
+		labels := slices.Clone(m.o.Labels)
+		for l := range cs.labels {
+			if !slices.Contains(labels, l) {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		for _, l := range labels {
+			if l != "motion" {
+				add(p+"/"+c+"/"+topicSafe(l), strconv.Itoa(len(cs.labels[l])))
 			}
 		}
 	}
+	m.deliverAll(ctx, msgs)
 }
 
 // announceLocked returns the discovery configs not yet published on this

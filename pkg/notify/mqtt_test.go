@@ -311,3 +311,70 @@ func TestMQTTBrokerDownThenBack(t *testing.T) {
 		t.Errorf("metrics: %+v", m)
 	}
 }
+
+// publishRetained publishes payloads retained by topic, as another client.
+func publishRetained(t *testing.T, url string, payloads map[string]string) {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(strings.Replace(url, "mqtt://", "tcp://", 1)).SetClientID(fmt.Sprintf("test-pub-%d", time.Now().UnixNano()))
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	for topic, p := range payloads {
+		if tok := c.Publish(topic, 1, true, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+}
+
+// States a crash left retained (motion ON, a person present) are cleared
+// when the notifier of an all-in-one starts (FreshStates: its analysis
+// begins afresh), and an event going on is shown as it is.
+func TestMQTTFreshStatesClearWhatACrashLeft(t *testing.T) {
+	k := startKafka(t)
+	mq := startMosquitto(t)
+	publishRetained(t, mq.url(), map[string]string{"streamd/yard/motion": "ON", "streamd/yard/person": "2", "streamd/gate/motion": "ON"})
+	o := mqttOptions(mq.url())
+	o.Cameras, o.FreshStates = []string{"yard", "gate"}, true
+	n := startNotifier(t, k.addr, Options{MQTT: o})
+	late := subscribe(t, mq.url())
+	late.waitLast(t, "streamd/available", "online")
+	late.waitLast(t, "streamd/yard/motion", "OFF")
+	late.waitLast(t, "streamd/yard/person", "0")
+	late.waitLast(t, "streamd/gate/motion", "OFF")
+	late.waitLast(t, "streamd/gate/person", "0")
+	k.publish(t, lifecycle("1762423821.000005-abcxyz", "gate", events.TypeMotion, "", time.Now().UTC())[0])
+	late.waitLast(t, "streamd/gate/motion", "ON")
+	if m := n.metric(t, "mqtt"); m.Failed != 0 || m.Up != 1 {
+		t.Errorf("metrics: %+v", m)
+	}
+}
+
+// Without FreshStates (a notifier of its own: the events may have begun
+// before it started), retained states are left alone, and after the
+// broker restarts without persistence, the states the notifier published
+// are published again without waiting for the next event.
+func TestMQTTStatesSurviveABrokerRestart(t *testing.T) {
+	k := startKafka(t)
+	mq := startMosquitto(t)
+	publishRetained(t, mq.url(), map[string]string{"streamd/gate/motion": "ON"})
+	n := startNotifier(t, k.addr, Options{MQTT: mqttOptions(mq.url())})
+	sub := subscribe(t, mq.url())
+	sub.waitLast(t, "streamd/available", "online")
+	k.publish(t, lifecycle("1762423821.000006-abcxyz", "yard", events.TypeObject, "person", time.Now().UTC())[0])
+	sub.waitLast(t, "streamd/yard/person", "1")
+	mq.stop()
+	waitFor(t, 20*time.Second, "the broker's loss to show", func() bool { return n.n.Degraded() != "" })
+	mq.start()
+	waitFor(t, 40*time.Second, "reconnected", func() bool { return n.n.Degraded() == "" })
+	late := subscribe(t, mq.url())
+	late.waitLast(t, "streamd/available", "online")
+	late.waitLast(t, "streamd/yard/person", "1")
+	if got := late.on("streamd/gate/motion"); len(got) != 0 {
+		t.Errorf("streamd/gate/motion after the broker restarted: %q, want nothing (never published by the notifier)", got)
+	}
+	if got := sub.on("streamd/gate/motion"); len(got) != 1 || string(got[0]) != "ON" {
+		t.Errorf("streamd/gate/motion: %q, want the retained ON left alone", got)
+	}
+}

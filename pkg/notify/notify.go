@@ -37,6 +37,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/kafka"
 	"github.com/streamd/streamd/pkg/lograte"
@@ -58,11 +60,17 @@ const (
 // SnapshotsClient names the Kafka client that reads snapshots (MQTT).
 const SnapshotsClient = "notify-snapshots"
 
-// StopBudget is the notifier's stop budget: deliveries under way are
-// abandoned (their records are not committed, so they are sent again
-// after a restart), the groups commit what was delivered, and MQTT says
-// offline.
+// StopBudget is the notifier's stop budget: each target first delivers
+// what the events topic held when the stop began (drainBudget at most:
+// in the all-in-one, the events the analysis ended as it stopped), then
+// deliveries under way are abandoned (their records are not committed,
+// so they are sent again after a restart), the groups commit what was
+// delivered, and MQTT says offline.
 const StopBudget = 3 * time.Second
+
+// drainBudget bounds a target's drain at a stop. A target that is failing
+// does not drain: its deliveries wait for the next start anyway.
+const drainBudget = 2 * time.Second
 
 // Options configures a Notifier. EventsTopic must be set.
 type Options struct {
@@ -328,6 +336,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	durable *kafka.Durable
+	next    map[int32]int64 // per partition of this session: the next offset to handle
 
 	delivered, retried, failed, invalid atomic.Uint64
 	dropped                             map[string]*atomic.Uint64
@@ -371,7 +380,70 @@ func (r *runner) run(ctx context.Context) error {
 	r.durable = d
 	r.mu.Unlock()
 	r.log.Info("notifying", "to", r.target.describe(), "group", r.group())
-	return d.Run(ctx)
+	// The group session outlives ctx by the drain: what the topic held
+	// when the stop began is delivered first.
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(sctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	r.drain(client, done)
+	stop()
+	return <-done
+}
+
+// drain waits, at most drainBudget, until the target has handled every
+// record its partitions held when the stop began. The shutdown stops the
+// analysis first, so the events it ended as it stopped are among them: a
+// Home Assistant sensor is told the motion is over, not left "on". It
+// returns at once for a target that is failing (nothing would be
+// delivered) and when the session ends.
+func (r *runner) drain(client sarama.Client, done <-chan error) {
+	if !r.healthy() {
+		return
+	}
+	r.mu.Lock()
+	want := make(map[int32]int64, len(r.next))
+	for p := range r.next {
+		want[p] = -1
+	}
+	r.mu.Unlock()
+	for p := range want {
+		newest, err := client.GetOffset(r.n.o.EventsTopic, p, sarama.OffsetNewest)
+		if err != nil {
+			return
+		}
+		want[p] = newest
+	}
+	deadline := time.NewTimer(drainBudget)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		behind := 0
+		r.mu.Lock()
+		for p, newest := range want {
+			if next, ok := r.next[p]; ok && next < newest {
+				behind++
+			}
+		}
+		r.mu.Unlock()
+		if behind == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-done:
+			return
+		case <-deadline.C:
+			r.log.Warn("stopping with events not yet delivered; they are delivered after the next start", "to", r.target.describe(), "partitions_behind", behind)
+			return
+		}
+	}
 }
 
 func (r *runner) ready() error {
@@ -417,6 +489,17 @@ func (r *runner) close() error {
 func (r *runner) Assigned(metadata map[int32]string) {
 	for p, m := range metadata {
 		r.dec.restore(p, m)
+	}
+}
+
+// Starts (kafka.DurableStartSink) learns where the session's partitions
+// start: what the drain at a stop measures against.
+func (r *runner) Starts(offsets map[int32]int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next = make(map[int32]int64, len(offsets))
+	for p, o := range offsets {
+		r.next[p] = o
 	}
 }
 
@@ -533,6 +616,12 @@ func (r *runner) commit(ctx context.Context, rec kafka.Record) {
 	}
 	r.mu.Lock()
 	d := r.durable
+	if next, ok := r.next[rec.Partition]; !ok || next < rec.Offset+1 {
+		if r.next == nil {
+			r.next = map[int32]int64{}
+		}
+		r.next[rec.Partition] = rec.Offset + 1
+	}
 	r.mu.Unlock()
 	if d != nil {
 		d.Commit(rec.Partition, rec.Offset+1, r.dec.metadata(rec.Partition))

@@ -16,6 +16,10 @@ type Links struct {
 	// Base is that address, such as "https://cameras.example.org" or
 	// "http://127.0.0.1:8080"; a path is kept (behind a proxy at /nvr/).
 	Base string
+	// BaseFunc, used when Base is "", gives it each time a link is made:
+	// the address this process's HTTP server listens on is known only
+	// once it has started (http.listen may name port 0).
+	BaseFunc func() string
 	// Clips says whether event clips exist (recording is on).
 	Clips bool
 }
@@ -28,9 +32,18 @@ type URLs struct {
 	Camera   string `json:"camera"`             // the camera's page, at the event
 }
 
+// base is the address links start with, without a trailing slash.
+func (l Links) base() string {
+	b := l.Base
+	if b == "" && l.BaseFunc != nil {
+		b = l.BaseFunc()
+	}
+	return strings.TrimRight(b, "/")
+}
+
 // For returns e's links.
 func (l Links) For(e events.Event) URLs {
-	base := strings.TrimRight(l.Base, "/")
+	base := l.base()
 	id := url.PathEscape(e.ID)
 	u := URLs{
 		Event: base + "/api/events/" + id,

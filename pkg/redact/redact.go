@@ -91,8 +91,10 @@ func isSecretParam(k string) bool {
 // "://", then anything up to an "@" that comes before the host ends.
 var userinfoInText = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#@"'<>]+@`)
 
-// queryInText matches a credential query parameter inside any text.
-var queryInText = regexp.MustCompile(`(?i)([?&](?:` + strings.Join(secretParams, "|") + `)=)[^\s&#"'<>]*`)
+// queryInText matches a credential query parameter inside any text: its
+// value runs to the next delimiter, or to a ": " after it (an error
+// message's "post to <url>: <why>"), which is kept.
+var queryInText = regexp.MustCompile(`(?i)([?&](?:` + strings.Join(secretParams, "|") + `)=)[^\s&#"'<>]*?(:\s|[\s&#"'<>]|$)`)
 
 // Text returns s with every URL's userinfo and credential query values
 // replaced by Mask, wherever URLs appear in it: an error from a library
@@ -102,7 +104,7 @@ func Text(s string) string {
 		return s
 	}
 	s = userinfoInText.ReplaceAllString(s, "${1}"+Mask+"@")
-	return queryInText.ReplaceAllString(s, "${1}"+Mask)
+	return queryInText.ReplaceAllString(s, "${1}"+Mask+"${2}")
 }
 
 // Error returns err's message with Text applied; nil for nil.

@@ -43,6 +43,10 @@ func TestText(t *testing.T) {
 		{`Post "https://bob:pw@hooks.example/in?sig=abc": dial tcp: refused`,
 			`Post "https://***@hooks.example/in?sig=***": dial tcp: refused`},
 		{"two: a://x:y@h1/ and b://z@h2/", "two: a://***@h1/ and b://***@h2/"},
+		{"post to http://h:1/hook?token=abc: dial tcp 127.0.0.1:1: connect: connection refused",
+			"post to http://h:1/hook?token=***: dial tcp 127.0.0.1:1: connect: connection refused"},
+		{"GET /x?key=a:b:c&x=1 and ?pwd=z", "GET /x?key=***&x=1 and ?pwd=***"},
+		{"?token=a:b:\n", "?token=***:\n"}, // a colon before a space is the message's
 		{"mail me at bob@example.com", "mail me at bob@example.com"},
 		{"no url here", "no url here"},
 	} {

@@ -218,6 +218,24 @@ $("export").addEventListener("click", (ev) => {
   ev.currentTarget.href = withToken(`/api/cameras/${encodeURIComponent(id)}/export?from=${(to - 60).toFixed(3)}&to=${to.toFixed(3)}`);
 });
 $("full").addEventListener("click", () => $("player").requestFullscreen?.());
+// Keys: arrows step one frame while paused, space plays or pauses, F
+// fullscreen, L live; not while typing in a field.
+document.addEventListener("keydown", (ev) => {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(ev.target.tagName)) return;
+  if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
+    if (st.mode !== "paused") return;
+    step(ev.key === "ArrowRight" ? 1 : -1);
+  } else if (ev.key === " ") {
+    if (st.mode === "paused") replay(st.position + 1); else pause();
+  } else if (ev.key === "f" || ev.key === "F") {
+    if (document.fullscreenElement) document.exitFullscreen?.(); else $("player").requestFullscreen?.().catch(() => {});
+  } else if (ev.key === "l" || ev.key === "L") {
+    live();
+  } else {
+    return;
+  }
+  ev.preventDefault();
+});
 
 const at = parseFloat(params.get("at"));
 const sp = parseFloat(params.get("speed"));

@@ -3,7 +3,8 @@ package static
 
 import "embed"
 
-// FS holds the pages (index.html, camera.html), their scripts and style.
+// FS holds the pages (index.html, camera.html, review.html), their
+// scripts and style.
 //
-//go:embed index.html app.js style.css camera.html camera.js mjpeg.js
+//go:embed index.html app.js style.css camera.html camera.js mjpeg.js review.html review.js
 var FS embed.FS

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/streamd/streamd/pkg/frame"
 )
 
 // Recordings is what a web node knows of the recording tiers (package
@@ -21,6 +23,10 @@ type Recordings interface {
 	// Export returns camera's video from from to to as an H.264 MP4;
 	// ErrNothingRecorded when nothing is held in that time.
 	Export(ctx context.Context, camera string, from, to time.Time) ([]byte, error)
+	// ReducedFrames returns up to n frames of camera's reduced tier (the
+	// JPEGs as stored) between from and to, spread over that time;
+	// ErrNothingRecorded when it holds none.
+	ReducedFrames(ctx context.Context, camera string, from, to time.Time, n int) ([]*frame.Frame, error)
 }
 
 // Storage is what the recording holds of one camera.

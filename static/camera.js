@@ -204,6 +204,210 @@ function renderEvents() {
   $("ev-empty").hidden = camEvents.length > 0;
 }
 
+// ---- the day timeline: 24 hours of one day, two clicks to a moment ----
+// A day button (or the date field), then a click on the day: replay from
+// there. The bar draws how much of the frame moved, minute by minute (the
+// analyzer's activity), the recorded spans under it and the events over
+// it; previous and next event jump between the camera's events.
+const pad2 = (n) => String(n).padStart(2, "0");
+const dayKey = (d) => `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+function dayStart(key) {
+  const [y, m, d] = key.split("-").map((x) => parseInt(x, 10));
+  return new Date(y, m - 1, d).getTime();
+}
+const dayEnd = (key) => { const d = new Date(dayStart(key)); d.setDate(d.getDate() + 1); return d.getTime(); };
+const day = { key: dayKey(new Date()), minutes: [], spans: [], events: [], loadedKey: "", loadedAt: 0, follow: true };
+st.day = day.key;
+// Every camera event held (for previous / next), newest first.
+let allEvents = [];
+
+function dayButtons() {
+  const oldest = range.oldest ? new Date(range.oldest) : new Date();
+  const today = new Date();
+  const keys = [];
+  for (const d = new Date(today.getFullYear(), today.getMonth(), today.getDate()); keys.length < 8 && d.getTime() >= new Date(oldest.getFullYear(), oldest.getMonth(), oldest.getDate()).getTime(); d.setDate(d.getDate() - 1)) {
+    keys.push(dayKey(d));
+  }
+  keys.reverse();
+  const have = [...$("days").children].map((b) => b.dataset.day).join(",");
+  if (have !== keys.join(",")) {
+    $("days").replaceChildren(...keys.map((k) => {
+      const b = document.createElement("button");
+      b.dataset.day = k;
+      const d = new Date(dayStart(k));
+      b.textContent = k === dayKey(today) ? "today" : d.toLocaleDateString([], { weekday: "short", day: "numeric" });
+      b.title = d.toLocaleDateString();
+      b.addEventListener("click", () => showDay(k, false));
+      return b;
+    }));
+  }
+  for (const b of $("days").children) b.classList.toggle("on", b.dataset.day === day.key);
+  $("day-pick").value = day.key;
+  if (range.oldest) $("day-pick").min = dayKey(new Date(range.oldest));
+  $("day-pick").max = dayKey(today);
+}
+
+// showDay shows a day; follow keeps it on the day of the position (live
+// or replay) until the user picks one.
+function showDay(key, follow) {
+  day.key = key;
+  day.follow = follow;
+  st.day = key;
+  loadDay();
+}
+
+async function loadDay() {
+  const key = day.key, from = dayStart(key), to = dayEnd(key);
+  const iso = (ms) => new Date(ms).toISOString();
+  try {
+    const a = await fetch(withToken(`/api/cameras/${encodeURIComponent(id)}/activity?from=${iso(from)}&to=${iso(to)}`), { cache: "no-store" });
+    day.minutes = a.ok ? (await a.json()).minutes : [];
+    const sp = await fetch(withToken(`/api/cameras/${encodeURIComponent(id)}/spans?from=${iso(from)}&to=${iso(to)}`), { cache: "no-store" });
+    day.spans = sp.ok ? (await sp.json()).spans : [];
+    const ev = await fetch(withToken(`/api/events?camera=${encodeURIComponent(id)}&since=${iso(from)}&until=${iso(to)}&limit=1000`), { cache: "no-store" });
+    day.events = ev.ok ? await ev.json() : [];
+    const all = await fetch(withToken(`/api/events?camera=${encodeURIComponent(id)}&limit=1000`), { cache: "no-store" });
+    if (all.ok) allEvents = await all.json();
+  } catch (_) { /* next time */ }
+  if (key !== day.key) return; // another day was picked meanwhile
+  day.loadedKey = key;
+  day.loadedAt = Date.now();
+  st.dayMinutes = day.minutes.length;
+  drawDay();
+}
+
+const dayFrac = (ms) => (ms - dayStart(day.key)) / (dayEnd(day.key) - dayStart(day.key));
+function drawDay() {
+  dayButtons();
+  // Density: a column a minute, its height how much of the frame moved
+  // (the square root of the mean changed area, full at a quarter of the
+  // frame, so that small motion still shows), brighter the more of the
+  // minute's frames had motion.
+  const c = $("day-density"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  const from = dayStart(day.key), span = dayEnd(day.key) - from;
+  for (const m of day.minutes) {
+    const x = Math.floor((Date.parse(m.t) - from) / span * c.width);
+    const h = Math.max(m.area > 0 ? 2 : 1, Math.min(1, Math.sqrt(m.area / 0.25)) * c.height);
+    g.fillStyle = m.area > 0 ? `rgba(255, 136, 0, ${0.35 + 0.65 * m.moving})` : "rgba(120, 120, 120, 0.6)";
+    g.fillRect(x, c.height - h, Math.max(1, Math.ceil(c.width / (span / 60000))), h);
+  }
+  const bar = (s, e, cls, title) => {
+    const d = document.createElement("div");
+    const a = Math.max(0, dayFrac(s)), b = Math.min(1, dayFrac(e));
+    d.className = cls;
+    d.style.left = `${a * 100}%`;
+    d.style.width = `${Math.max(0.15, (b - a) * 100)}%`;
+    d.title = title;
+    return d;
+  };
+  $("day-spans").replaceChildren(...day.spans.map((sp) => bar(Date.parse(sp.start), Date.parse(sp.end), `span ${sp.tier}`, `${sp.tier === "full" ? "full rate" : "1 frame/s"} ${fmt(Date.parse(sp.start))} – ${fmt(Date.parse(sp.end))}`)));
+  $("day-events").replaceChildren(...day.events.map((e) => {
+    const s = Date.parse(e.start), end = e.end ? Date.parse(e.end) : Date.now();
+    const d = bar(s, end, `mark ${e.type}`, `${e.label || e.type} ${fmt(s)}`);
+    d.dataset.id = e.id;
+    return d;
+  }));
+  if (!$("day-hours").children.length) {
+    $("day-hours").replaceChildren(...[0, 3, 6, 9, 12, 15, 18, 21, 24].map((h) => {
+      const s = document.createElement("span");
+      s.textContent = `${pad2(h)}:00`;
+      s.style.left = `${h / 24 * 100}%`;
+      return s;
+    }));
+  }
+  const moved = day.minutes.filter((m) => m.area > 0).length;
+  $("day-info").textContent = `${day.events.length} event${day.events.length === 1 ? "" : "s"}, motion in ${moved} of ${day.minutes.length} minutes analysed`;
+  drawDayCursor();
+}
+function drawDayCursor() {
+  const f = dayFrac(st.mode === "live" ? Date.now() : st.position);
+  $("day-cursor").hidden = !(f >= 0 && f <= 1);
+  $("day-cursor").style.left = `${Math.min(1, Math.max(0, f)) * 100}%`;
+}
+const dayTL = $("day-tl");
+const dayAt = (ev) => {
+  const r = dayTL.getBoundingClientRect();
+  return dayStart(day.key) + Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)) * (dayEnd(day.key) - dayStart(day.key));
+};
+dayTL.addEventListener("pointermove", (ev) => {
+  const r = dayTL.getBoundingClientRect();
+  const h = $("day-hover");
+  h.textContent = new Date(dayAt(ev)).toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" });
+  h.style.left = `${ev.clientX - r.left}px`;
+  h.hidden = false;
+});
+dayTL.addEventListener("pointerleave", () => { $("day-hover").hidden = true; });
+dayTL.addEventListener("click", (ev) => {
+  const at = dayAt(ev);
+  if (at > Date.now()) return;
+  replay(at);
+});
+$("day-pick").addEventListener("change", (ev) => { if (ev.target.value) showDay(ev.target.value, false); });
+
+// Previous and next event, from the position on screen: the camera's
+// events held (events.history), played from 2 s before their start.
+function jumpEvent(dir) {
+  const pos = st.mode === "live" ? Date.now() : st.position;
+  const starts = allEvents.map((e) => Date.parse(e.start)).sort((a, b) => a - b);
+  const t = dir > 0 ? starts.find((s) => s - 2000 > pos + 500) : starts.reverse().find((s) => s - 2000 < pos - 1500);
+  if (t === undefined) {
+    $("status").textContent = dir > 0 ? "no later event" : "no earlier event held";
+    return;
+  }
+  $("status").textContent = "";
+  replay(t - 2000);
+}
+$("ev-prev").addEventListener("click", () => jumpEvent(-1));
+$("ev-next").addEventListener("click", () => jumpEvent(1));
+// The day follows the position unless one was picked; data reloads every
+// 30 s (today's grows).
+setInterval(() => {
+  const pos = st.mode === "live" ? Date.now() : st.position;
+  if (day.follow && pos && dayKey(new Date(pos)) !== day.key) { showDay(dayKey(new Date(pos)), true); return; }
+  drawDayCursor();
+  if (Date.now() - day.loadedAt > 30000) loadDay();
+}, 1000);
+
+// ---- export several cameras: one window, a ZIP of MP4s ----
+const localInput = (ms) => { const d = new Date(ms); return `${dayKey(d)}T${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`; };
+$("export-many").addEventListener("toggle", async () => {
+  if (!$("export-many").open) return;
+  const to = st.mode === "live" ? Date.now() : st.position;
+  $("xp-to").value = localInput(to);
+  $("xp-from").value = localInput(to - 60000);
+  try {
+    const res = await fetch(withToken("/api/cameras"), { cache: "no-store" });
+    const cams = res.ok ? await res.json() : [];
+    $("xp-cams").replaceChildren(...cams.map((c) => {
+      const l = document.createElement("label");
+      l.innerHTML = `<input type="checkbox"> <span></span>`;
+      l.querySelector("input").value = c.id;
+      l.querySelector("input").checked = c.id === id;
+      l.querySelector("span").textContent = c.id;
+      return l;
+    }));
+  } catch (_) { /* the list stays empty */ }
+});
+function exportURL() {
+  const cams = [...document.querySelectorAll("#xp-cams input:checked")].map((c) => encodeURIComponent(c.value));
+  const from = new Date($("xp-from").value).getTime() / 1000, to = new Date($("xp-to").value).getTime() / 1000;
+  return withToken(`/api/export?cameras=${cams.join(",")}&from=${from.toFixed(3)}&to=${to.toFixed(3)}`);
+}
+$("xp-go").addEventListener("click", async () => {
+  const url = exportURL();
+  st.exportURL = url;
+  // The window and the cameras are checked first (a HEAD costs no
+  // encoding), so that a mistake is said here, not as a download.
+  const res = await fetch(url, { method: "HEAD", cache: "no-store" }).catch(() => null);
+  if (!res || !res.ok) {
+    $("xp-note").textContent = !res ? "the server did not answer" : res.status === 400 ? "pick at least one camera and a window no longer than recording.max_export (10 min by default)" : res.status === 429 ? "too many exports running: try again in a moment" : `refused: HTTP ${res.status}`;
+    return;
+  }
+  $("xp-note").textContent = "encoding… the download starts when the first camera is done";
+  location.href = url;
+});
+
 $("play").addEventListener("click", () => st.mode === "paused" ? replay(st.position + 1) : pause());
 $("back").addEventListener("click", () => step(-1));
 $("fwd").addEventListener("click", () => step(1));
@@ -231,6 +435,10 @@ document.addEventListener("keydown", (ev) => {
     if (document.fullscreenElement) document.exitFullscreen?.(); else $("player").requestFullscreen?.().catch(() => {});
   } else if (ev.key === "l" || ev.key === "L") {
     live();
+  } else if (ev.key === "n" || ev.key === "N") {
+    jumpEvent(1);
+  } else if (ev.key === "p" || ev.key === "P") {
+    jumpEvent(-1);
   } else {
     return;
   }
@@ -240,6 +448,6 @@ document.addEventListener("keydown", (ev) => {
 const at = parseFloat(params.get("at"));
 const sp = parseFloat(params.get("speed"));
 if (sp >= 0.25 && sp <= 8) { st.speed = sp; $("speed").value = String(sp); }
-loadRange();
+loadRange().then(() => { if (at > 0) showDay(dayKey(new Date(at * 1000)), true); else loadDay(); });
 setInterval(loadRange, 5000);
 if (at > 0) replay(at * 1000); else live();

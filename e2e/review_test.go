@@ -361,7 +361,8 @@ func (c cdp) eval(t *testing.T, js string, v any) {
 func (c cdp) center(t *testing.T, selector string) (x, y float64) {
 	t.Helper()
 	var s string
-	c.eval(t, fmt.Sprintf(`(() => { const r = document.querySelector(%q).getBoundingClientRect(); return (r.left + r.width / 2) + " " + (r.top + r.height / 2); })()`, selector), &s)
+	c.eval(t, fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.scrollIntoView({block: "nearest"});
+		const r = el.getBoundingClientRect(); return (r.left + r.width / 2) + " " + (r.top + r.height / 2); })()`, selector), &s)
 	fmt.Sscan(s, &x, &y)
 	return x, y
 }

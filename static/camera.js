@@ -408,6 +408,131 @@ $("xp-go").addEventListener("click", async () => {
   location.href = url;
 });
 
+// ---- masks and zones editor: polygons on a snapshot, YAML out ----
+// Everything stays in the page: the server never writes its config.
+const ed = st.editor = { polygons: [], current: null, yaml: "" };
+const edCanvas = $("ed-canvas"), edCtx = edCanvas.getContext("2d");
+const zoneName = /^[A-Za-z0-9_-]{1,64}$/;
+function edSnapshot() {
+  $("ed-img").src = withToken(`/snapshot/${encodeURIComponent(id)}?t=${Date.now()}`);
+}
+$("ed-img").addEventListener("load", () => {
+  edCanvas.width = $("ed-img").naturalWidth;
+  edCanvas.height = $("ed-img").naturalHeight;
+  edDraw();
+});
+$("editor").addEventListener("toggle", () => { if ($("editor").open && !$("ed-img").src) edSnapshot(); });
+$("ed-snap").addEventListener("click", edSnapshot);
+const showZoneFields = () => { const z = $("ed-kind").value === "zone"; $("ed-zone").hidden = !z; $("ed-inertia-l").hidden = !z; };
+$("ed-kind").addEventListener("change", showZoneFields);
+showZoneFields();
+// The point under the pointer, in 0..1 of the frame.
+function edPoint(ev) {
+  const r = edCanvas.getBoundingClientRect();
+  return [Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (ev.clientY - r.top) / r.height))];
+}
+// A vertex within 10 px of the pointer: [polygon, index], or null.
+function edNear(ev) {
+  const r = edCanvas.getBoundingClientRect();
+  const all = ed.current ? [...ed.polygons, ed.current] : ed.polygons;
+  for (const p of all) {
+    for (let i = 0; i < p.points.length; i++) {
+      const [x, y] = p.points[i];
+      if (Math.hypot(x * r.width - (ev.clientX - r.left), y * r.height - (ev.clientY - r.top)) < 10) return [p, i];
+    }
+  }
+  return null;
+}
+let edDrag = null;
+edCanvas.addEventListener("pointerdown", (ev) => {
+  const near = edNear(ev);
+  if (near && near[0] === ed.current && near[1] === 0 && ed.current.points.length >= 3) { edFinish(); return; }
+  if (near) { edDrag = near; edCanvas.setPointerCapture(ev.pointerId); return; }
+  if (!ed.current) {
+    const kind = $("ed-kind").value;
+    ed.current = { kind, name: kind === "zone" ? $("ed-name").value.trim() : "", inertia: parseInt($("ed-inertia").value, 10) || 3, points: [] };
+  }
+  ed.current.points.push(edPoint(ev));
+  edDraw();
+});
+edCanvas.addEventListener("pointermove", (ev) => {
+  if (!edDrag) return;
+  edDrag[0].points[edDrag[1]] = edPoint(ev);
+  edDraw();
+});
+edCanvas.addEventListener("pointerup", () => { edDrag = null; });
+function edFinish() {
+  const p = ed.current;
+  if (!p || p.points.length < 3) { $("ed-note").textContent = "a polygon needs at least three points"; return; }
+  if (p.kind === "zone") {
+    if (!zoneName.test(p.name)) { $("ed-note").textContent = "name the zone with letters, digits, _ or - (up to 64)"; return; }
+    if (ed.polygons.some((q) => q.kind === "zone" && q.name === p.name)) { $("ed-note").textContent = `there is a zone ${p.name} already`; return; }
+  }
+  ed.polygons.push(p);
+  ed.current = null;
+  $("ed-note").textContent = "";
+  // The next zone gets a fresh name.
+  if (p.kind === "zone") { let n = ed.polygons.filter((q) => q.kind === "zone").length + 1; while (ed.polygons.some((q) => q.name === `zone${n}`)) n++; $("ed-name").value = `zone${n}`; }
+  edDraw();
+}
+$("ed-done").addEventListener("click", edFinish);
+$("ed-undo").addEventListener("click", () => { if (ed.current) { ed.current.points.pop(); if (!ed.current.points.length) ed.current = null; } edDraw(); });
+$("ed-clear").addEventListener("click", () => { ed.polygons = []; ed.current = null; edDraw(); });
+$("ed-copy").addEventListener("click", async () => {
+  try { await navigator.clipboard.writeText(ed.yaml); $("ed-note").textContent = "copied"; } catch (_) { $("ed-yaml").select(); $("ed-note").textContent = "press Ctrl+C to copy"; }
+});
+$("editor").addEventListener("keydown", (ev) => {
+  if (ev.target.tagName === "INPUT") return;
+  if (ev.key === "Enter") { edFinish(); ev.preventDefault(); ev.stopPropagation(); }
+  if (ev.key === "Backspace") { $("ed-undo").click(); ev.preventDefault(); ev.stopPropagation(); }
+});
+const num = (v) => String(Math.round(v * 1000) / 1000);
+const pts = (p) => `[${p.points.map(([x, y]) => `[${num(x)}, ${num(y)}]`).join(", ")}]`;
+// The YAML of the camera's entry: cameras[].motion.masks and
+// cameras[].zones, in the shapes the config reads.
+function edYAML() {
+  const masks = ed.polygons.filter((p) => p.kind === "mask"), zones = ed.polygons.filter((p) => p.kind === "zone");
+  const idYAML = /^[A-Za-z0-9_.-]+$/.test(id) && !/^[0-9.-]+$/.test(id) ? id : JSON.stringify(id);
+  let y = `cameras:\n  - id: ${idYAML}\n`;
+  if (masks.length) y += "    motion:\n      masks:\n" + masks.map((p) => `        - ${pts(p)}\n`).join("");
+  if (zones.length) y += "    zones:\n" + zones.map((p) => `      - name: ${p.name}\n        points: ${pts(p)}\n        inertia: ${p.inertia}\n`).join("");
+  if (!masks.length && !zones.length) y += "    # draw a mask or a zone on the snapshot\n";
+  return y;
+}
+function edDraw() {
+  const w = edCanvas.width, h = edCanvas.height;
+  edCtx.clearRect(0, 0, w, h);
+  const all = ed.current ? [...ed.polygons, ed.current] : ed.polygons;
+  for (const p of all) {
+    const color = p.kind === "mask" ? "229, 85, 85" : "68, 170, 255";
+    edCtx.beginPath();
+    p.points.forEach(([x, y], i) => (i ? edCtx.lineTo(x * w, y * h) : edCtx.moveTo(x * w, y * h)));
+    if (p !== ed.current) edCtx.closePath();
+    edCtx.fillStyle = `rgba(${color}, 0.3)`;
+    edCtx.strokeStyle = `rgb(${color})`;
+    edCtx.lineWidth = Math.max(2, w / 400);
+    if (p !== ed.current) edCtx.fill();
+    edCtx.stroke();
+    for (const [x, y] of p.points) { edCtx.fillStyle = `rgb(${color})`; edCtx.fillRect(x * w - 4, y * h - 4, 8, 8); }
+    if (p.kind === "zone" && p.points.length) {
+      edCtx.font = `${Math.max(14, w / 50)}px sans-serif`;
+      edCtx.fillStyle = "#fff";
+      edCtx.fillText(p.name, p.points[0][0] * w + 6, p.points[0][1] * h - 6);
+    }
+  }
+  $("ed-list").replaceChildren(...ed.polygons.map((p, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${p.kind === "mask" ? "mask" : `zone ${p.name}`}: ${p.points.length} points `;
+    const b = document.createElement("button");
+    b.textContent = "delete";
+    b.addEventListener("click", () => { ed.polygons.splice(i, 1); edDraw(); });
+    li.append(b);
+    return li;
+  }));
+  ed.yaml = $("ed-yaml").value = edYAML();
+}
+edDraw();
+
 $("play").addEventListener("click", () => st.mode === "paused" ? replay(st.position + 1) : pause());
 $("back").addEventListener("click", () => step(-1));
 $("fwd").addEventListener("click", () => step(1));

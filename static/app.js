@@ -182,7 +182,8 @@ async function refreshUnreviewed() {
     const res = await fetch(withToken("/api/review/summary"), { cache: "no-store" });
     if (!res.ok) { a.hidden = true; return; }
     const s = await res.json();
-    a.textContent = s.unreviewed ? `${s.unreviewed} unreviewed` : "all reviewed";
+    const items = s.alert + s.detection + s.motion;
+    a.textContent = s.unreviewed ? `${s.unreviewed} unreviewed` : items ? "all reviewed" : "nothing to review";
     a.classList.toggle("warn", s.unreviewed > 0);
     a.dataset.count = String(s.unreviewed);
     a.hidden = false;

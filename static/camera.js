@@ -93,6 +93,7 @@ async function play(url, mode) {
 const live = () => play(`/stream/${encodeURIComponent(id)}`, "live");
 const replay = (ms) => {
   st.position = ms;
+  st.seek = ms; // the last time asked for (for tests)
   $("status").textContent = "";
   play(`/stream/${encodeURIComponent(id)}?at=${(ms / 1000).toFixed(3)}&speed=${st.speed}`, "replay");
 };
@@ -339,7 +340,8 @@ dayTL.addEventListener("pointermove", (ev) => {
 });
 dayTL.addEventListener("pointerleave", () => { $("day-hover").hidden = true; });
 dayTL.addEventListener("click", (ev) => {
-  const at = dayAt(ev);
+  // The minute the label under the pointer shows.
+  const at = Math.floor(dayAt(ev) / 60000) * 60000;
   if (at > Date.now()) return;
   replay(at);
 });

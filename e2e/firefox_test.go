@@ -331,7 +331,13 @@ func (ff *firefox) value(t *testing.T, res json.RawMessage) json.RawMessage {
 // screenshot saves a PNG of the whole page.
 func (ff *firefox) screenshot(t *testing.T, path string) {
 	t.Helper()
-	res, err := ff.call("WebDriver:TakeScreenshot", map[string]any{"full": true}, 60*time.Second)
+	ff.screenshotOf(t, path, true)
+}
+
+// screenshotOf saves a PNG of the whole page (full) or of the window.
+func (ff *firefox) screenshotOf(t *testing.T, path string, full bool) {
+	t.Helper()
+	res, err := ff.call("WebDriver:TakeScreenshot", map[string]any{"full": full}, 60*time.Second)
 	if err != nil {
 		t.Logf("screenshot: %v", err)
 		return

@@ -1,13 +1,19 @@
-// streamd UI: one live tile per camera with its stats (refreshed every
-// second), the analyzer's boxes and badge over each tile while an event is
-// active, and the event list, kept live through server-sent events.
+// streamd UI: the wall. Every camera in one screen (a layout of 1, 2x2,
+// 3x3 or 4x4 tiles that fits the window without scrolling; auto picks the
+// smallest that holds them all, up to 4x4, and pages beyond), each tile
+// with its stats (refreshed every second), the analyzer's boxes and badge
+// while an event is active, and the event list in a panel that folds
+// away, kept live through server-sent events. Keys: 1-9 open the camera
+// of that tile, F the fullscreen wall, E the events panel, arrows (and
+// Page Up/Down) change page.
 //
 // The tiles' video comes through ONE multiplexed stream (/api/live) for
 // all the tiles in view, read with fetch() and drawn into canvases: an
 // <img> per tile would hold a connection each, and browsers open only six
 // per host, so a grid of more than five cameras would stall (and the
-// stats and events requests behind it). Tiles scrolled out of view are
-// left out of the stream, and a hidden tab streams nothing.
+// stats and events requests behind it). Tiles on other pages (or, on a
+// narrow screen where tiles scroll, out of view) are left out of the
+// stream, and a hidden tab streams nothing.
 "use strict";
 const grid = document.getElementById("grid");
 const status = document.getElementById("status");
@@ -21,9 +27,9 @@ function tile(cam) {
   const el = document.createElement("section");
   el.className = "tile";
   el.dataset.camera = cam.id;
-  el.innerHTML = `<div class="view"><canvas></canvas><div class="boxes"></div><div class="badge"></div><div class="nosignal">no signal</div></div>
+  el.innerHTML = `<div class="view"><div class="frame"><canvas></canvas><div class="boxes"></div><div class="badge"></div></div><div class="nosignal">no signal</div></div>
     <div class="tline" title="click to replay from there"><div class="marks"></div></div>
-    <div class="bar"><span class="name"><span class="dot"></span><a></a></span>
+    <div class="bar"><span class="key"></span><span class="name"><span class="dot"></span><a></a></span>
     <span class="fps"></span><span class="lat"></span><span class="viewers"></span><span class="held"></span></div>`;
   const link = el.querySelector(".name a");
   link.textContent = cam.id;
@@ -45,33 +51,144 @@ function tile(cam) {
   return el;
 }
 
+// ---- the wall's layout ----
+// layout.choice is the picker (0: auto, else n for n x n); the page is
+// the one shown when the cameras need more than one screen.
+const prefs = (() => { try { return JSON.parse(localStorage.getItem("streamd.wall")) || {}; } catch (_) { return {}; } })();
+const layout = { choice: [0, 1, 2, 3, 4].includes(prefs.layout) ? prefs.layout : 0, cols: 1, rows: 1, page: 0, pages: 1, perPage: 1 };
+const savePrefs = () => { try { localStorage.setItem("streamd.wall", JSON.stringify({ layout: layout.choice, events: !document.body.classList.contains("no-events") })); } catch (_) { /* private mode */ } };
+if (prefs.events === false) document.body.classList.add("no-events");
+document.getElementById("layout-pick").value = String(layout.choice);
+
+// applyLayout sizes the grid for the cameras and shows the current page's
+// tiles; the others are hidden, so they leave the stream.
+const narrow = matchMedia("(max-width: 700px)");
+narrow.addEventListener("change", () => applyLayout());
+function applyLayout() {
+  if (narrow.matches) {
+    // One scrolling column: every tile, streaming while in view.
+    let i = 0;
+    for (const el of tiles.values()) { el.hidden = false; el.querySelector(".key").textContent = i < 9 ? String(i + 1) : ""; i++; }
+    document.getElementById("pager").hidden = true;
+    Object.assign(layout, { page: 0, pages: 1 });
+    live.layout = { cols: 1, rows: tiles.size, page: 0, pages: 1 };
+    return;
+  }
+  const n = tiles.size;
+  const cols = layout.choice || Math.min(4, Math.max(1, Math.ceil(Math.sqrt(n))));
+  const perPage = cols * cols;
+  const pages = Math.max(1, Math.ceil(n / perPage));
+  layout.page = Math.min(Math.max(0, layout.page), pages - 1);
+  const onPage = Math.max(1, Math.min(perPage, n - layout.page * perPage));
+  // Auto fits the rows to the cameras (3 cameras: 2x2 with one cell
+  // empty; 2: side by side); a chosen layout keeps its shape.
+  const rows = layout.choice ? cols : Math.max(1, Math.ceil(onPage / cols));
+  Object.assign(layout, { cols, rows, pages, perPage });
+  grid.style.setProperty("--cols", String(layout.choice ? cols : Math.min(cols, onPage)));
+  grid.style.setProperty("--rows", String(rows));
+  let i = 0;
+  for (const el of tiles.values()) {
+    const page = Math.floor(i / perPage);
+    el.hidden = page !== layout.page;
+    el.querySelector(".key").textContent = page === layout.page && i % perPage < 9 ? String(i % perPage + 1) : "";
+    i++;
+  }
+  document.getElementById("pager").hidden = pages < 2;
+  document.getElementById("page-no").textContent = `${layout.page + 1}/${pages}`;
+  live.layout = { cols: layout.choice ? cols : Math.min(cols, onPage), rows, page: layout.page, pages };
+}
+function turnPage(d) {
+  if (layout.pages < 2) return;
+  layout.page = (layout.page + d + layout.pages) % layout.pages;
+  applyLayout();
+}
+document.getElementById("layout-pick").addEventListener("change", (ev) => {
+  layout.choice = parseInt(ev.target.value, 10) || 0;
+  layout.page = 0;
+  savePrefs();
+  applyLayout();
+});
+document.getElementById("page-prev").addEventListener("click", () => turnPage(-1));
+document.getElementById("page-next").addEventListener("click", () => turnPage(1));
+function toggleEvents() {
+  const folded = document.body.classList.toggle("no-events");
+  document.getElementById("toggle-events").setAttribute("aria-pressed", String(!folded));
+  savePrefs();
+}
+document.getElementById("toggle-events").setAttribute("aria-pressed", String(!document.body.classList.contains("no-events")));
+document.getElementById("toggle-events").addEventListener("click", toggleEvents);
+// The fullscreen wall is the grid alone, black between the tiles.
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen?.();
+  else grid.requestFullscreen?.().catch(() => {});
+}
+document.getElementById("wall-full").addEventListener("click", toggleFullscreen);
+document.addEventListener("keydown", (ev) => {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(ev.target.tagName)) return;
+  if (ev.key >= "1" && ev.key <= "9") {
+    const el = [...tiles.values()].filter((t) => !t.hidden)[parseInt(ev.key, 10) - 1];
+    if (el) location.href = el.querySelector(".name a").href;
+  } else if (ev.key === "f" || ev.key === "F") {
+    toggleFullscreen();
+  } else if (ev.key === "e" || ev.key === "E") {
+    toggleEvents();
+  } else if (ev.key === "ArrowRight" || ev.key === "PageDown") {
+    turnPage(1);
+  } else if (ev.key === "ArrowLeft" || ev.key === "PageUp") {
+    turnPage(-1);
+  } else {
+    return;
+  }
+  ev.preventDefault();
+});
+
 async function refresh() {
   try {
     const res = await fetch(withToken("/api/cameras"), { cache: "no-store" });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const cams = await res.json();
     status.textContent = cams.length ? `${cams.length} camera${cams.length > 1 ? "s" : ""}` : "no cameras yet";
+    let added = false;
     for (const cam of cams) {
-      if (!tiles.has(cam.id)) tiles.set(cam.id, tile(cam));
+      if (!tiles.has(cam.id)) { tiles.set(cam.id, tile(cam)); added = true; }
       const el = tiles.get(cam.id);
       el.classList.toggle("live", cam.live);
       el.classList.toggle("stale", !cam.live);
-      // The view takes the camera's shape, so that boxes in 0..1 frame
-      // coordinates are percentages of the view.
-      if (cam.width && cam.height) el.querySelector(".view").style.aspectRatio = `${cam.width} / ${cam.height}`;
+      // The frame takes the camera's shape inside its cell, so that boxes
+      // in 0..1 frame coordinates are percentages of it.
+      if (cam.width && cam.height) el.style.setProperty("--ar", `${cam.width} / ${cam.height}`);
       el.querySelector(".fps").textContent = `${cam.fps.toFixed(1)} fps`;
       el.querySelector(".lat").textContent = `${cam.latency_ms.toFixed(1)} ms`;
       el.querySelector(".viewers").textContent = `${cam.viewers} viewer${cam.viewers === 1 ? "" : "s"}`;
     }
+    if (added) applyLayout();
   } catch (e) {
     status.textContent = `cannot load cameras: ${e.message}`;
   }
   // After the camera list, not beside it: one request at a time keeps
   // the page's API calls on one connection.
-  if (refreshes++ % 10 === 1) await refreshStorage();
+  if (refreshes % 10 === 1) await refreshStorage();
+  if (refreshes % 5 === 2) await refreshUnreviewed();
+  refreshes++;
   drawOverlays();
 }
 let refreshes = 0;
+
+// The review items of the last 24 hours nobody marked as reviewed
+// (/api/review/summary), every 5th refresh: a link to the review page.
+async function refreshUnreviewed() {
+  const a = document.getElementById("unreviewed");
+  try {
+    const res = await fetch(withToken("/api/review/summary"), { cache: "no-store" });
+    if (!res.ok) { a.hidden = true; return; }
+    const s = await res.json();
+    const items = s.alert + s.detection + s.motion;
+    a.textContent = s.unreviewed ? `${s.unreviewed} unreviewed` : items ? "all reviewed" : "nothing to review";
+    a.classList.toggle("warn", s.unreviewed > 0);
+    a.dataset.count = String(s.unreviewed);
+    a.hidden = false;
+  } catch (_) { /* next time */ }
+}
 
 // How far back each camera's recording goes ("2 d 4 h"), from
 // /api/storage, every 10th refresh; a warning when the disk budget cuts
@@ -102,7 +219,7 @@ async function refreshStorage() {
 // ---- the multiplexed live stream ----
 // For tests and the curious: frames painted and the last capture→paint
 // latency per camera, and how many times the stream was (re)opened.
-const live = window.streamd = { painted: {}, latency: {}, opened: 0, cameras: "" };
+const live = window.streamd = { painted: {}, latency: {}, opened: 0, cameras: "", layout: null };
 const visible = new Set();
 const seen = new IntersectionObserver((entries) => {
   for (const e of entries) {
@@ -284,16 +401,27 @@ function followEvents() {
     });
   }
   // The server could not replay what we missed: reload the list.
-  es.addEventListener("reset", loadEvents);
+  es.addEventListener("reset", () => serial(loadEvents));
 }
 
 filterCamera.addEventListener("change", renderList);
 filterType.addEventListener("change", renderList);
 filterLabel.addEventListener("change", renderList);
 filterSeverity.addEventListener("change", renderList);
-refresh();
-setInterval(refresh, 1000);
+// The page's API requests go one at a time, so that they share one
+// connection: with the stream and the events' they make three, whatever
+// the number of cameras. A task still queued is not queued again.
+let chain = Promise.resolve();
+const queued = new Set();
+function serial(fn) {
+  if (queued.has(fn)) return chain;
+  queued.add(fn);
+  chain = chain.then(() => { queued.delete(fn); return fn(); }).catch(() => {});
+  return chain;
+}
+serial(refresh);
+setInterval(() => serial(refresh), 1000);
 setInterval(renderList, 1000); // active events' durations
-loadEvents().then(followEvents);
-setTimeout(loadRanges, 1500);
-setInterval(loadRanges, 10000);
+serial(loadEvents).then(followEvents);
+setTimeout(() => serial(loadRanges), 1500);
+setInterval(() => serial(loadRanges), 10000);

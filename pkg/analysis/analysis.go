@@ -30,8 +30,9 @@ type Options struct {
 	FramesTopic, Group string
 	SessionTimeout     time.Duration
 	// EventsTopic and SnapshotsTopic are where events and their
-	// snapshots are published.
-	EventsTopic, SnapshotsTopic string
+	// snapshots are published; ActivityTopic, if set, where each
+	// camera's activity per minute is.
+	EventsTopic, SnapshotsTopic, ActivityTopic string
 	// MaxMessageBytes bounds a record; zero: kafka.DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// Analyzer tunes the analyzer; its Camera, Annotate, Sink and Logger
@@ -212,6 +213,19 @@ func (a *Analysis) PublishEvent(e events.Event) error {
 		return err
 	}
 	return a.out().PublishRecord(a.o.EventsTopic, e.Camera, data, e.Updated, nil)
+}
+
+// PublishActivity sends a camera's minute of activity, keyed by camera,
+// stamped with the minute's start; nothing without an ActivityTopic.
+func (a *Analysis) PublishActivity(act events.Activity) error {
+	if a.o.ActivityTopic == "" {
+		return nil
+	}
+	data, err := events.MarshalActivity(act)
+	if err != nil {
+		return err
+	}
+	return a.out().PublishRecord(a.o.ActivityTopic, act.Camera, data, act.Minute, nil)
 }
 
 // PublishSnapshot sends an event's snapshot, keyed by event id.

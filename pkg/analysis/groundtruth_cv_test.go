@@ -142,6 +142,8 @@ func (s *gtSink) PublishEvent(e events.Event) error {
 
 func (s *gtSink) PublishSnapshot(events.Event, []byte) error { return nil }
 
+func (s *gtSink) PublishActivity(events.Activity) error { return nil }
+
 // TestObjectGroundTruth plays vtest.avi's first 12 s through the analyzer
 // with the real detectors (motion, then the object model on the moving
 // region at 5 detections a second, the tracker) on the capture clock, and

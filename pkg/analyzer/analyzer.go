@@ -68,6 +68,10 @@ const (
 	// end when no frame arrives (a camera lost, or moved to another
 	// analyzer).
 	tickEvery = time.Second
+	// activityGrace: a camera's minute of activity is published this long
+	// after its end when no frame of a later minute came (the camera was
+	// lost or moved): long enough for a frame in flight.
+	activityGrace = 5 * time.Second
 )
 
 // ErrBadFrame is wrapped by a detector's error when the frame is at fault
@@ -112,6 +116,8 @@ type ObjectDetector interface {
 type Sink interface {
 	PublishEvent(e events.Event) error
 	PublishSnapshot(e events.Event, jpeg []byte) error
+	// PublishActivity publishes a camera's activity of one minute.
+	PublishActivity(a events.Activity) error
 }
 
 // Camera is how one camera is analyzed.
@@ -233,6 +239,7 @@ type cam struct {
 	cfg     Camera
 	skip    bool // not analyzed
 	tracker *events.Tracker
+	meter   *events.ActivityMeter
 	objects *events.ObjectTracker // nil: no object detection
 	snaps   map[string]bool       // ids of events whose snapshot was published
 
@@ -322,6 +329,7 @@ func (a *Analyzer) camera(id string) *cam {
 	}
 	c.cfg = cfg
 	c.tracker = events.NewTracker(id, a.o.Tracker)
+	c.meter = events.NewActivityMeter(id)
 	if cfg.Objects && len(a.o.ObjectDetectors) > 0 {
 		oo := a.o.Objects
 		oo.Zones = cfg.Zones
@@ -338,6 +346,7 @@ func (a *Analyzer) camera(id string) *cam {
 func (a *Analyzer) work(ctx context.Context, c *cam) {
 	defer a.wg.Done()
 	defer func() {
+		a.publishActivity(c, c.meter.Flush())
 		a.publish(c, c.tracker.Flush(a.o.Now()), nil)
 		if c.objects != nil {
 			a.publish(c, c.objects.Flush(a.o.Now()), nil)
@@ -356,6 +365,7 @@ func (a *Analyzer) work(ctx context.Context, c *cam) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			a.publishActivity(c, c.meter.Tick(a.o.Now(), activityGrace))
 			a.publish(c, c.tracker.Tick(a.o.Now()), nil)
 			if c.objects != nil {
 				a.publish(c, c.objects.Tick(a.o.Now()), nil)
@@ -407,6 +417,7 @@ func (a *Analyzer) analyze(c *cam, f *frame.Frame, now time.Time) {
 	if m.Global {
 		d.Motion, d.Area = nil, 0
 	}
+	a.publishActivity(c, c.meter.Observe(f.CapturedAt, d.Area, len(d.Motion) > 0))
 	if c.objects != nil {
 		a.detectObjects(c, f, d.Motion, now)
 	}
@@ -529,6 +540,16 @@ func (a *Analyzer) publish(c *cam, changes []events.Event, f *frame.Frame) {
 		if err := a.o.Sink.PublishEvent(e); err != nil {
 			a.o.Logger.Warn("event not published", "camera", c.id, "event", e.ID, "phase", e.Phase, "err", err)
 		}
+	}
+}
+
+// publishActivity hands a finished minute of activity to the sink.
+func (a *Analyzer) publishActivity(c *cam, act *events.Activity) {
+	if act == nil {
+		return
+	}
+	if err := a.o.Sink.PublishActivity(*act); err != nil {
+		a.o.Logger.Warn("activity not published", "camera", c.id, "minute", act.Minute, "err", err)
 	}
 }
 

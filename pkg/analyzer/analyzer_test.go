@@ -43,9 +43,17 @@ func (f *fakeFaces) Close() error { return nil }
 
 // sink records what the analyzer publishes.
 type sink struct {
-	mu     sync.Mutex
-	events []events.Event
-	snaps  map[string][]byte
+	mu       sync.Mutex
+	events   []events.Event
+	snaps    map[string][]byte
+	activity []events.Activity
+}
+
+func (s *sink) PublishActivity(a events.Activity) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.activity = append(s.activity, a)
+	return nil
 }
 
 func (s *sink) PublishEvent(e events.Event) error {
@@ -506,5 +514,59 @@ func TestObjectEventsListZones(t *testing.T) {
 	}
 	if len(last.Zones) != 1 || last.Zones[0] != "path" || last.Severity != events.SeverityAlert {
 		t.Fatalf("end of the person's event: zones %v, severity %q; want [path] and an alert", last.Zones, last.Severity)
+	}
+}
+
+// Every analyzed frame counts in its camera's activity of the minute: a
+// minute is published when a frame of the next one is analyzed, the last
+// one when the analyzer stops; the moving share and mean area are those of
+// the frames analyzed.
+func TestActivityPerMinute(t *testing.T) {
+	s := &sink{}
+	var mu sync.Mutex
+	clock := time.Date(2026, 12, 3, 2, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	a, stop := start(t, Options{FPS: 1000, MaxLag: time.Hour, Sink: s, Now: now, Camera: func(string) (Camera, bool, error) {
+		return Camera{Motion: &fakeMotion{}}, true, nil
+	}})
+	// 2.5 minutes at 2 frames a second: motion in the first minute only.
+	for i := range 300 {
+		mu.Lock()
+		clock = time.Date(2026, 12, 3, 2, 0, 0, 0, time.UTC).Add(time.Duration(i) * 500 * time.Millisecond)
+		at := clock
+		mu.Unlock()
+		var m byte
+		if i < 120 {
+			m = 1
+		}
+		a.Feed(frameAt("yard", uint64(i), at, m))
+		waitFor(t, "the frame analyzed", func() bool { st := a.Stats(); return len(st) == 1 && st[0].Analyzed+st[0].Skipped == uint64(i+1) })
+	}
+	waitFor(t, "two minutes published", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.activity) == 2 })
+	stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.activity) != 3 {
+		t.Fatalf("activity %+v, want 3 minutes (the last flushed at the stop)", s.activity)
+	}
+	st := a.Stats()[0]
+	frames := 0
+	for i, act := range s.activity {
+		if err := act.Validate(); err != nil {
+			t.Error(err)
+		}
+		if want := time.Date(2026, 12, 3, 2, i, 0, 0, time.UTC); act.Minute != want || act.Camera != "yard" {
+			t.Errorf("minute %d: %+v, want %s", i, act, want)
+		}
+		frames += act.Frames
+	}
+	if uint64(frames) != st.Analyzed {
+		t.Errorf("the minutes count %d frames, the analyzer analyzed %d", frames, st.Analyzed)
+	}
+	if m := s.activity[0]; m.Moving != m.Frames || m.Area != 0.03 || m.Peak != 0.03 {
+		t.Errorf("the moving minute: %+v", m)
+	}
+	if m := s.activity[1]; m.Moving != 0 || m.Area != 0 || m.Frames < 100 {
+		t.Errorf("the still minute: %+v", m)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/recorder"
 	"github.com/streamd/streamd/pkg/redact"
+	"github.com/streamd/streamd/pkg/review"
 	"github.com/streamd/streamd/pkg/sdnotify"
 	"github.com/streamd/streamd/pkg/web"
 	"github.com/streamd/streamd/static"
@@ -107,6 +108,7 @@ type App struct {
 	kafka      *kafka.Conns
 	view       *view           // nil unless the role views
 	events     *eventfeed.Feed // with view
+	reviews    *review.Marks   // with view
 	recs       *recindex.Index // with view
 	http       *httpServer
 
@@ -166,8 +168,9 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 		case config.PartView:
 			a.view = newView(cfg, log, a.kafka, httpAddr)
 			a.events = newEventsFeed(cfg, log, a.kafka)
+			a.reviews = newReviews(cfg, log, a.kafka)
 			a.recs = newRecordings(cfg, log, a.kafka)
-			a.components = append(a.components, a.view, a.events, a.recs)
+			a.components = append(a.components, a.view, a.events, a.reviews, a.recs)
 		case config.PartAnalyze:
 			an, err := newAnalyze(cfg, log, a.kafka, a.clock)
 			if err != nil {
@@ -203,7 +206,8 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	wo := web.Options{Static: static.FS, Metrics: a.metrics.Handler(), Latency: a.metrics.LatencyObserver, Status: a.status}
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
-		wo.Events = a.events
+		wo.Events, wo.Activity = a.events, a.events
+		wo.Reviews, wo.ReviewMotion = a.reviews, reviewMotion(cfg)
 		var rec *recorder.Recorder
 		for _, c := range a.components {
 			if r, ok := c.(*recorder.Recorder); ok && r.Tiers() != recorder.ReducedTier {

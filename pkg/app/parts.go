@@ -58,7 +58,7 @@ func newAnalyze(cfg *config.Config, log *slog.Logger, k *kafka.Conns, clock func
 	}
 	an, err := analysis.New(analysis.Options{
 		FramesTopic: cfg.Kafka.Topic, Group: ac.Group, SessionTimeout: ac.SessionTimeout,
-		EventsTopic: ac.EventsTopic, SnapshotsTopic: ac.SnapshotsTopic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		EventsTopic: ac.EventsTopic, SnapshotsTopic: ac.SnapshotsTopic, ActivityTopic: ac.ActivityTopic, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 		Analyzer: analyzer.Options{FPS: ac.FPS, FacesFPS: ac.Faces.FPS, MaxLag: ac.MaxLag, Now: clock,
 			Tracker:    events.TrackerOptions{MinFrames: ac.MinFrames, Gap: ac.Gap, FaceGap: ac.Faces.Gap, MaxLength: orNone(cfg.Events.MaxLength)},
 			ObjectsFPS: ac.Objects.FPS, ObjectsCPU: ac.Objects.MaxCPU,

@@ -16,6 +16,7 @@ import (
 	"github.com/streamd/streamd/pkg/recindex"
 	"github.com/streamd/streamd/pkg/record"
 	"github.com/streamd/streamd/pkg/recorder"
+	"github.com/streamd/streamd/pkg/review"
 )
 
 // This file maps the configuration to the components' options.
@@ -61,6 +62,11 @@ func eventTopics(cfg *config.Config, k *kafka.Conns) {
 	k.Ensure(a.SnapshotsTopic, kafka.TopicOptions{
 		Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
 		Retention: a.EventsRetention, RetentionBytes: 256 << 20, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+	})
+	// A record a camera a minute, about 150 bytes: 1.5 MB a camera a week.
+	k.Ensure(a.ActivityTopic, kafka.TopicOptions{
+		Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Retention: a.EventsRetention, RetentionBytes: 64 << 20, MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 	})
 }
 
@@ -122,9 +128,44 @@ func orNone(d time.Duration) time.Duration {
 
 func newEventsFeed(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *eventfeed.Feed {
 	f := eventfeed.New(eventfeed.Options{EventsTopic: cfg.Analyzer.EventsTopic, SnapshotsTopic: cfg.Analyzer.SnapshotsTopic,
-		History: cfg.Events.History, Logger: log}, k)
+		History: cfg.Events.History, MaxEvents: cfg.Events.MaxEvents,
+		// The day timeline's activity, as far back as the recording and
+		// the topic go.
+		ActivityTopic: cfg.Analyzer.ActivityTopic, ActivityKeep: min(cfg.Analyzer.EventsRetention, cfg.Record.Retain),
+		Logger: log}, k)
 	eventTopics(cfg, k)
 	return f
+}
+
+// newReviews returns the review page's marks, in a compacted topic that
+// keeps a mark as long as the events themselves are kept.
+func newReviews(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *review.Marks {
+	m := review.New(review.Options{Topic: cfg.Events.ReviewsTopic, Logger: log}, k)
+	k.Ensure(cfg.Events.ReviewsTopic, kafka.TopicOptions{
+		Partitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Retention: cfg.Analyzer.EventsRetention, MaxMessageBytes: cfg.Kafka.MaxMessageBytes, Compact: true,
+	})
+	return m
+}
+
+// reviewMotion says whether a camera's motion and face events are review
+// items: when the configuration runs no object detection on it (objects
+// off, the camera opted out, or the default model not installed, which
+// turns detection off). The web node also sees it from the events: a
+// camera with object events is reviewed by them.
+func reviewMotion(cfg *config.Config) func(camera string) bool {
+	oc := cfg.Analyzer.Objects
+	on := oc.Enabled
+	if on && oc.Model == config.DefaultObjectModel {
+		if _, err := os.Stat(oc.Model); err != nil {
+			on = false
+		}
+	}
+	optedOut := map[string]bool{}
+	for _, c := range cfg.Cameras {
+		optedOut[c.ID] = c.Objects != nil && !*c.Objects || !c.Analyzed()
+	}
+	return func(camera string) bool { return !on || optedOut[camera] }
 }
 
 func newRecordings(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *recindex.Index {

@@ -199,10 +199,13 @@ type AnalyzerConfig struct {
 	Enabled bool `koanf:"enabled"` // role all: analyze too (role analyzer always does)
 	// Group is shared by every analyzer process: the frames topic's
 	// partitions, and so the cameras, are split between them.
-	Group           string        `koanf:"group"`
-	EventsTopic     string        `koanf:"events_topic"`
-	SnapshotsTopic  string        `koanf:"snapshots_topic"`
-	EventsRetention time.Duration `koanf:"events_retention"` // retention.ms of both topics
+	Group          string `koanf:"group"`
+	EventsTopic    string `koanf:"events_topic"`
+	SnapshotsTopic string `koanf:"snapshots_topic"`
+	// ActivityTopic holds each camera's activity per minute (how much of
+	// the frame moved), for the day timeline.
+	ActivityTopic   string        `koanf:"activity_topic"`
+	EventsRetention time.Duration `koanf:"events_retention"` // retention.ms of the events, snapshots, activity and review topics
 	MaxLag          time.Duration `koanf:"max_lag"`          // older frames are skipped, not analyzed late
 	FPS             float64       `koanf:"fps"`              // analysis rate cap per camera
 	SessionTimeout  time.Duration `koanf:"session_timeout"`  // a dead analyzer's cameras move after this
@@ -272,8 +275,14 @@ const DefaultObjectModel = "/usr/local/share/streamd/models/centernet.json"
 // of them.
 type EventsConfig struct {
 	// History is read back from the events topic at start, so a restarted
-	// node still lists recent events; older events are forgotten.
+	// node still lists recent events; older events are forgotten. A day,
+	// so that the review page holds last night.
 	History time.Duration `koanf:"history"`
+	// MaxEvents bounds the events a web node holds (about 400 bytes each).
+	MaxEvents int `koanf:"max_events"`
+	// ReviewsTopic is the compacted topic of the review page's reviewed
+	// marks, keyed by event id.
+	ReviewsTopic string `koanf:"reviews_topic"`
 	// MaxLength is the longest an event runs: one in progress this long
 	// is closed and continued as a new event (0: no limit).
 	MaxLength time.Duration `koanf:"max_length"`
@@ -510,6 +519,7 @@ func Default() Config {
 			Group:           "streamd-analyzer",
 			EventsTopic:     events.DefaultTopic,
 			SnapshotsTopic:  events.DefaultSnapshotsTopic,
+			ActivityTopic:   events.DefaultActivityTopic,
 			EventsRetention: 7 * 24 * time.Hour,
 			MaxLag:          time.Second,
 			FPS:             10,
@@ -521,7 +531,7 @@ func Default() Config {
 			MinFrames: events.DefaultMinFrames,
 			Gap:       events.DefaultGap,
 		},
-		Events: EventsConfig{History: events.DefaultHistory, MaxLength: events.DefaultMaxLength},
+		Events: EventsConfig{History: 24 * time.Hour, MaxEvents: 50000, MaxLength: events.DefaultMaxLength, ReviewsTopic: "streamd.reviews"},
 		Notify: NotifyConfig{Group: "streamd-notifier", Phases: []string{"new", "end"}, Cooldown: 30 * time.Second,
 			Timeout: 10 * time.Second, Attempts: 10, Backoff: time.Second, MaxBackoff: time.Minute,
 			MQTT: MQTTConfig{TopicPrefix: "streamd", Discovery: DiscoveryConfig{Enabled: true, Prefix: "homeassistant"}}},

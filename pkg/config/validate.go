@@ -250,6 +250,9 @@ func (c *Config) Validate() error {
 	if c.Events.History < 0 || c.Events.History > 30*24*time.Hour {
 		bad("events.history", "must be between 0 and 720h, got %s", c.Events.History)
 	}
+	if n := c.Events.MaxEvents; n < 100 || n > 1000000 {
+		bad("events.max_events", "must be between 100 and 1000000, got %d", n)
+	}
 	if m := c.Events.MaxLength; m != 0 && (m < 10*time.Second || m > 24*time.Hour) {
 		bad("events.max_length", "must be 0 (no limit) or between 10s and 24h, got %s", m)
 	}
@@ -368,6 +371,7 @@ func (c *Config) validateRecord(bad func(key, format string, args ...any)) {
 	seen := map[string]string{c.Kafka.Topic: "kafka.topic", c.Analyzer.EventsTopic: "analyzer.events_topic", c.Analyzer.SnapshotsTopic: "analyzer.snapshots_topic"}
 	for _, t := range []struct{ key, topic string }{
 		{"recording.full_topic", r.FullTopic}, {"recording.reduced_topic", r.ReducedTopic}, {"recording.index_topic", r.IndexTopic},
+		{"analyzer.activity_topic", c.Analyzer.ActivityTopic}, {"events.reviews_topic", c.Events.ReviewsTopic},
 	} {
 		if err := checkTopic(t.topic); err != nil {
 			bad(t.key, "%v", err)

@@ -29,13 +29,20 @@ import (
 // parked fetches never delay the frames consumer's.
 const Client = "events"
 
-// Options configures a Feed. Both topics must be set.
+// Options configures a Feed. The events and snapshots topics must be set.
 type Options struct {
 	// EventsTopic and SnapshotsTopic are the analyzer's topics.
 	EventsTopic, SnapshotsTopic string
+	// ActivityTopic, if set, is the analyzer's activity per camera and
+	// minute, read back ActivityKeep (events.DefaultActivityKeep if zero)
+	// and held for the day timeline.
+	ActivityTopic string
+	ActivityKeep  time.Duration
 	// History is how far back events are read and kept; zero:
 	// events.DefaultHistory.
 	History time.Duration
+	// MaxEvents bounds the events held; zero: events.DefaultMaxEvents.
+	MaxEvents int
 	// Logger logs what cannot be read; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -51,6 +58,7 @@ type Feed struct {
 	log   *slog.Logger
 	kafka *kafka.Conns
 	store *events.Store
+	act   *events.ActivityLog
 
 	following       atomic.Bool
 	invalid, errors atomic.Uint64
@@ -75,9 +83,16 @@ func New(o Options, k *kafka.Conns) *Feed {
 	if o.History <= 0 {
 		o.History = events.DefaultHistory
 	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = events.DefaultMaxEvents
+	}
+	if o.ActivityKeep <= 0 {
+		o.ActivityKeep = events.DefaultActivityKeep
+	}
 	k.Want(Client, nil)
 	return &Feed{o: o, log: o.Logger.With("component", "events"), kafka: k,
-		store: events.NewStore(events.StoreOptions{History: o.History}), snaps: map[string]snapRef{}}
+		store: events.NewStore(events.StoreOptions{History: o.History, MaxEvents: o.MaxEvents}), snaps: map[string]snapRef{},
+		act: events.NewActivityLog(o.ActivityKeep, 0, nil)}
 }
 
 // Name names the feed among a process's components.
@@ -93,8 +108,8 @@ func (f *Feed) Run(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
-	follow := func(topic string, fn func(kafka.Record)) {
-		since := time.Now().Add(-f.o.History)
+	follow := func(topic string, back time.Duration, fn func(kafka.Record)) {
+		since := time.Now().Add(-back)
 		for ctx.Err() == nil {
 			f.following.Store(true)
 			err := kafka.Follow(ctx, client, topic, since, fn, f.log)
@@ -108,15 +123,38 @@ func (f *Feed) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Second):
 			}
-			since = time.Now().Add(-f.o.History)
+			since = time.Now().Add(-back)
 		}
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); follow(f.o.EventsTopic, f.applyEvent) }()
-	go func() { defer wg.Done(); follow(f.o.SnapshotsTopic, f.indexSnapshot) }()
+	go func() { defer wg.Done(); follow(f.o.EventsTopic, f.o.History, f.applyEvent) }()
+	go func() { defer wg.Done(); follow(f.o.SnapshotsTopic, f.o.History, f.indexSnapshot) }()
+	if f.o.ActivityTopic != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); follow(f.o.ActivityTopic, f.o.ActivityKeep, f.applyActivity) }()
+	}
 	wg.Wait()
 	return nil
+}
+
+// applyActivity merges one record of the activity topic into the log;
+// records that are not activity are counted and skipped.
+func (f *Feed) applyActivity(r kafka.Record) {
+	a, err := events.UnmarshalActivity(r.Value)
+	if err != nil {
+		if f.invalid.Add(1) == 1 {
+			f.log.Warn("skipping a record that is not activity", "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+		return
+	}
+	f.act.Apply(a)
+}
+
+// Activity returns camera's minutes of activity that start in [from, to)
+// (web.Activity).
+func (f *Feed) Activity(camera string, from, to time.Time) []events.Activity {
+	return f.act.Minutes(camera, from, to)
 }
 
 // applyEvent applies one record of the events topic; records that are
@@ -143,7 +181,7 @@ func (f *Feed) indexSnapshot(r kafka.Record) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps[id] = snapRef{partition: r.Partition, offset: r.Offset, at: r.Timestamp}
-	if len(f.snaps) > 2*events.DefaultMaxEvents {
+	if len(f.snaps) > 2*f.o.MaxEvents {
 		cutoff := time.Now().Add(-f.o.History)
 		for k, v := range f.snaps {
 			if v.at.Before(cutoff) {

@@ -344,6 +344,11 @@ type TopicOptions struct {
 	Retention         time.Duration // 0: broker default
 	RetentionBytes    int64         // per partition; -1 unlimited, 0: broker default
 	MaxMessageBytes   int           // the same value as Options.MaxMessageBytes
+	// Compact keeps the newest record of each key (cleanup.policy
+	// compact; with Retention too, "compact,delete": a key whose newest
+	// record is older than Retention goes as well). A record with a nil
+	// value (a tombstone) removes its key.
+	Compact bool
 }
 
 // EnsureTopic creates the topic if it does not exist. An existing topic is
@@ -362,6 +367,13 @@ func EnsureTopic(client sarama.Client, topic string, o TopicOptions, log *slog.L
 		entries["retention.ms"] = ptr(strconv.FormatInt(o.Retention.Milliseconds(), 10))
 		// Retention deletes whole segments: roll them often enough.
 		entries["segment.ms"] = ptr(strconv.FormatInt(max(o.Retention.Milliseconds()/4, 1000), 10))
+	}
+	if o.Compact {
+		policy := "compact"
+		if o.Retention > 0 {
+			policy = "compact,delete"
+		}
+		entries["cleanup.policy"] = ptr(policy)
 	}
 	if o.RetentionBytes != 0 {
 		entries["retention.bytes"] = ptr(strconv.FormatInt(o.RetentionBytes, 10))

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -458,5 +460,66 @@ func TestDialGivesUpWithContextAndReports(t *testing.T) {
 	}
 	if len(reported) == 0 {
 		t.Fatal("failed attempts were not reported")
+	}
+}
+
+// A compacted topic is created with its cleanup policy, and a nil value is
+// written as a tombstone (a null value), which Follow delivers as nil,
+// unlike an empty value.
+func TestCompactedTopicAndTombstones(t *testing.T) {
+	client := dial(t, startBroker(t))
+	if err := EnsureTopic(client, "marks", TopicOptions{Partitions: 2, ReplicationFactor: 1, Retention: time.Hour, MaxMessageBytes: 1 << 20, Compact: true}, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: "marks", ConfigNames: []string{"cleanup.policy"}}}, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := ""
+	for _, r := range res {
+		for _, c := range r.Configs {
+			if c.Name == "cleanup.policy" {
+				policy = c.Value
+			}
+		}
+	}
+	if policy != "compact,delete" {
+		t.Fatalf("cleanup.policy %q, want compact,delete", policy)
+	}
+	w, err := NewWriter(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	now := time.Now()
+	for _, v := range [][]byte{[]byte(`{"x":1}`), nil, {}} {
+		if _, _, err := w.Write("marks", "k", v, now, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan Record, 3)
+	go func() { _ = Follow(ctx, client, "marks", time.Unix(0, 0), func(r Record) { got <- r }, testLogger(t)) }()
+	var values []string
+	for range 3 {
+		select {
+		case r := <-got:
+			switch {
+			case r.Value == nil:
+				values = append(values, "null")
+			default:
+				values = append(values, fmt.Sprintf("%q", r.Value))
+			}
+		case <-ctx.Done():
+			t.Fatalf("read %v, want 3 records", values)
+		}
+	}
+	if want := []string{`"{\"x\":1}"`, "null", `""`}; !slices.Equal(values, want) {
+		t.Fatalf("values %v, want %v", values, want)
 	}
 }

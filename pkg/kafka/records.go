@@ -58,13 +58,18 @@ func (p *Producer) PublishRecord(topic, key string, value []byte, ts time.Time, 
 }
 
 // message builds the sarama message of a record: every write of streamd
-// goes through it.
+// goes through it. A nil value is a tombstone (a null value, which
+// removes the key from a compacted topic), unlike an empty one.
 func message(topic, key string, value []byte, ts time.Time, headers []frame.Header) *sarama.ProducerMessage {
 	hs := make([]sarama.RecordHeader, len(headers))
 	for i, h := range headers {
 		hs[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 	}
-	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value), Headers: hs, Timestamp: ts}
+	m := &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Headers: hs, Timestamp: ts}
+	if value != nil {
+		m.Value = sarama.ByteEncoder(value)
+	}
+	return m
 }
 
 // Writer writes records one at a time and waits for each to be

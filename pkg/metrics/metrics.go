@@ -22,6 +22,7 @@ type Snapshot struct {
 	Consumer *Consumer // nil unless this process consumes
 	Analyzer *Analyzer // nil unless this process analyzes
 	Events   *Events   // nil unless this process serves events
+	Reviews  *Reviews  // nil unless this process serves the review marks
 	Recorder *Recorder // nil unless this process records
 	Storage  []Storage // what the recording holds, per camera and tier (web nodes)
 	// HTTPConnections is the client connections open now.
@@ -83,6 +84,13 @@ type Analyzer struct {
 type Events struct {
 	Held, Active uint64
 	Invalid      uint64 // records of the events topic that are not events
+}
+
+// Reviews is a viewer node's review marks.
+type Reviews struct {
+	Marks   uint64 // held now
+	Invalid uint64 // records of the marks topic that are not marks
+	Errors  uint64 // follows of the marks topic that failed (and were restarted)
 }
 
 // Camera returns the counters of camera id, adding them if the snapshot
@@ -212,6 +220,9 @@ var (
 	descConns    = prometheus.NewDesc("streamd_http_connections", "Client connections open now.", nil, nil)
 	descEvHeld   = prometheus.NewDesc("streamd_events_held", "Events this viewer node holds (events.history), by state.", []string{"state"}, nil)
 	descEvBad    = prometheus.NewDesc("streamd_events_invalid_total", "Records of the events topic that were not valid events.", nil, nil)
+	descRvMarks  = prometheus.NewDesc("streamd_review_marks", "Reviewed marks this viewer node holds (events.reviews_topic).", nil, nil)
+	descRvBad    = prometheus.NewDesc("streamd_review_invalid_total", "Records of the review marks topic that were not marks.", nil, nil)
+	descRvErr    = prometheus.NewDesc("streamd_review_errors_total", "Follows of the review marks topic that failed and were restarted.", nil, nil)
 	descRecBytes = prometheus.NewDesc("streamd_recorder_bytes_total", "Recording bytes written, by tier.", []string{"tier"}, nil)
 	descRecFrms  = prometheus.NewDesc("streamd_recorder_frames_total", "Frames recorded, by tier.", []string{"tier"}, nil)
 	descRecLost  = prometheus.NewDesc("streamd_recorder_lost_frames_total", "Frames the recorder never recorded: the frames topic's retention removed them before it read them (it fell further behind than the retention).", []string{"camera"}, nil)
@@ -228,7 +239,7 @@ var (
 	descNtUp     = prometheus.NewDesc("streamd_notify_up", "1 while the target delivers (MQTT: connected), 0 while its deliveries fail.", []string{"target"}, nil)
 	descNtBehind = prometheus.NewDesc("streamd_notify_behind_seconds", "Age of the event change the target is delivering (0 when idle): how far behind it is.", []string{"target"}, nil)
 	descNtSnap   = prometheus.NewDesc("streamd_notify_snapshots_missing_total", "MQTT: snapshots of new events that were not found in the snapshots topic.", []string{"target"}, nil)
-	allCollected = []*prometheus.Desc{descNtDeliv, descNtRetry, descNtFail, descNtDrop, descNtBad, descNtUp, descNtBehind, descNtSnap, descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjRuns, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
+	allCollected = []*prometheus.Desc{descNtDeliv, descNtRetry, descNtFail, descNtDrop, descNtBad, descNtUp, descNtBehind, descNtSnap, descRecBytes, descRecFrms, descRecErr, descRecLag, descRecLost, descStBytes, descStAge, descStRate, descAnalyzed, descAnSkip, descAnSecs, descAnLag, descEvents, descFaces, descObjects, descObjRuns, descObjBusy, descAnBad, descAnObjErr, descAnLimit, descConns, descEvHeld, descEvBad, descRvMarks, descRvBad, descRvErr, descCaptured, descProduced, descEncode, descConsumed, descBytes, descDropped, descViewers, descSent, descProdErr, descProdDrop, descConsRecs, descConsBad, descConsErr, descCamLimit}
 )
 
 type collector struct{ snapshot func() Snapshot }
@@ -297,6 +308,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Active), "active")
 		ch <- prometheus.MustNewConstMetric(descEvHeld, prometheus.GaugeValue, float64(e.Held-e.Active), "ended")
 		ch <- prometheus.MustNewConstMetric(descEvBad, prometheus.CounterValue, float64(e.Invalid))
+	}
+	if rv := s.Reviews; rv != nil {
+		ch <- prometheus.MustNewConstMetric(descRvMarks, prometheus.GaugeValue, float64(rv.Marks))
+		ch <- prometheus.MustNewConstMetric(descRvBad, prometheus.CounterValue, float64(rv.Invalid))
+		ch <- prometheus.MustNewConstMetric(descRvErr, prometheus.CounterValue, float64(rv.Errors))
 	}
 	if p := s.Producer; p != nil {
 		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(p.Sent))

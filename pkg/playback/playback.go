@@ -15,6 +15,7 @@
 package playback
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -504,4 +505,67 @@ func (r *Replays) Storage() []web.Storage {
 // Spans returns the recording's spans of camera (web.Recordings).
 func (r *Replays) Spans(camera string, from, to time.Time) []web.Span {
 	return r.rec.Spans(camera, from, to)
+}
+
+// maxPreviewRecords bounds the reduced-tier records one preview reads: a
+// quarter of an hour at the default interval of a second.
+const maxPreviewRecords = 900
+
+// ReducedFrames returns up to n frames of camera's reduced tier captured
+// between from and to, spread evenly over that time (the first at or
+// after each of n equal steps): the JPEGs as stored, one a second, no
+// decoding or encoding (web.Recordings). ErrNothingRecorded when the tier
+// holds none of that time.
+func (r *Replays) ReducedFrames(ctx context.Context, camera string, from, to time.Time, n int) ([]*frame.Frame, error) {
+	if r.rec == nil || n <= 0 || !from.Before(to) {
+		return nil, web.ErrNothingRecorded
+	}
+	p, ok := r.rec.ReducedPartition(camera)
+	if !ok {
+		return nil, web.ErrNothingRecorded
+	}
+	client, err := r.kafka.Await(ctx, Client)
+	if err != nil {
+		return nil, err
+	}
+	// A record's timestamp is its slot on the interval's grid, up to an
+	// interval after its frame's capture time: start a little early.
+	start, err := kafka.OffsetAt(client, r.o.ReducedTopic, p, from.Add(-2*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	kr, err := kafka.NewKeyReader(client, r.o.ReducedTopic, p, start, camera)
+	if err != nil {
+		return nil, err
+	}
+	defer kr.Close()
+	step := max(to.Sub(from)/time.Duration(n), time.Millisecond)
+	next := from // the next step's time
+	var out []*frame.Frame
+	for read := 0; read < maxPreviewRecords && len(out) < n; read++ {
+		rec, err := kr.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		f, err := frame.Decode(rec.Key, rec.Value, rec.Headers, rec.Timestamp, 0)
+		if err != nil || f.CapturedAt.Before(next) {
+			continue
+		}
+		if f.CapturedAt.After(to) {
+			break
+		}
+		// Copied, so that the fetch response it came in can go.
+		f.Data = bytes.Clone(f.Data)
+		out = append(out, f)
+		for !next.After(f.CapturedAt) {
+			next = next.Add(step)
+		}
+	}
+	if len(out) == 0 {
+		return nil, web.ErrNothingRecorded
+	}
+	return out, nil
 }

@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// limitBody refuses request bodies: no route takes one.
+// limitBody bounds request bodies to maxBody: only the review marks take
+// one (a list of event ids), and nothing more is ever needed.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > maxBody {

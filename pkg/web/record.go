@@ -1,14 +1,18 @@
 package web
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/streamd/streamd/pkg/frame"
 )
 
 // Recordings is what a web node knows of the recording tiers (package
@@ -21,6 +25,10 @@ type Recordings interface {
 	// Export returns camera's video from from to to as an H.264 MP4;
 	// ErrNothingRecorded when nothing is held in that time.
 	Export(ctx context.Context, camera string, from, to time.Time) ([]byte, error)
+	// ReducedFrames returns up to n frames of camera's reduced tier (the
+	// JPEGs as stored) between from and to, spread over that time;
+	// ErrNothingRecorded when it holds none.
+	ReducedFrames(ctx context.Context, camera string, from, to time.Time, n int) ([]*frame.Frame, error)
 }
 
 // Storage is what the recording holds of one camera.
@@ -68,6 +76,7 @@ func (s *Server) routeRecordings(r chi.Router) {
 	r.Get("/api/storage", s.storage)
 	r.Get("/api/cameras/{camera}/spans", s.spans)
 	r.Get("/api/cameras/{camera}/export", s.export)
+	r.Get("/api/export", s.exportZip)
 	if s.o.Events != nil {
 		r.Get("/api/events/{id}/clip.mp4", s.eventClip)
 	}
@@ -242,4 +251,126 @@ func (s *Server) sendExport(w http.ResponseWriter, r *http.Request, camera strin
 	// ServeContent answers Range requests: without them, browsers treat
 	// the video as not seekable (they ask "bytes=0-" and keep what comes).
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(mp4))
+}
+
+// MaxExportCameras is the most cameras one ZIP export takes.
+const MaxExportCameras = 16
+
+// exportZip serves /api/export?cameras=a,b&from=T&to=T: the same window
+// of several cameras, one MP4 each (named <camera>-<from>.mp4), in one ZIP
+// (stored, not compressed: MP4 does not compress). It shares the export
+// caps and errors: one export slot for the whole ZIP (the cameras are
+// encoded one after another), recording.max_export for the window, 400
+// for a bad window or list, 403 or 404 for a camera the principal may not
+// watch or nobody knows, 404 when none of the cameras recorded anything
+// then, 501 without OpenCV. A camera that recorded nothing then (or whose
+// export failed) is left out and named in the ZIP's README.txt and in the
+// X-Export-Missing header when it is known before the first MP4 is sent.
+func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, id := range strings.Split(r.URL.Query().Get("cameras"), ",") {
+		if id = strings.TrimSpace(id); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 || len(ids) > MaxExportCameras {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: name 1 to %d cameras, comma-separated", "cameras", MaxExportCameras))
+		return
+	}
+	for _, id := range ids {
+		if err := frame.ValidateID(id); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %v", "cameras", err))
+			return
+		}
+		if p := principal(r); !p.Allowed(id) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
+			return
+		}
+		if _, known := s.o.Live.Latest(id); !known {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
+			return
+		}
+	}
+	from, to, ok := timeRange(w, r, time.Time{}, time.Time{}, s.o.MaxExport)
+	if !ok {
+		return
+	}
+	stamp := from.UTC().Format("20060102T150405Z")
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "application/zip")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	release, ok := s.exports.admitOr429(w, "")
+	if !ok {
+		return
+	}
+	defer release()
+	rc := http.NewResponseController(w)
+	var zw *zip.Writer
+	var missing []string
+	nothing := 0
+	for _, id := range ids {
+		// Encoding takes a while; the response is written camera by
+		// camera.
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Minute))
+		mp4, err := s.o.Recordings.Export(r.Context(), id, from, to)
+		switch {
+		case errors.Is(err, ErrExportUnsupported):
+			if zw == nil {
+				writeError(w, http.StatusNotImplemented, err.Error())
+				return
+			}
+			missing = append(missing, id+": "+err.Error())
+			continue
+		case errors.Is(err, ErrNothingRecorded):
+			nothing++
+			missing = append(missing, id+": nothing recorded in that time")
+			continue
+		case err != nil:
+			if r.Context().Err() != nil {
+				return
+			}
+			missing = append(missing, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		if zw == nil {
+			h := w.Header()
+			h.Set("Content-Type", "application/zip")
+			h.Set("Content-Disposition", `attachment; filename="streamd-`+stamp+`.zip"`)
+			if len(missing) > 0 {
+				h.Set("X-Export-Missing", strings.Join(missing, "; "))
+			}
+			noCache(h)
+			w.WriteHeader(http.StatusOK)
+			zw = zip.NewWriter(w)
+		}
+		f, err := zw.CreateHeader(&zip.FileHeader{Name: id + "-" + stamp + ".mp4", Method: zip.Store, Modified: from.UTC()})
+		if err != nil {
+			return
+		}
+		if _, err := f.Write(mp4); err != nil {
+			return
+		}
+	}
+	if zw == nil {
+		if nothing == len(ids) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("cameras %s: nothing recorded between %s and %s", strings.Join(ids, ", "), from.Format(time.RFC3339), to.Format(time.RFC3339)))
+			return
+		}
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "export: "+strings.Join(missing, "; "))
+		return
+	}
+	if len(missing) > 0 {
+		if f, err := zw.Create("README.txt"); err == nil {
+			fmt.Fprintf(f, "streamd export of %s to %s.\r\nNot in this archive:\r\n", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+			for _, m := range missing {
+				fmt.Fprintf(f, "  %s\r\n", m)
+			}
+		}
+	}
+	_ = zw.Close()
 }

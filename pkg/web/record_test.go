@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/pkg/auth"
+	"github.com/streamd/streamd/pkg/frame"
 	"github.com/streamd/streamd/pkg/hub"
 )
 
@@ -22,6 +23,27 @@ type fakeRecordings struct {
 	spans   []Span
 	export  func(ctx context.Context, camera string, from, to time.Time) ([]byte, error)
 	exports atomic.Int64 // Export calls
+	// reduced is the reduced tier: a frame a second of every camera.
+	reduced []*frame.Frame
+}
+
+func (f *fakeRecordings) ReducedFrames(_ context.Context, camera string, from, to time.Time, n int) ([]*frame.Frame, error) {
+	var out []*frame.Frame
+	step := to.Sub(from) / time.Duration(n)
+	next := from
+	for _, fr := range f.reduced {
+		if fr.Camera != camera || fr.CapturedAt.Before(next) || fr.CapturedAt.After(to) || len(out) == n {
+			continue
+		}
+		out = append(out, fr)
+		for !next.After(fr.CapturedAt) {
+			next = next.Add(step)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNothingRecorded
+	}
+	return out, nil
 }
 
 func (f *fakeRecordings) Storage() []Storage { return f.storage }

@@ -62,9 +62,15 @@ func (s *Server) protected(r chi.Router) {
 		if s.o.Replays != nil {
 			r.Get("/api/cameras/{camera}/range", s.cameraRange)
 		}
+		if s.o.Activity != nil {
+			r.Get("/api/cameras/{camera}/activity", s.activity)
+		}
 	}
 	if s.o.Events != nil {
 		s.routeEvents(r)
+		if s.o.Live != nil {
+			s.routeReview(r)
+		}
 	}
 	if s.o.Recordings != nil && s.o.Live != nil {
 		s.routeRecordings(r)

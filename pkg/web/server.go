@@ -34,6 +34,8 @@ type Server struct {
 	authLog *lograte.Limiter
 	page    *template.Template // index.html, nil without one
 	camPage *template.Template // camera.html, nil without one
+	// reviewPage is review.html, nil without one.
+	reviewPage *template.Template
 
 	// Admission: open streams (and the other long-lived responses that
 	// count as viewers), open replays, MP4 exports encoding now.
@@ -80,6 +82,12 @@ func Start(o Options) (*Server, error) {
 			if s.camPage, err = template.ParseFS(o.Static, "camera.html"); err != nil {
 				ln.Close()
 				return nil, fmt.Errorf("http: parse camera page: %w", err)
+			}
+		}
+		if _, err := fs.Stat(o.Static, "review.html"); err == nil {
+			if s.reviewPage, err = template.ParseFS(o.Static, "review.html"); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("http: parse review page: %w", err)
 			}
 		}
 	}

@@ -183,7 +183,8 @@ cameras:
 		return at
 	}
 	// The events list is the node's: refresh it, the page has its own.
-	p.getJSON(t, "/api/events?camera=hall&type=motion", &evs)
+	// Every event counts, motion and objects (the hall's people).
+	p.getJSON(t, "/api/events?camera=hall", &evs)
 	for _, e := range evs {
 		starts[e.Start.UnixMilli()-2000] = true
 	}

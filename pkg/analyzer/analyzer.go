@@ -334,6 +334,7 @@ func (a *Analyzer) camera(id string) *cam {
 		oo := a.o.Objects
 		oo.Zones = cfg.Zones
 		c.objects = events.NewObjectTracker(id, oo)
+		c.meter.Objects = true
 	}
 	a.analyzed++
 	a.wg.Add(1)

@@ -570,3 +570,25 @@ func TestActivityPerMinute(t *testing.T) {
 		t.Errorf("the still minute: %+v", m)
 	}
 }
+
+// A camera's activity says whether object detection runs on it, so that a
+// web node in another process knows which cameras list motion for review.
+func TestActivitySaysObjects(t *testing.T) {
+	s := &sink{}
+	a, stop := start(t, Options{FPS: 30, ObjectsCPU: 64, ObjectDetectors: []ObjectDetector{&fakeObjects{}}, Sink: s,
+		Camera: func(id string) (Camera, bool, error) {
+			return Camera{Motion: &fakeMotion{}, Objects: id == "door"}, true, nil
+		}})
+	feed(a, "door", 30, 300*time.Millisecond, func(int) bool { return true })
+	feed(a, "yard", 30, 300*time.Millisecond, func(int) bool { return true })
+	stop() // the open minutes are published
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	got := map[string]bool{}
+	for _, m := range s.activity {
+		got[m.Camera] = got[m.Camera] || m.Objects
+	}
+	if len(got) != 2 || !got["door"] || got["yard"] {
+		t.Fatalf("activity objects flags %v, want door true and yard false", got)
+	}
+}

@@ -207,7 +207,7 @@ func New(cfg *config.Config, log *slog.Logger, version string, opts ...Option) (
 	if a.view != nil {
 		wo.Live = web.HubLive(a.view.hub)
 		wo.Events, wo.Activity = a.events, a.events
-		wo.Reviews, wo.ReviewMotion = a.reviews, reviewMotion(cfg)
+		wo.Reviews = a.reviews
 		var rec *recorder.Recorder
 		for _, c := range a.components {
 			if r, ok := c.(*recorder.Recorder); ok && r.Tiers() != recorder.ReducedTier {

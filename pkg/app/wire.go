@@ -148,26 +148,6 @@ func newReviews(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *review.Ma
 	return m
 }
 
-// reviewMotion says whether a camera's motion and face events are review
-// items: when the configuration runs no object detection on it (objects
-// off, the camera opted out, or the default model not installed, which
-// turns detection off). The web node also sees it from the events: a
-// camera with object events is reviewed by them.
-func reviewMotion(cfg *config.Config) func(camera string) bool {
-	oc := cfg.Analyzer.Objects
-	on := oc.Enabled
-	if on && oc.Model == config.DefaultObjectModel {
-		if _, err := os.Stat(oc.Model); err != nil {
-			on = false
-		}
-	}
-	optedOut := map[string]bool{}
-	for _, c := range cfg.Cameras {
-		optedOut[c.ID] = c.Objects != nil && !*c.Objects || !c.Analyzed()
-	}
-	return func(camera string) bool { return !on || optedOut[camera] }
-}
-
 func newRecordings(cfg *config.Config, log *slog.Logger, k *kafka.Conns) *recindex.Index {
 	rc := cfg.Record
 	return recindex.New(recindex.Options{IndexTopic: rc.IndexTopic, FullTopic: rc.FullTopic, ReducedTopic: rc.ReducedTopic,

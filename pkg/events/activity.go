@@ -36,6 +36,11 @@ type Activity struct {
 	Area float64 `json:"area"`
 	// Peak is the largest fraction of one frame that changed (0..1).
 	Peak float64 `json:"peak"`
+	// Objects says that the analyzer runs object detection on the camera
+	// (configured, and its model loaded): the review then lists what
+	// moved (object events), not motion alone. A web node learns it from
+	// here, whatever its own configuration says.
+	Objects bool `json:"objects,omitempty"`
 }
 
 // MovingShare is the fraction of the minute's analyzed frames with motion.
@@ -98,6 +103,7 @@ func (a Activity) Merge(b Activity) Activity {
 	out.Area = unitRound((a.Area*float64(a.Frames) + b.Area*float64(b.Frames)) / float64(n))
 	out.Peak = max(a.Peak, b.Peak)
 	out.Area = min(out.Area, out.Peak)
+	out.Objects = a.Objects || b.Objects
 	return out
 }
 
@@ -106,9 +112,11 @@ func (a Activity) Merge(b Activity) Activity {
 // worker, like its Tracker.
 type ActivityMeter struct {
 	camera string
-	cur    Activity
-	sum    float64 // of the areas of the minute's frames
-	open   bool    // cur holds frames
+	// Objects marks the camera's records: object detection runs on it.
+	Objects bool
+	cur     Activity
+	sum     float64 // of the areas of the minute's frames
+	open    bool    // cur holds frames
 }
 
 // NewActivityMeter returns a meter for the camera with the given id.
@@ -125,7 +133,7 @@ func (m *ActivityMeter) Observe(at time.Time, area float64, moving bool) (done *
 		done = m.finish()
 	}
 	if !m.open {
-		m.cur = Activity{Camera: m.camera, Minute: minute}
+		m.cur = Activity{Camera: m.camera, Minute: minute, Objects: m.Objects}
 		m.sum, m.open = 0, true
 	}
 	area = clamp01(area) // NaN too
@@ -175,10 +183,11 @@ const (
 	DefaultActivityCameras = 256
 )
 
-// minuteStat is a minute of a camera as held: 16 bytes.
+// minuteStat is a minute of a camera as held: 20 bytes.
 type minuteStat struct {
 	frames, moving uint32
 	area, peak     float32
+	objects        bool
 }
 
 // ActivityLog is a web node's view of the cameras' activity: per camera,
@@ -233,7 +242,7 @@ func (l *ActivityLog) Apply(a Activity) bool {
 	if old, ok := m[key]; ok {
 		a = old.activity(a.Camera, a.Minute).Merge(a)
 	}
-	m[key] = minuteStat{frames: uint32(a.Frames), moving: uint32(a.Moving), area: float32(a.Area), peak: float32(a.Peak)}
+	m[key] = minuteStat{frames: uint32(a.Frames), moving: uint32(a.Moving), area: float32(a.Area), peak: float32(a.Peak), objects: a.Objects}
 	l.applied++
 	// Forget what is older than keep, a camera at a time, now and then.
 	if l.applied%1024 == 0 {
@@ -253,7 +262,7 @@ func (l *ActivityLog) Apply(a Activity) bool {
 
 func (s minuteStat) activity(camera string, minute time.Time) Activity {
 	return Activity{Camera: camera, Minute: minute, Frames: int(s.frames), Moving: int(s.moving),
-		Area: unitRound(float64(s.area)), Peak: unitRound(float64(s.peak))}
+		Area: unitRound(float64(s.area)), Peak: unitRound(float64(s.peak)), Objects: s.objects}
 }
 
 // Minutes returns camera's minutes that start in [from, to), in order.

@@ -140,3 +140,27 @@ func TestActivityLog(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// The objects flag survives the record, merges as "either", and is kept
+// by the log.
+func TestActivityObjectsFlag(t *testing.T) {
+	m := time.Date(2026, 12, 3, 2, 0, 0, 0, time.UTC)
+	a := Activity{Camera: "door", Minute: m, Frames: 10, Moving: 5, Area: 0.1, Peak: 0.2, Objects: true}
+	b, err := MarshalActivity(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalActivity(b)
+	if err != nil || !got.Objects {
+		t.Fatalf("round trip %+v, %v: want objects", got, err)
+	}
+	if merged := (Activity{Camera: "door", Minute: m, Frames: 5}).Merge(a); !merged.Objects {
+		t.Error("merged without objects")
+	}
+	l := NewActivityLog(0, 0, func() time.Time { return m })
+	l.Apply(Activity{Camera: "door", Minute: m, Frames: 5})
+	l.Apply(a)
+	if ms := l.Minutes("door", m, m.Add(time.Minute)); len(ms) != 1 || !ms[0].Objects {
+		t.Fatalf("log minutes %+v, want the flag kept", ms)
+	}
+}

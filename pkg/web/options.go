@@ -48,11 +48,6 @@ type Options struct {
 	// (POST /api/review/marks, DELETE /api/review/marks/{id}); without it
 	// the review page lists events but cannot mark them.
 	Reviews Reviews
-	// ReviewMotion says whether a camera's motion and face events are
-	// review items: for cameras without object detection (whose object
-	// events are the review items). Nil: every camera (unless it has
-	// object events in the window looked at).
-	ReviewMotion func(camera string) bool
 	// Replays, if set, serves /stream/{camera}?at=, /snapshot/{camera}?at=
 	// and /api/cameras/{camera}/range.
 	Replays Replays

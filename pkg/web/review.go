@@ -97,9 +97,10 @@ func (s *Server) routeReview(r chi.Router) {
 // reviewItems classifies the events held between since and until that
 // the principal may see into review items, oldest camera first: object
 // events by their severity; motion and face events only for cameras
-// without object detection (by the configuration, ReviewMotion, and by
-// the events: a camera with object events in the window has it), motion
-// as motion, faces as alerts.
+// without object detection, motion as motion, faces as alerts. A camera
+// has object detection when it has object events in the window, or when
+// the analyzer's activity of the window says it runs it (whatever this
+// node's own configuration says: the analyzer may be another process).
 func (s *Server) reviewItems(r *http.Request, since, until time.Time) []ReviewItem {
 	evs := s.o.Events.Query(events.Filter{Since: since, Until: until, Allow: principal(r).Allowed})
 	objects := map[string]bool{}
@@ -108,8 +109,25 @@ func (s *Server) reviewItems(r *http.Request, since, until time.Time) []ReviewIt
 			objects[e.Camera] = true
 		}
 	}
+	detects := func(camera string) bool {
+		if s.o.Activity == nil {
+			return false
+		}
+		for _, m := range s.o.Activity.Activity(camera, since.Truncate(time.Minute), until) {
+			if m.Objects {
+				return true
+			}
+		}
+		return false
+	}
+	motionCams := map[string]bool{} // decided once a camera per request
 	motion := func(camera string) bool {
-		return !objects[camera] && (s.o.ReviewMotion == nil || s.o.ReviewMotion(camera))
+		v, ok := motionCams[camera]
+		if !ok {
+			v = !objects[camera] && !detects(camera)
+			motionCams[camera] = v
+		}
+		return v
 	}
 	out := make([]ReviewItem, 0, len(evs))
 	for _, e := range evs {

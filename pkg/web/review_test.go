@@ -73,7 +73,10 @@ func objectEvent(id, camera, label string, sev events.Severity, zones []string, 
 	return e
 }
 
-func startReview(t *testing.T, a *auth.Authenticator, noMotion ...string) *reviewFixture {
+// startReview serves the review over a store of events; the cameras of
+// detecting run object detection, as their analyzer's activity of the
+// last hours says (whatever this node's configuration says).
+func startReview(t *testing.T, a *auth.Authenticator, detecting ...string) *reviewFixture {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
 	st := events.NewStore(events.StoreOptions{History: 48 * time.Hour})
@@ -97,8 +100,12 @@ func startReview(t *testing.T, a *auth.Authenticator, noMotion ...string) *revie
 	}
 	o := Options{Live: HubLive(h), Events: storeEvents{st, nil}, Reviews: rev, Recordings: rec, Auth: a, WriteTimeout: time.Second,
 		Static: fstest.MapFS{"review.html": {Data: []byte(`<h1>review</h1><script src="/static/review.js{{.Query}}"></script>`)}}}
-	if len(noMotion) > 0 {
-		o.ReviewMotion = func(c string) bool { return !slices.Contains(noMotion, c) }
+	if len(detecting) > 0 {
+		log := events.NewActivityLog(0, 0, nil)
+		for _, c := range detecting {
+			log.Apply(events.Activity{Camera: c, Minute: now.Add(-2 * time.Hour).Truncate(time.Minute), Frames: 600, Objects: true})
+		}
+		o.Activity = logActivity{log}
 	}
 	s, err := Start(o)
 	if err != nil {
@@ -176,8 +183,8 @@ func TestReviewListsAndFilters(t *testing.T) {
 	if a := getReview(t, f.base+"/api/review?camera=yard&limit=1"); !a.Truncated || a.Counts.Motion != 2 {
 		t.Errorf("limit 1 of 2: truncated %v, counts %+v", a.Truncated, a.Counts)
 	}
-	// Configured without motion review for the yard: only the lobby's
-	// face and the door's objects.
+	// The yard's analyzer runs object detection (its activity says so):
+	// only the lobby's face and the door's objects.
 	g := startReview(t, nil, "yard")
 	if got, want := getReview(t, g.base+"/api/review").ids(), "f1:alert:face c1:detection:car p1:alert:person"; got != want {
 		t.Errorf("yard with object detection configured: %q, want %q", got, want)

@@ -147,10 +147,11 @@ cameras:
 		t.Fatal(err)
 	}
 	// One pixel of a 24-hour bar is a minute over its width: the page asks
-	// for the time under the click (within a pixel of the time aimed at)
-	// and plays from there.
-	pixel := float64(24*time.Hour) / rect.W
-	waitJS("replay from the clicked time", fmt.Sprintf(`streamd.mode === "replay" && streamd.seek > 0 && Math.abs(streamd.seek - %d) < %f`, want.UnixMilli(), pixel/1e6+1))
+	// for the start of the minute under the click (the click within a
+	// pixel of the time aimed at) and plays from there.
+	pixel := float64(24*time.Hour) / rect.W / 1e6 // ms
+	waitJS("replay from the clicked time", fmt.Sprintf(`streamd.mode === "replay" && streamd.seek %% 60000 === 0 && streamd.seek >= %d - %f - 60000 && streamd.seek <= %d + %f`,
+		want.UnixMilli(), pixel+1, want.UnixMilli(), pixel+1))
 	var seek float64
 	d.eval(t, `streamd.seek`, &seek)
 	var painted int

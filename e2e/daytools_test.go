@@ -27,6 +27,7 @@ import (
 // a time, previous and next event), the export of several cameras as a
 // ZIP of MP4s, and the masks and zones editor whose YAML the config reads.
 func TestCameraPageDayExportAndEditor(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	p := startStreamd(t, "daytools", `
 embedded:
   listen: 127.0.0.1:0

@@ -92,6 +92,7 @@ func keysOf(ds []delivery) []string {
 // delivered, in order. Last, a crash (SIGKILL: the last will says
 // offline) and a clean stop (offline published).
 func TestNotifyWebhookAndMQTT(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	mq := startMosquitto(t)
 	sub := subscribeMQTT(t, mq, "#")
 	const secret = "e2e-webhook-secret"
@@ -559,6 +560,7 @@ func TestNotifyWebhookAndMQTT(t *testing.T) {
 // page from http.public_url. Without http.public_url the notifier role
 // is refused, naming the key: its own address serves no page.
 func TestNotifierRole(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	const secret = "e2e-role-secret"
 	hook := newHookReceiver(t, secret, nil)
 	door := shortObjectClip(t, "door", 8)

@@ -417,6 +417,7 @@ func (m marionette) hover(t *testing.T, selector string) {
 func (m marionette) shot(t *testing.T) image.Image { t.Helper(); return ffViewport(t, m.ff) }
 
 func TestReviewPage(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	p := startStreamd(t, "review", reviewConfig(""))
 	p.waitReady(t)
 	waitReviewItems(t, p, 12)
@@ -450,6 +451,7 @@ func TestReviewPage(t *testing.T) {
 // A mark made on one web node shows on a second, in its API and on its
 // page, and is still there after the second restarts.
 func TestReviewMarkOnTwoNodes(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	a := startStreamd(t, "review-a", reviewConfig(""))
 	a.waitReady(t)
 	var cams strings.Builder

@@ -70,6 +70,7 @@ func requireAbsent(t *testing.T, shown map[string]string, secrets ...string) {
 // events or the pages. What does show, the URLs with their credentials
 // masked, proves the failures were reported.
 func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel() // waits for events and deliveries; no timing bound
 	t.Run("camera, webhook and MQTT URLs", func(t *testing.T) {
 		secrets := []string{"hunter2", "whpw-e2e-7", "tok-e2e-7", "sig-e2e-7", "mqpw-e2e-7"}
 		hookAddr, mqttAddr := closedPort(t), closedPort(t)

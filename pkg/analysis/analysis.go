@@ -104,6 +104,13 @@ func (e *SettingError) Error() string { return fmt.Sprintf("%q: %v", e.Key, e.Er
 // Unwrap returns the cause.
 func (e *SettingError) Unwrap() error { return e.Err }
 
+// The analysis consumer's buffer per partition: a few frames, and fetches
+// of 1 MiB at first (larger frames still come through).
+const (
+	consumerBuffered = 4
+	consumerFetch    = 1 << 20
+)
+
 // The analysis' Kafka clients: one for its consumer group, one to
 // publish events (a fetch parked on a shared connection would delay them).
 const (
@@ -144,7 +151,12 @@ func New(o Options, k *kafka.Conns) (*Analysis, error) {
 		return nil, err
 	}
 	a := &Analysis{o: o, log: o.Logger.With("component", "analyzer"), kafka: k, det: detectors}
-	k.Want(InClient, func(ko *kafka.Options) { ko.SessionTimeout = o.SessionTimeout })
+	// The analyzer takes the newest frame of a camera and skips the rest:
+	// a deep buffer per partition would only hold stale frames (and tens
+	// of megabytes of them).
+	k.Want(InClient, func(ko *kafka.Options) {
+		ko.SessionTimeout, ko.Buffered, ko.FetchDefault = o.SessionTimeout, consumerBuffered, consumerFetch
+	})
 	k.Want(OutClient, nil)
 	ao := o.Analyzer
 	ao.Camera, ao.Annotate, ao.Sink, ao.Logger = detectors.camera, detectors.annotate, a, a.log

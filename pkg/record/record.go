@@ -200,6 +200,21 @@ func (c *Camera) Add(f *frame.Frame) (reduced *frame.Frame, chunks []Chunk) {
 	return reduced, chunks
 }
 
+// AddReduced is Add for a recorder of the reduced tier alone: it returns
+// f when f is the first frame of its Interval slot, and holds nothing (no
+// ring: without event windows nothing waits for a decision).
+func (c *Camera) AddReduced(f *frame.Frame) (reduced *frame.Frame) {
+	t := f.CapturedAt
+	if t.After(c.newest) {
+		c.newest = t
+	}
+	if c.slot(t) > c.slot(c.reducedUpTo) || c.reducedUpTo.IsZero() {
+		c.reducedUpTo = t
+		return f
+	}
+	return nil
+}
+
 // slot is the Interval-aligned slot of capture time t.
 func (c *Camera) slot(t time.Time) int64 {
 	return t.UnixNano() / int64(c.o.Interval)

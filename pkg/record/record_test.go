@@ -145,6 +145,27 @@ func TestReducedOnePerSlot(t *testing.T) {
 	}
 }
 
+// AddReduced decides the reduced tier as Add does, and holds nothing: no
+// frame is pending for a reduced-tier recorder.
+func TestAddReducedHoldsNothing(t *testing.T) {
+	full, reduced := newRecorder(record.Options{}), record.NewCamera(record.Options{})
+	var got []uint64
+	for i := range 300 {
+		f := frame30(i)
+		full.add(t, f)
+		if r := reduced.AddReduced(f); r != nil {
+			got = append(got, r.Seq)
+		}
+	}
+	if want := seqsOf(full.reduced); !slices.Equal(got, want) {
+		t.Fatalf("AddReduced kept %v, Add %v", got, want)
+	}
+	if n := reduced.Holding(); n != 0 {
+		t.Errorf("AddReduced holds %d frames, want none", n)
+	}
+	reduced.Pending(func(p int32, off int64) { t.Errorf("frame at %d/%d pending", p, off) })
+}
+
 func TestReducedOtherInterval(t *testing.T) {
 	r := newRecorder(record.Options{Interval: 2 * time.Second})
 	r.addRange(t, 0, 299)

@@ -86,6 +86,13 @@ func (f FullOn) Records(e events.Event) bool {
 	return e.Type == events.TypeObject || e.Type == events.TypeFace
 }
 
+// The recorder consumers' buffer per partition, and their first fetch
+// size (larger frames still come through).
+const (
+	consumerBuffered = 16
+	consumerFetch    = 1 << 20
+)
+
 // maxQueuedChunks bounds each encode worker's queue: past it the consumer
 // waits and the frames stay in the frames topic, so memory does not grow
 // with a backlog (a chunk holds recording.chunk of frames: 2 s of 720p30
@@ -226,7 +233,11 @@ func New(o Options, k *kafka.Conns) (*Recorder, error) {
 		o.Workers = 1 // never used: no windows, no chunks
 	}
 	r.log = o.Logger.With("component", r.Name())
-	k.Want(r.in, nil)
+	// Half a second of 30 fps per partition is enough to keep the
+	// recorder busy; frames waiting for an encoder stay in the topic,
+	// not in the consumer's buffers (64 frames of each partition, and a
+	// fetch of 4 MiB, for each tier's consumer, by default).
+	k.Want(r.in, func(ko *kafka.Options) { ko.Buffered, ko.FetchDefault = consumerBuffered, consumerFetch })
 	k.Want(r.out, nil)
 	if r.events != "" {
 		k.Want(r.events, nil)
@@ -469,8 +480,14 @@ func (r *Recorder) Record(rec kafka.Record) {
 			"camera", c.id, "frames", n, "lost_total", c.lost)
 	}
 	c.seq, c.hasSeq, c.skipped = f.Seq, true, false
-	reduced, chunks := c.rc.Add(f)
-	r.queue(c, chunks) // none for a reduced-tier recorder: it knows no windows
+	var reduced *frame.Frame
+	var chunks []record.Chunk
+	if r.o.Tiers == ReducedTier {
+		reduced = c.rc.AddReduced(f) // no windows: nothing held for them
+	} else {
+		reduced, chunks = c.rc.Add(f)
+	}
+	r.queue(c, chunks)
 	w := c.worker
 	r.mu.Unlock()
 	if reduced != nil && r.o.Tiers != FullTier {

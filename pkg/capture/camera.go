@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -232,6 +231,8 @@ func (c *Camera) stream(ctx context.Context, src reader) error {
 	defer img.Close()
 	resized := gocv.NewMat()
 	defer resized.Close()
+	sc := newScaler()
+	defer sc.Close()
 	subImg := gocv.NewMat() // the substream's resized image
 	defer subImg.Close()
 
@@ -293,7 +294,7 @@ func (c *Camera) stream(ctx context.Context, src reader) error {
 
 		out := &img
 		if c.cfg.Width > 0 && (img.Cols() != c.cfg.Width || img.Rows() != c.cfg.Height) {
-			gocv.Resize(img, &resized, image.Pt(c.cfg.Width, c.cfg.Height), 0, 0, gocv.InterpolationArea)
+			sc.scale(img, &resized, c.cfg.Width, c.cfg.Height)
 			out = &resized
 		}
 		t0 := time.Now()
@@ -325,13 +326,13 @@ func (c *Camera) stream(ctx context.Context, src reader) error {
 			continue
 		}
 		c.published.Add(1)
-		c.publishSub(out, capturedAt, &subImg)
+		c.publishSub(out, capturedAt, &subImg, sc)
 	}
 }
 
 // publishSub publishes the substream's frame when one is due: the image
 // resized to the substream's width and encoded at its quality.
-func (c *Camera) publishSub(img *gocv.Mat, capturedAt time.Time, scratch *gocv.Mat) {
+func (c *Camera) publishSub(img *gocv.Mat, capturedAt time.Time, scratch *gocv.Mat, sc *scaler) {
 	sub := c.cfg.Substream
 	if sub.Width <= 0 || capturedAt.Before(c.subNext) || img.Cols() == 0 {
 		return
@@ -341,7 +342,7 @@ func (c *Camera) publishSub(img *gocv.Mat, capturedAt time.Time, scratch *gocv.M
 	h := max(img.Rows()*w/img.Cols(), 1)
 	src := img
 	if w != img.Cols() {
-		gocv.Resize(*img, scratch, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+		sc.scale(*img, scratch, w, h)
 		src = scratch
 	}
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, *src, []int{gocv.IMWriteJpegQuality, sub.Quality})

@@ -65,7 +65,16 @@ type Feed struct {
 
 	mu    sync.Mutex
 	snaps map[string]snapRef // event id → where its snapshot is
+	// indexed is closed (and replaced) whenever a snapshot is indexed,
+	// waking the requests that wait for one (Snapshot).
+	indexed chan struct{}
 }
+
+// SnapshotWait is how long Snapshot waits for the snapshot of an event
+// that says it has one but whose record has not been read yet: the events
+// and snapshots topics are followed apart, so an event can be listed a
+// moment before its snapshot is indexed.
+const SnapshotWait = 5 * time.Second
 
 // snapRef is where a snapshot record is.
 type snapRef struct {
@@ -92,7 +101,8 @@ func New(o Options, k *kafka.Conns) *Feed {
 	k.Want(Client, nil)
 	return &Feed{o: o, log: o.Logger.With("component", "events"), kafka: k,
 		store: events.NewStore(events.StoreOptions{History: o.History, MaxEvents: o.MaxEvents}), snaps: map[string]snapRef{},
-		act: events.NewActivityLog(o.ActivityKeep, 0, nil)}
+		indexed: make(chan struct{}),
+		act:     events.NewActivityLog(o.ActivityKeep, 0, nil)}
 }
 
 // Name names the feed among a process's components.
@@ -181,6 +191,8 @@ func (f *Feed) indexSnapshot(r kafka.Record) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps[id] = snapRef{partition: r.Partition, offset: r.Offset, at: r.Timestamp}
+	close(f.indexed)
+	f.indexed = make(chan struct{})
 	if len(f.snaps) > 2*f.o.MaxEvents {
 		cutoff := time.Now().Add(-f.o.History)
 		for k, v := range f.snaps {
@@ -191,13 +203,13 @@ func (f *Feed) indexSnapshot(r kafka.Record) {
 	}
 }
 
-// Snapshot reads an event's snapshot from the snapshots topic.
+// Snapshot reads an event's snapshot from the snapshots topic. If the
+// event says it has one that is not indexed yet, it waits up to
+// SnapshotWait (or ctx) for it.
 func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
-	f.mu.Lock()
-	ref, ok := f.snaps[id]
-	f.mu.Unlock()
-	if !ok {
-		return nil, web.ErrNoSnapshot
+	ref, err := f.snapshotRef(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	client, err := f.kafka.Await(ctx, Client)
 	if err != nil {
@@ -208,6 +220,36 @@ func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
 		return nil, fmt.Errorf("snapshot of event %s: %w", id, err)
 	}
 	return rec.Value, nil
+}
+
+// snapshotRef finds where id's snapshot is, waiting up to SnapshotWait
+// for it if the event says it has one.
+func (f *Feed) snapshotRef(ctx context.Context, id string) (snapRef, error) {
+	var timeout <-chan time.Time
+	for {
+		f.mu.Lock()
+		ref, ok := f.snaps[id]
+		indexed := f.indexed
+		f.mu.Unlock()
+		if ok {
+			return ref, nil
+		}
+		if timeout == nil {
+			if e, ok := f.store.Get(id); !ok || !e.Snapshot {
+				return snapRef{}, web.ErrNoSnapshot
+			}
+			t := time.NewTimer(SnapshotWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-indexed:
+		case <-timeout:
+			return snapRef{}, web.ErrNoSnapshot
+		case <-ctx.Done():
+			return snapRef{}, fmt.Errorf("snapshot of event %s: %w", id, ctx.Err())
+		}
+	}
 }
 
 // Seq is the store's newest change (events.Store.Seq).

@@ -1,11 +1,14 @@
 package eventfeed
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/streamd/streamd/pkg/events"
 	"github.com/streamd/streamd/pkg/kafka"
+	"github.com/streamd/streamd/pkg/web"
 )
 
 func newFeed(t *testing.T) *Feed {
@@ -47,4 +50,58 @@ func TestIndexSnapshotForgetsOldOnes(t *testing.T) {
 	if len(f.snaps) != 1 || f.snaps["new"] != (snapRef{partition: 2, offset: 9, at: f.snaps["new"].at}) {
 		t.Errorf("held %d snapshots, want the new one only", len(f.snaps))
 	}
+}
+
+// An event can be listed a moment before its snapshot is indexed (the
+// topics are followed apart): the request waits for it rather than
+// answering 404; an event without a snapshot is answered at once.
+func TestSnapshotRefWaitsForAnAnnouncedSnapshot(t *testing.T) {
+	f := newFeed(t)
+	now := time.Now()
+	for _, e := range []events.Event{
+		{ID: "with", Camera: "c", Type: events.TypeMotion, Phase: events.PhaseStart, Start: now, Updated: now, Snapshot: true},
+		{ID: "without", Camera: "c", Type: events.TypeMotion, Phase: events.PhaseStart, Start: now, Updated: now},
+	} {
+		data, err := events.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.applyEvent(kafka.Record{Value: data})
+	}
+	if _, err := f.snapshotRef(t.Context(), "without"); !errors.Is(err, web.ErrNoSnapshot) {
+		t.Fatalf("an event without a snapshot: %v, want ErrNoSnapshot", err)
+	}
+	if _, err := f.snapshotRef(t.Context(), "unknown"); !errors.Is(err, web.ErrNoSnapshot) {
+		t.Fatalf("an unknown event: %v, want ErrNoSnapshot", err)
+	}
+	got := make(chan error, 1)
+	var ref snapRef
+	go func() {
+		var err error
+		ref, err = f.snapshotRef(t.Context(), "with")
+		got <- err
+	}()
+	f.indexSnapshot(kafka.Record{Key: []byte("other"), Partition: 1, Offset: 3, Timestamp: now})
+	f.indexSnapshot(kafka.Record{Key: []byte("with"), Partition: 2, Offset: 7, Timestamp: now})
+	if err := <-got; err != nil {
+		t.Fatalf("the snapshot indexed after the request: %v", err)
+	}
+	if ref.partition != 2 || ref.offset != 7 {
+		t.Errorf("ref = %+v, want partition 2 offset 7", ref)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	f.applyEvent(kafka.Record{Value: mustMarshal(t, events.Event{ID: "late", Camera: "c", Type: events.TypeMotion, Phase: events.PhaseStart, Start: now, Updated: now, Snapshot: true})})
+	if _, err := f.snapshotRef(ctx, "late"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled request: %v, want context.Canceled", err)
+	}
+}
+
+func mustMarshal(t *testing.T, e events.Event) []byte {
+	t.Helper()
+	data, err := events.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

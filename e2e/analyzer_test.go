@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/streamd/streamd/pkg/testutil"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -972,7 +973,7 @@ func TestAnalyzerMissingCascadeExits2(t *testing.T) {
 // TestAnalyzerBrokerDownNotReady: an analyzer whose broker is not there
 // keeps running, answers /healthz, and /readyz says 503 because of Kafka.
 func TestAnalyzerBrokerDownNotReady(t *testing.T) {
-	dead := freeAddr(t) // nothing listens there
+	dead := testutil.FreeAddr(t) // nothing listens there
 	p := startStreamd(t, "analyzer", "role: analyzer\nembedded:\n  enabled: false\nkafka:\n  brokers: ["+dead+"]\nhttp:\n  listen: 127.0.0.1:0\n")
 	for i := 0; i < 3; i++ {
 		time.Sleep(time.Second)

@@ -372,6 +372,8 @@ func TestBenchCostCommand(t *testing.T) {
 			Cores        float64 `json:"cores"`
 			RSSMB        float64 `json:"rss_mb"`
 			RecorderLagS float64 `json:"recorder_lag_s"`
+			LagMedian    float64 `json:"recorder_lag_median_s"`
+			LagMax       float64 `json:"recorder_lag_max_s"`
 			LostFrames   float64 `json:"lost_frames"`
 		} `json:"steps"`
 		Components []struct {
@@ -387,7 +389,8 @@ func TestBenchCostCommand(t *testing.T) {
 	}
 	for i, s := range rep.Steps {
 		recorder := i >= 3
-		if s.Cores <= 0 || s.RSSMB < 10 || s.LostFrames != 0 || (s.RecorderLagS >= 0) != recorder || s.RecorderLagS > 10 {
+		if s.Cores <= 0 || s.RSSMB < 10 || s.LostFrames != 0 || (s.RecorderLagS >= 0) != recorder || s.RecorderLagS > 10 ||
+			(s.LagMax >= 0) != recorder || s.LagMedian > s.LagMax {
 			t.Errorf("step %d %q: implausible (recorder expected: %t): %+v", i, s.Name, recorder, s)
 		}
 	}
@@ -454,7 +457,7 @@ func TestMissingCameraIsReportedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	lateAddr := freeAddr(t)
+	lateAddr := testutil.FreeAddr(t)
 	p := startStreamd(t, "producer", fmt.Sprintf(`role: producer
 embedded:
   enabled: false

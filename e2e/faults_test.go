@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/streamd/streamd/pkg/testutil"
 	"net"
 	"net/http"
 	"slices"
@@ -33,18 +34,8 @@ func (v *viewer) nextLive(t *testing.T, since time.Time, timeout time.Duration) 
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestBrokerOutageMidStream(t *testing.T) {
-	addr, dir := freeAddr(t), t.TempDir()
+	addr, dir := testutil.FreeAddr(t), t.TempDir()
 	b, err := broker.Start(broker.Options{Listen: addr, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +122,7 @@ func (v *viewer) takeUntil(t *testing.T, timeout time.Duration, what string, sto
 }
 
 func TestLostSourceShowsNoSignalUntilItReturns(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	serve := func() *http.Server {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -248,7 +239,7 @@ func TestKilledConsumerRestartsLiveOthersUnaffected(t *testing.T) {
 	common := fmt.Sprintf("embedded:\n  enabled: false\nkafka:\n  brokers: [%s]\n", b.Addr())
 	producer := startStreamd(t, "producer", "role: producer\n"+common+"http:\n  listen: 127.0.0.1:0\ncameras:\n  - id: cam\n    source: testpattern\n    width: 320\n    height: 240\n    fps: 30\n")
 	producer.waitReady(t)
-	httpA := freeAddr(t)
+	httpA := testutil.FreeAddr(t)
 	consumerCfg := func(listen string) string {
 		return "role: consumer\n" + common + "http:\n  listen: " + listen + "\ncameras:\n  - id: cam\n"
 	}

@@ -170,8 +170,8 @@ func TestNginxTLSSiteValidates(t *testing.T) {
 	for old, repl := range map[string]string{
 		"/etc/ssl/certs/cameras.example.org.pem":   certPath,
 		"/etc/ssl/private/cameras.example.org.key": keyPath,
-		"listen 80;":            "listen " + freeAddr(t) + ";",
-		"listen 443 ssl http2;": "listen " + freeAddr(t) + " ssl http2;",
+		"listen 80;":            "listen " + testutil.FreeAddr(t) + ";",
+		"listen 443 ssl http2;": "listen " + testutil.FreeAddr(t) + " ssl http2;",
 	} {
 		if !strings.Contains(conf, old) {
 			t.Fatalf("nginx/streamd-tls.conf no longer contains %q", old)

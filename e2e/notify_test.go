@@ -108,16 +108,7 @@ func TestNotifyWebhookAndMQTT(t *testing.T) {
 
 	// A door event notified from its beginning to its end, a person, and
 	// their MQTT messages.
-	var ended delivery
-	waitFor(t, "a door event's end at the webhook", 120*time.Second, func() string {
-		for _, d := range hook.deliveries("/door") {
-			if d.Body.Type == "end" {
-				ended = d
-				return ""
-			}
-		}
-		return fmt.Sprintf("door deliveries: %v", keysOf(hook.deliveries("/door")))
-	})
+	ended := waitDoorEnd(t, hook)
 	waitFor(t, "a person at the webhook", 120*time.Second, func() string {
 		if len(hook.deliveries("/people")) > 0 {
 			return ""
@@ -613,16 +604,7 @@ notify:
 
 	n := startProc(t, procSpec{name: "notifier", yaml: notifier(page), env: []string{"E2E_HOOK_SECRET=" + secret}})
 	n.waitReady(t)
-	var ended delivery
-	waitFor(t, "a door event's end at the webhook", 120*time.Second, func() string {
-		for _, d := range hook.deliveries("/door") {
-			if d.Body.Type == "end" {
-				ended = d
-				return ""
-			}
-		}
-		return fmt.Sprintf("door deliveries: %v", keysOf(hook.deliveries("/door")))
-	})
+	ended := waitDoorEnd(t, hook)
 	u := ended.Body.URLs
 	if u.Event != page+"/api/events/"+ended.Event.ID || !strings.HasPrefix(u.Camera, page+"/cameras/door?at=") {
 		t.Fatalf("links %+v, want them on the page's address %s", u, page)
@@ -642,4 +624,21 @@ notify:
 	if code, checks, err := n.readyz(); err != nil || code != 200 || checks["notifier"] != "ok" {
 		t.Errorf("notifier /readyz: %d %v %v", code, checks, err)
 	}
+}
+
+// waitDoorEnd waits for the end of a door event at the webhook's /door
+// and returns its delivery.
+func waitDoorEnd(t *testing.T, hook *hookReceiver) delivery {
+	t.Helper()
+	var ended delivery
+	waitFor(t, "a door event's end at the webhook", 120*time.Second, func() string {
+		for _, d := range hook.deliveries("/door") {
+			if d.Body.Type == "end" {
+				ended = d
+				return ""
+			}
+		}
+		return fmt.Sprintf("door deliveries: %v", keysOf(hook.deliveries("/door")))
+	})
+	return ended
 }

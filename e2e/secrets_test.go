@@ -4,8 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/streamd/streamd/pkg/testutil"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,18 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // everythingShown is what a process shows people: its logs (stdout and
 // stderr, where journald takes them), and its HTTP answers, by name.
@@ -73,7 +61,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel() // waits for events and deliveries; no timing bound
 	t.Run("camera, webhook and MQTT URLs", func(t *testing.T) {
 		secrets := []string{"hunter2", "whpw-e2e-7", "tok-e2e-7", "sig-e2e-7", "mqpw-e2e-7"}
-		hookAddr, mqttAddr := closedPort(t), closedPort(t)
+		hookAddr, mqttAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		p := startProc(t, procSpec{name: "all", env: []string{"E2E_SIG=sig-e2e-7"}, yaml: fmt.Sprintf(`http:
   listen: 127.0.0.1:0
 embedded:
@@ -185,7 +173,7 @@ notify:
 		requireAbsent(t, map[string]string{"logs": p.logs.String()}, right)
 
 		// Brokers unreachable, the password from the environment.
-		p = startProc(t, procSpec{name: "unreachable", env: []string{"STREAMD_KAFKA_SASL_PASSWORD=" + fromEnv}, yaml: consumer(closedPort(t), "")})
+		p = startProc(t, procSpec{name: "unreachable", env: []string{"STREAMD_KAFKA_SASL_PASSWORD=" + fromEnv}, yaml: consumer(testutil.FreeAddr(t), "")})
 		unready(t, p)
 		requireAbsent(t, everythingShown(t, p, paths...), fromEnv)
 		if err := p.terminate(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/streamd/streamd/pkg/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -21,17 +22,6 @@ import (
 	"github.com/streamd/streamd/pkg/config"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func status(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -44,7 +34,7 @@ func status(t *testing.T, url string) (int, string) {
 }
 
 func TestBecomesReadyWhenKafkaAppears(t *testing.T) {
-	brokerAddr := freePort(t)
+	brokerAddr := testutil.FreeAddr(t)
 	cfg, err := config.Load(config.Sources{Overrides: map[string]string{
 		"role": "consumer", "embedded.enabled": "false", "kafka.brokers": brokerAddr,
 		"http.listen": "127.0.0.1:0", "kafka.dial_timeout": "300ms",

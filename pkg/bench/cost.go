@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,13 @@ type CostStep struct {
 	// RecorderLagS is the worst camera's recorder lag at the end
 	// (streamd_recorder_lag_seconds); -1 without a recorder.
 	RecorderLagS float64 `json:"recorder_lag_s"`
+	// RecorderLagMedianS and RecorderLagMaxS are the worst camera's lag
+	// read once a second over the measurement: its median and its most.
+	// The lag includes the chunk being filled and encoded (up to
+	// recording.chunk and an encode), so a recorder that keeps up sits
+	// below chunk + encode and does not grow.
+	RecorderLagMedianS float64 `json:"recorder_lag_median_s"`
+	RecorderLagMaxS    float64 `json:"recorder_lag_max_s"`
 	// LostFrames are the frames the recorder could not record
 	// (streamd_recorder_lost_frames_total, all cameras).
 	LostFrames float64 `json:"lost_frames"`
@@ -168,31 +176,57 @@ func measureStep(ctx context.Context, client *http.Client, url string, warmup, d
 	if err != nil {
 		return CostStep{}, err
 	}
-	if err := sleep(ctx, duration); err != nil {
-		return CostStep{}, err
+	var lags []float64
+	end := time.Now().Add(duration)
+	for time.Now().Before(end) {
+		if err := sleep(ctx, min(time.Second, time.Until(end))); err != nil {
+			return CostStep{}, err
+		}
+		lag, _, err := recorderLag(client, url)
+		if err != nil {
+			return CostStep{}, err
+		}
+		if lag >= 0 {
+			lags = append(lags, lag)
+		}
 	}
 	b, err := scrape(ctx, client, url)
 	if err != nil {
 		return CostStep{}, err
 	}
-	st := CostStep{Cores: (b.cpu - a.cpu) / b.at.Sub(a.at).Seconds(), RSSMB: b.rss / 1e6, RecorderLagS: -1}
+	st := CostStep{Cores: (b.cpu - a.cpu) / b.at.Sub(a.at).Seconds(), RSSMB: b.rss / 1e6}
+	if st.RecorderLagS, st.LostFrames, err = recorderLag(client, url); err != nil {
+		return CostStep{}, err
+	}
+	st.RecorderLagMedianS, st.RecorderLagMaxS = -1, -1
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		st.RecorderLagMedianS, st.RecorderLagMaxS = lags[len(lags)/2], lags[len(lags)-1]
+	}
+	return st, nil
+}
+
+// recorderLag reads the worst camera's recorder lag (-1 without a
+// recorder) and the frames lost, all cameras, from the server's metrics.
+func recorderLag(client *http.Client, url string) (lag, lost float64, err error) {
 	resp, err := client.Get(url + "/metrics")
 	if err != nil {
-		return CostStep{}, fmt.Errorf("scrape %s/metrics: %w", url, err)
+		return 0, 0, fmt.Errorf("scrape %s/metrics: %w", url, err)
 	}
 	defer resp.Body.Close()
+	lag = -1
 	err = EachSample(resp.Body, func(name string, v float64) {
 		switch {
 		case strings.HasPrefix(name, "streamd_recorder_lag_seconds{"):
-			st.RecorderLagS = max(st.RecorderLagS, v)
+			lag = max(lag, v)
 		case strings.HasPrefix(name, "streamd_recorder_lost_frames_total{"):
-			st.LostFrames += v
+			lost += v
 		}
 	})
 	if err != nil {
-		return CostStep{}, fmt.Errorf("scrape %s/metrics: %w", url, err)
+		return 0, 0, fmt.Errorf("scrape %s/metrics: %w", url, err)
 	}
-	return st, nil
+	return lag, lost, nil
 }
 
 // Table writes the report for people.
@@ -201,7 +235,7 @@ func (r *CostReport) Table(w io.Writer) {
 	for _, s := range r.Steps {
 		lag := "-"
 		if s.RecorderLagS >= 0 {
-			lag = fmt.Sprintf("%.2f s", s.RecorderLagS)
+			lag = fmt.Sprintf("%.2f s (median %.2f, most %.2f)", s.RecorderLagS, s.RecorderLagMedianS, s.RecorderLagMaxS)
 		}
 		fmt.Fprintf(w, "  %-60s %5.2f cores  %5.0f MB RSS  recorder lag %s  lost %.0f\n", s.Name, s.Cores, s.RSSMB, lag, s.LostFrames)
 	}

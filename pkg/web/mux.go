@@ -29,37 +29,14 @@ const MaxMuxCameras = 64
 // X-Camera line: no image is copied.
 func (s *Server) muxStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	raw := strings.Split(q.Get("cameras"), ",")
 	rendition := q.Get("rendition")
 	if rendition != "" && rendition != RenditionSub {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %q is not %q", "rendition", rendition, RenditionSub))
 		return
 	}
-	var ids []string
-	seen := map[string]bool{}
-	for _, id := range raw {
-		if id = strings.TrimSpace(id); id != "" && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 || len(ids) > MaxMuxCameras {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: name 1 to %d cameras, comma-separated", "cameras", MaxMuxCameras))
+	ids, ok := s.watchableCameras(w, r, q.Get("cameras"), MaxMuxCameras)
+	if !ok {
 		return
-	}
-	for _, id := range ids {
-		if err := frame.ValidateID(id); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %v", "cameras", err))
-			return
-		}
-		if p := principal(r); !p.Allowed(id) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
-			return
-		}
-		if _, ok := s.o.Live.Latest(id); !ok {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
-			return
-		}
 	}
 	ip := s.clientIP(r)
 	release, ok := s.viewers.admitOr429(w, ip)
@@ -189,4 +166,38 @@ func liveKey(id, rendition string) string {
 		return id
 	}
 	return id + "~" + rendition
+}
+
+// watchableCameras parses the "cameras" parameter list, a comma-separated
+// list of up to most camera ids (repeats ignored), and answers 400, 403
+// or 404 (returning false) unless every one is a known camera the
+// principal may watch.
+func (s *Server) watchableCameras(w http.ResponseWriter, r *http.Request, list string, most int) ([]string, bool) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, id := range strings.Split(list, ",") {
+		if id = strings.TrimSpace(id); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 || len(ids) > most {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: name 1 to %d cameras, comma-separated", "cameras", most))
+		return nil, false
+	}
+	for _, id := range ids {
+		if err := frame.ValidateID(id); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %v", "cameras", err))
+			return nil, false
+		}
+		if p := principal(r); !p.Allowed(id) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
+			return nil, false
+		}
+		if _, known := s.o.Live.Latest(id); !known {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
+			return nil, false
+		}
+	}
+	return ids, true
 }

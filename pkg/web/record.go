@@ -267,31 +267,9 @@ const MaxExportCameras = 16
 // export failed) is left out and named in the ZIP's README.txt and in the
 // X-Export-Missing header when it is known before the first MP4 is sent.
 func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
-	var ids []string
-	seen := map[string]bool{}
-	for _, id := range strings.Split(r.URL.Query().Get("cameras"), ",") {
-		if id = strings.TrimSpace(id); id != "" && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 || len(ids) > MaxExportCameras {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: name 1 to %d cameras, comma-separated", "cameras", MaxExportCameras))
+	ids, ok := s.watchableCameras(w, r, r.URL.Query().Get("cameras"), MaxExportCameras)
+	if !ok {
 		return
-	}
-	for _, id := range ids {
-		if err := frame.ValidateID(id); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q: %v", "cameras", err))
-			return
-		}
-		if p := principal(r); !p.Allowed(id) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("%s may not watch camera %q", p.Name, id))
-			return
-		}
-		if _, known := s.o.Live.Latest(id); !known {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown camera %q", id))
-			return
-		}
 	}
 	from, to, ok := timeRange(w, r, time.Time{}, time.Time{}, s.o.MaxExport)
 	if !ok {

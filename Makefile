@@ -100,9 +100,10 @@ test-unit:
 # -p 1: one test binary at a time, so that the timing checks (latency,
 # recovery within seconds) do not compete with each other for the cores.
 # Tests that only wait, with no timing bound, call t.Parallel: they run
-# together after the others.
+# together after the others, four at a time (-parallel 4: they mostly wait
+# for frames, events and recordings to accumulate).
 test-e2e:
-	cd e2e && $(GO) test -tags e2e -p 1 -count=1 -timeout 30m ./...
+	cd e2e && $(GO) test -tags e2e -p 1 -parallel 4 -count=1 -timeout 30m ./...
 
 ## bench: Go benchmarks of the hot paths, with allocations
 bench: deps

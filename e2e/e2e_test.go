@@ -357,6 +357,7 @@ func TestBenchCommand(t *testing.T) {
 // detection) and the recorder on or off, and the report says so (a
 // recorder lag only where a recorder runs).
 func TestBenchCostCommand(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(binary, "bench", "--cost", "--cameras", "2", "--width", "320", "--height", "240", "--fps", "10",
 		"--warmup", "4s", "--duration", "3s", "--json")
 	var stderr testutil.Buffer

@@ -350,17 +350,25 @@ dayTL.addEventListener("click", (ev) => {
 $("day-pick").addEventListener("change", (ev) => { if (ev.target.value) showDay(ev.target.value, false); });
 
 // Previous and next event, from the position on screen: the camera's
-// events held (events.history), played from 2 s before their start.
+// events held (events.history), played from 2 s before their start. Right
+// after a jump (the position within 3 s of it, or a chunk before it) they step from the jump's
+// point, not the position, so that events a moment apart (people walking
+// in together) are each visited, and P after N comes back.
+let lastJump = null;
 function jumpEvent(dir) {
   const pos = st.mode === "live" ? Date.now() : st.position;
-  const starts = allEvents.map((e) => Date.parse(e.start)).sort((a, b) => a - b);
-  const t = dir > 0 ? starts.find((s) => s - 2000 > pos + 500) : starts.reverse().find((s) => s - 2000 < pos - 1500);
+  const near = lastJump !== null && st.mode !== "live" && pos > lastJump - 2500 && pos < lastJump + 3000;
+  const points = [...new Set(allEvents.map((e) => Date.parse(e.start) - 2000))].sort((a, b) => a - b);
+  const t = dir > 0
+    ? points.find((p) => (near ? p > lastJump : p > pos + 500))
+    : points.reverse().find((p) => (near ? p < lastJump : p < pos - 1500));
   if (t === undefined) {
     $("status").textContent = dir > 0 ? "no later event" : "no earlier event held";
     return;
   }
   $("status").textContent = "";
-  replay(t - 2000);
+  lastJump = t;
+  replay(t);
 }
 $("ev-prev").addEventListener("click", () => jumpEvent(-1));
 $("ev-next").addEventListener("click", () => jumpEvent(1));

@@ -46,6 +46,7 @@ func checkPerCameraOrder(t *testing.T, order []string, published []string) {
 // once it is back, none lost, in order per camera; /readyz's degraded
 // reason names the webhook meanwhile.
 func TestWebhookReceiverDownThenBack(t *testing.T) {
+	t.Parallel()
 	k := startKafka(t)
 	rcv := newReceiver(t, "another-secret")
 	addr := rcv.addr
@@ -144,6 +145,7 @@ func TestNotifierRestartLosesNothing(t *testing.T) {
 // Two notifiers in one group split the cameras: each message arrives
 // once, and both deliver some.
 func TestTwoNotifiersDeliverEachEventOnce(t *testing.T) {
+	t.Parallel()
 	k := startKafka(t)
 	rcv := newReceiver(t, "two-secret")
 	o := Options{Webhooks: []WebhookOptions{webhookOptions(rcv, "both")}}

@@ -285,6 +285,7 @@ func TestMQTTHomeAssistantDiscovery(t *testing.T) {
 // The broker goes away: streamd stays up, /readyz's degraded reason says
 // so, and the messages arrive once the broker is back.
 func TestMQTTBrokerDownThenBack(t *testing.T) {
+	t.Parallel()
 	k := startKafka(t)
 	mq := startMosquitto(t)
 	n := startNotifier(t, k.addr, Options{MQTT: mqttOptions(mq.url())})

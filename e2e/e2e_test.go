@@ -359,7 +359,7 @@ func TestBenchCommand(t *testing.T) {
 func TestBenchCostCommand(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command(binary, "bench", "--cost", "--cameras", "2", "--width", "320", "--height", "240", "--fps", "10",
-		"--warmup", "4s", "--duration", "3s", "--json")
+		"--warmup", "4s", "--duration", "3s", "--set", "recording.chunk=1s", "--json")
 	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -367,7 +367,8 @@ func TestBenchCostCommand(t *testing.T) {
 		t.Fatalf("streamd bench --cost: %v\n%s", err, stderr.String())
 	}
 	var rep struct {
-		Cameras int `json:"cameras"`
+		Cameras int      `json:"cameras"`
+		Sets    []string `json:"sets"`
 		Steps   []struct {
 			Name         string  `json:"name"`
 			Cores        float64 `json:"cores"`
@@ -384,6 +385,9 @@ func TestBenchCostCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("bench JSON: %v\n%s", err, out)
+	}
+	if len(rep.Sets) != 1 || rep.Sets[0] != "recording.chunk=1s" {
+		t.Errorf("report's settings %q, want the one given", rep.Sets)
 	}
 	if rep.Cameras != 2 || len(rep.Steps) != 5 || len(rep.Components) != 6 {
 		t.Fatalf("report of %d cameras, %d steps, %d components; want 2, 5, 6:\n%s", rep.Cameras, len(rep.Steps), len(rep.Components), out)

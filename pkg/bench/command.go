@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cost := fs.Bool("cost", false, "measure each component's cost instead of viewers: one process per step, analyzer and recorder on or off")
 	cameras := fs.Int("cameras", 1, "test pattern cameras (--cost)")
 	config := fs.String("config", "", "with --cost: run this config file instead of test pattern cameras (e.g. config/streamd.yaml)")
+	var sets []string
+	fs.Func("set", "with --cost: a setting key=value for every step's server, as streamd's own --set (repeatable; e.g. recording.chunk=1s)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("%q is not key=value", v)
+		}
+		sets = append(sets, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,7 +64,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		})
 		rep, err := Cost(ctx, CostOptions{Cameras: *cameras, Width: *width, Height: *height, FPS: *fps, Config: *config,
-			Warmup: warmup, Duration: o.Duration}, stderr)
+			Sets: sets, Warmup: warmup, Duration: o.Duration}, stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "streamd bench:", err)
 			return 1

@@ -27,6 +27,9 @@ type CostOptions struct {
 	// cameras (the shipped config/streamd.yaml, say), with the analyzer and
 	// the recorder switched per step.
 	Config string
+	// Sets are settings (key=value, as streamd's --set) for every step's
+	// server, after the step's own: recording.chunk=1s, say.
+	Sets []string
 	// Warmup is the time from start to measuring; default 20 s. Duration
 	// is the measurement; default 30 s.
 	Warmup, Duration time.Duration
@@ -55,10 +58,12 @@ type CostStep struct {
 // CostReport is a cost run's result: the steps, and each component's cost
 // as the difference between them.
 type CostReport struct {
-	Cameras int        `json:"cameras"`
-	Source  string     `json:"source"`
-	Seconds float64    `json:"seconds"`
-	Steps   []CostStep `json:"steps"`
+	Cameras int     `json:"cameras"`
+	Source  string  `json:"source"`
+	Seconds float64 `json:"seconds"`
+	// Sets are the settings given for every step (CostOptions.Sets).
+	Sets  []string   `json:"sets,omitempty"`
+	Steps []CostStep `json:"steps"`
 	// Components maps a component to its cores (all cameras), from the
 	// steps' differences.
 	Components []Component `json:"components"`
@@ -117,7 +122,7 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 	if o.Duration <= 0 {
 		o.Duration = 30 * time.Second
 	}
-	rep := &CostReport{Cameras: o.Cameras, Seconds: o.Duration.Seconds(),
+	rep := &CostReport{Cameras: o.Cameras, Seconds: o.Duration.Seconds(), Sets: o.Sets,
 		Source: fmt.Sprintf("%d test pattern(s) %dx%d at %d fps", o.Cameras, o.Width, o.Height, o.FPS)}
 	if o.Config != "" {
 		cfg, err := config.Load(config.Sources{File: o.Config})
@@ -128,17 +133,21 @@ func Cost(ctx context.Context, o CostOptions, stderr io.Writer) (*CostReport, er
 		rep.Source = fmt.Sprintf("%s (%d cameras)", o.Config, len(cfg.Cameras))
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
+	var extra []string
+	for _, kv := range o.Sets {
+		extra = append(extra, "--set", kv)
+	}
 	for _, st := range costSteps() {
 		var stop func()
 		var url string
 		var err error
 		if o.Config != "" {
-			stop, url, err = startServer(ctx, "", append([]string{"--config", o.Config}, st.sets()...), stderr)
+			stop, url, err = startServer(ctx, "", append(append([]string{"--config", o.Config}, st.sets()...), extra...), stderr)
 		} else {
 			// The full tier records on motion: the pattern is no object,
 			// and every frame in an event is the worst case.
 			stop, url, err = startServer(ctx, patternConfig(o.Cameras, o.Width, o.Height, o.FPS, false, false),
-				append(st.sets(), "--set", "recording.full_on=motion"), stderr)
+				append(append(st.sets(), "--set", "recording.full_on=motion"), extra...), stderr)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cost step %q: %w", st.name, err)
@@ -232,6 +241,9 @@ func recorderLag(client *http.Client, url string) (lag, lost float64, err error)
 // Table writes the report for people.
 func (r *CostReport) Table(w io.Writer) {
 	fmt.Fprintf(w, "streamd bench --cost: %s, %.0f s a step\n", r.Source, r.Seconds)
+	if len(r.Sets) > 0 {
+		fmt.Fprintf(w, "  settings: %s\n", strings.Join(r.Sets, " "))
+	}
 	for _, s := range r.Steps {
 		lag := "-"
 		if s.RecorderLagS >= 0 {

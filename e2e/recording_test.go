@@ -372,7 +372,7 @@ func TestRecordingKafkaInterop(t *testing.T) {
 	reduced := kcatRead(t, kcat, p.broker, "streamd.rec.reduced", until, true)
 	full := kcatRead(t, kcat, p.broker, "streamd.rec.full", until, true)
 	// A chunk stamped (with its first frame) before until holds frames up
-	// to recording.chunk (2 s) after it.
+	// to recording.chunk (1 s) after it.
 	frames := framesOf(t, kcat, p.broker, recCamera, until.Add(3*time.Second))
 	events := p.apiEvents(t, url.Values{"camera": {recCamera}, "type": {"motion"}, "limit": {"100"}})
 	t.Logf("after %s: %d frames, %d reduced records, %d full records, %d events", time.Since(started).Round(time.Second), len(frames), len(reduced), len(full), len(events))

@@ -223,7 +223,7 @@ func TestResumeAfterRestart(t *testing.T) {
 // The analyzer's start arrives 2 s after the frames it is about: the
 // pre-roll is still recorded whole, from the ring.
 func TestFullLateStartGetsPreRoll(t *testing.T) {
-	o := record.Options{} // PreRoll 5 s, PostRoll 5 s, Hold 5 s, Chunk 2 s
+	o := record.Options{} // PreRoll 5 s, PostRoll 5 s, Hold 5 s, Chunk 1 s
 	r := newRecorder(o)
 	r.addRange(t, 0, 240) // to 8 s
 	if len(r.chunks) != 0 {

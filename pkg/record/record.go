@@ -79,7 +79,7 @@ const (
 	// DefaultHold is how long beyond PreRoll a frame waits for an event
 	// that may still cover it: analyzers publish within about a second
 	// (analyzer.max_lag), so 5 s leaves a wide margin.
-	DefaultHold  = 5 * time.Second
+	DefaultHold = 5 * time.Second
 	// DefaultChunk is a second: the full tier is recorded up to a chunk
 	// and an encode behind the camera (its lag), within 2 s on a busy box.
 	DefaultChunk = time.Second

@@ -98,7 +98,7 @@ test: deps vet test-unit test-e2e
 # pass, here).
 test-unit:
 	$(GO) test -count=1 -timeout 10m -p 4 -parallel 4 ./...
-	$(GO) test -count=1 -race -timeout 10m -p 4 -parallel 4 -skip '^(TestRecording(Tiers|Budget)|TestRecorderRestartLeavesNoGap|TestStopWithARecorderBacklog)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record ./pkg/broker ./pkg/review
+	$(GO) test -count=1 -race -timeout 10m -p 4 -parallel 4 -skip '^(TestRecording(Tiers|Budget)|TestRecorderRestartLeavesNoGap|TestStopWithARecorderBacklog)$$' ./pkg/hub ./pkg/mjpeg ./pkg/frame ./pkg/kafka ./pkg/config ./pkg/web ./pkg/lograte ./pkg/app ./pkg/events ./pkg/record ./pkg/broker ./pkg/review ./pkg/eventfeed ./pkg/redact
 
 ## test-e2e: processes, Kafka clients, browsers, nginx, systemd, install (the e2e module, tag e2e)
 # -p 1: one test binary at a time, so that the timing checks (latency,

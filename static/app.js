@@ -290,7 +290,7 @@ function drawTimelines() {
     el.querySelector(".tline .marks").replaceChildren(...[...events.values()].filter((e) => e.camera === id).map((e) => {
       const d = document.createElement("div");
       const s = f(Date.parse(e.start)), end = e.end ? f(Date.parse(e.end)) : 1;
-      d.className = `mark ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
+      d.className = `mark ${eventKind(e)}`;
       d.style.left = `${s * 100}%`;
       d.style.width = `${Math.max(0.5, (end - s) * 100)}%`;
       return d;
@@ -332,7 +332,7 @@ function renderList() {
     .slice(0, 200);
   list.replaceChildren(...shown.map((e) => {
     const li = document.createElement("li");
-    li.className = `event ${e.type}${e.end ? "" : " active"}${e.severity ? ` ${e.severity}` : ""}`;
+    li.className = `event ${eventKind(e)}${e.end ? "" : " active"}`;
     li.dataset.id = e.id;
     const thumb = e.snapshot ? `<img class="thumb" loading="lazy" alt="" src="${withToken(`/api/events/${encodeURIComponent(e.id)}/snapshot.jpg`)}">` : `<span class="thumb"></span>`;
     const dur = e.end ? fmtDuration(new Date(e.end) - new Date(e.start)) : `${fmtDuration(Date.now() - new Date(e.start))}, active`;
@@ -358,7 +358,7 @@ function drawOverlays() {
     const boxes = el.querySelector(".boxes");
     boxes.replaceChildren(...active.flatMap((e) => e.boxes.map((b) => {
       const d = document.createElement("div");
-      d.className = `box ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
+      d.className = `box ${eventKind(e)}`;
       Object.assign(d.style, { left: `${b.x * 100}%`, top: `${b.y * 100}%`, width: `${b.w * 100}%`, height: `${b.h * 100}%` });
       if (e.type === "object") {
         const cap = document.createElement("span");

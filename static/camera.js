@@ -148,7 +148,7 @@ function drawTimeline() {
   $("tl-events").replaceChildren(...camEvents.map((e) => {
     const d = document.createElement("div");
     const s = Date.parse(e.start), end = e.end ? Date.parse(e.end) : range.newest;
-    d.className = `mark ${e.type}${e.severity ? ` ${e.severity}` : ""}`;
+    d.className = `mark ${eventKind(e)}`;
     d.style.left = `${Math.max(0, frac(s)) * 100}%`;
     d.style.width = `${Math.max(0.3, (frac(end) - Math.max(0, frac(s))) * 100)}%`;
     d.title = `${eventTitle(e)} ${fmt(s)}`;
@@ -187,7 +187,7 @@ function renderEvents() {
   const list = $("ev-list");
   list.replaceChildren(...camEvents.slice(0, 200).map((e) => {
     const li = document.createElement("li");
-    li.className = `event ${e.type}${e.end ? "" : " active"}${e.severity ? ` ${e.severity}` : ""}`;
+    li.className = `event ${eventKind(e)}${e.end ? "" : " active"}`;
     const thumb = e.snapshot ? `<img class="thumb" alt="" src="${withToken(`/api/events/${encodeURIComponent(e.id)}/snapshot.jpg`)}">` : `<span class="thumb"></span>`;
     li.innerHTML = `${thumb}<div><span class="sev"></span><b class="type"></b><br><span class="muted">${fmt(Date.parse(e.start))}</span><span class="zones muted"></span></div>`;
     li.querySelector(".type").textContent = eventTitle(e);

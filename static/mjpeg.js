@@ -4,6 +4,12 @@
 // (X-Sequence), which an <img> cannot tell; and what an event is called.
 "use strict";
 
+// eventKind is an event's CSS classes: its type and, for objects, its
+// review severity (alert or detection).
+function eventKind(e) {
+  return e.severity ? `${e.type} ${e.severity}` : e.type;
+}
+
 // eventTitle is an event's name in lists, marks and box captions: an
 // object's label and its score ("person 0.64"), otherwise the type.
 function eventTitle(e) {

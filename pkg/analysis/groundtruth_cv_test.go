@@ -8,6 +8,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -308,7 +309,12 @@ func scoreTable(t *testing.T, found []gtDetection) {
 	t.Helper()
 	t.Logf("raw person detections on moving regions, 5 a second, against the ground truth:")
 	t.Logf("  min_score  right  wrong  people seen")
-	for _, min := range []float64{0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6} {
+	mins := []float64{0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6}
+	if !slices.Contains(mins, events.DefaultMinScore) { // the default is always judged
+		mins = append(mins, events.DefaultMinScore)
+		slices.Sort(mins)
+	}
+	for _, min := range mins {
 		right, wrong := 0, 0
 		seen := map[string]bool{}
 		for _, d := range found {

@@ -419,10 +419,14 @@ type sample struct {
 	rss         float64 // process_resident_memory_bytes
 	goroutines  float64
 	slowDropped map[string]float64 // camera → slow_viewer drops
+	// recorderLag is the worst camera's streamd_recorder_lag_seconds, -1
+	// without a recorder; recorderLost sums
+	// streamd_recorder_lost_frames_total.
+	recorderLag, recorderLost float64
 }
 
 func scrape(ctx context.Context, client *http.Client, base string) (sample, error) {
-	s := sample{at: time.Now(), slowDropped: map[string]float64{}}
+	s := sample{at: time.Now(), slowDropped: map[string]float64{}, recorderLag: -1}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
@@ -451,6 +455,10 @@ func scrape(ctx context.Context, client *http.Client, base string) (sample, erro
 				cam, _, _ := strings.Cut(rest, `"`)
 				s.slowDropped[cam] = v
 			}
+		case strings.HasPrefix(name, "streamd_recorder_lag_seconds{"):
+			s.recorderLag = max(s.recorderLag, v)
+		case strings.HasPrefix(name, "streamd_recorder_lost_frames_total{"):
+			s.recorderLost += v
 		}
 	})
 	if err != nil {

@@ -191,51 +191,25 @@ func measureStep(ctx context.Context, client *http.Client, url string, warmup, d
 		if err := sleep(ctx, min(time.Second, time.Until(end))); err != nil {
 			return CostStep{}, err
 		}
-		lag, _, err := recorderLag(client, url)
+		m, err := scrape(ctx, client, url)
 		if err != nil {
 			return CostStep{}, err
 		}
-		if lag >= 0 {
-			lags = append(lags, lag)
+		if m.recorderLag >= 0 {
+			lags = append(lags, m.recorderLag)
 		}
 	}
 	b, err := scrape(ctx, client, url)
 	if err != nil {
 		return CostStep{}, err
 	}
-	st := CostStep{Cores: (b.cpu - a.cpu) / b.at.Sub(a.at).Seconds(), RSSMB: b.rss / 1e6}
-	if st.RecorderLagS, st.LostFrames, err = recorderLag(client, url); err != nil {
-		return CostStep{}, err
-	}
-	st.RecorderLagMedianS, st.RecorderLagMaxS = -1, -1
+	st := CostStep{Cores: (b.cpu - a.cpu) / b.at.Sub(a.at).Seconds(), RSSMB: b.rss / 1e6,
+		RecorderLagS: b.recorderLag, LostFrames: b.recorderLost, RecorderLagMedianS: -1, RecorderLagMaxS: -1}
 	if len(lags) > 0 {
 		slices.Sort(lags)
 		st.RecorderLagMedianS, st.RecorderLagMaxS = lags[len(lags)/2], lags[len(lags)-1]
 	}
 	return st, nil
-}
-
-// recorderLag reads the worst camera's recorder lag (-1 without a
-// recorder) and the frames lost, all cameras, from the server's metrics.
-func recorderLag(client *http.Client, url string) (lag, lost float64, err error) {
-	resp, err := client.Get(url + "/metrics")
-	if err != nil {
-		return 0, 0, fmt.Errorf("scrape %s/metrics: %w", url, err)
-	}
-	defer resp.Body.Close()
-	lag = -1
-	err = EachSample(resp.Body, func(name string, v float64) {
-		switch {
-		case strings.HasPrefix(name, "streamd_recorder_lag_seconds{"):
-			lag = max(lag, v)
-		case strings.HasPrefix(name, "streamd_recorder_lost_frames_total{"):
-			lost += v
-		}
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("scrape %s/metrics: %w", url, err)
-	}
-	return lag, lost, nil
 }
 
 // Table writes the report for people.

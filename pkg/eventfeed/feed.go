@@ -43,6 +43,9 @@ type Options struct {
 	History time.Duration
 	// MaxEvents bounds the events held; zero: events.DefaultMaxEvents.
 	MaxEvents int
+	// SnapshotWait is how long a snapshot announced by its event but not
+	// indexed yet is waited for; zero: DefaultSnapshotWait.
+	SnapshotWait time.Duration
 	// Logger logs what cannot be read; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -70,11 +73,11 @@ type Feed struct {
 	indexed chan struct{}
 }
 
-// SnapshotWait is how long Snapshot waits for the snapshot of an event
-// that says it has one but whose record has not been read yet: the events
-// and snapshots topics are followed apart, so an event can be listed a
-// moment before its snapshot is indexed.
-const SnapshotWait = 5 * time.Second
+// DefaultSnapshotWait is how long Snapshot waits for the snapshot of an
+// event that says it has one but whose record has not been read yet: the
+// events and snapshots topics are followed apart, so an event can be
+// listed a moment before its snapshot is indexed.
+const DefaultSnapshotWait = 5 * time.Second
 
 // snapRef is where a snapshot record is.
 type snapRef struct {
@@ -97,6 +100,9 @@ func New(o Options, k *kafka.Conns) *Feed {
 	}
 	if o.ActivityKeep <= 0 {
 		o.ActivityKeep = events.DefaultActivityKeep
+	}
+	if o.SnapshotWait <= 0 {
+		o.SnapshotWait = DefaultSnapshotWait
 	}
 	k.Want(Client, nil)
 	return &Feed{o: o, log: o.Logger.With("component", "events"), kafka: k,
@@ -205,7 +211,7 @@ func (f *Feed) indexSnapshot(r kafka.Record) {
 
 // Snapshot reads an event's snapshot from the snapshots topic. If the
 // event says it has one that is not indexed yet, it waits up to
-// SnapshotWait (or ctx) for it.
+// Options.SnapshotWait (or ctx) for it.
 func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
 	ref, err := f.snapshotRef(ctx, id)
 	if err != nil {
@@ -222,8 +228,8 @@ func (f *Feed) Snapshot(ctx context.Context, id string) ([]byte, error) {
 	return rec.Value, nil
 }
 
-// snapshotRef finds where id's snapshot is, waiting up to SnapshotWait
-// for it if the event says it has one.
+// snapshotRef finds where id's snapshot is, waiting up to
+// Options.SnapshotWait for it if the event says it has one.
 func (f *Feed) snapshotRef(ctx context.Context, id string) (snapRef, error) {
 	var timeout <-chan time.Time
 	for {
@@ -238,7 +244,7 @@ func (f *Feed) snapshotRef(ctx context.Context, id string) (snapRef, error) {
 			if e, ok := f.store.Get(id); !ok || !e.Snapshot {
 				return snapRef{}, web.ErrNoSnapshot
 			}
-			t := time.NewTimer(SnapshotWait)
+			t := time.NewTimer(f.o.SnapshotWait)
 			defer t.Stop()
 			timeout = t.C
 		}

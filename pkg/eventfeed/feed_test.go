@@ -74,17 +74,16 @@ func TestSnapshotRefWaitsForAnAnnouncedSnapshot(t *testing.T) {
 	if _, err := f.snapshotRef(t.Context(), "unknown"); !errors.Is(err, web.ErrNoSnapshot) {
 		t.Fatalf("an unknown event: %v, want ErrNoSnapshot", err)
 	}
-	got := make(chan error, 1)
-	var ref snapRef
+	// Indexed only once the request waits: without the wait it would
+	// answer ErrNoSnapshot.
 	go func() {
-		var err error
-		ref, err = f.snapshotRef(t.Context(), "with")
-		got <- err
+		time.Sleep(100 * time.Millisecond)
+		f.indexSnapshot(kafka.Record{Key: []byte("other"), Partition: 1, Offset: 3, Timestamp: now})
+		f.indexSnapshot(kafka.Record{Key: []byte("with"), Partition: 2, Offset: 7, Timestamp: now})
 	}()
-	f.indexSnapshot(kafka.Record{Key: []byte("other"), Partition: 1, Offset: 3, Timestamp: now})
-	f.indexSnapshot(kafka.Record{Key: []byte("with"), Partition: 2, Offset: 7, Timestamp: now})
-	if err := <-got; err != nil {
-		t.Fatalf("the snapshot indexed after the request: %v", err)
+	ref, err := f.snapshotRef(t.Context(), "with")
+	if err != nil {
+		t.Fatalf("the snapshot indexed while the request waited: %v", err)
 	}
 	if ref.partition != 2 || ref.offset != 7 {
 		t.Errorf("ref = %+v, want partition 2 offset 7", ref)
@@ -104,4 +103,15 @@ func mustMarshal(t *testing.T, e events.Event) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// A snapshot announced but never indexed is answered ErrNoSnapshot once
+// the wait is over.
+func TestSnapshotRefGivesUpAfterTheWait(t *testing.T) {
+	f := New(Options{EventsTopic: "ev", SnapshotsTopic: "snap", SnapshotWait: 50 * time.Millisecond}, kafka.NewConns(kafka.ConnsOptions{}))
+	now := time.Now()
+	f.applyEvent(kafka.Record{Value: mustMarshal(t, events.Event{ID: "lost", Camera: "c", Type: events.TypeMotion, Phase: events.PhaseStart, Start: now, Updated: now, Snapshot: true})})
+	if _, err := f.snapshotRef(t.Context(), "lost"); !errors.Is(err, web.ErrNoSnapshot) {
+		t.Fatalf("a snapshot never indexed: %v, want ErrNoSnapshot", err)
+	}
 }

@@ -319,21 +319,3 @@ func (r *receiver) waitKeys(t *testing.T, d time.Duration, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// syncWriter is a buffer written from many goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
-}

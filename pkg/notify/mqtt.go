@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -316,20 +317,22 @@ func (m *mqttTarget) announceLocked(camera, label string) []message {
 		for _, l := range labels {
 			m.announced[camera+"\x00"+l] = true
 		}
+		var known []string
 		if cs := m.cams[camera]; cs != nil {
-			for l := range cs.labels {
-				if !slices.Contains(labels, l) {
-					labels = append(labels, l)
-					m.announced[camera+"\x00"+l] = true
-				}
+			known = slices.Collect(maps.Keys(cs.labels))
+		}
+		if label != "" {
+			known = append(known, label)
+		}
+		for _, l := range known {
+			if !slices.Contains(labels, l) {
+				labels = append(labels, l)
+				m.announced[camera+"\x00"+l] = true
 			}
 		}
 		var out []message
 		for _, d := range m.discoveryFor(camera, labels) {
 			out = append(out, d.message())
-		}
-		if label != "" && !m.announced[camera+"\x00"+label] {
-			out = append(out, m.announceLocked(camera, label)...)
 		}
 		return out
 	}

@@ -1,7 +1,7 @@
 package notify
 
 import (
-	"bytes"
+	"github.com/streamd/streamd/pkg/testutil"
 	"log/slog"
 	"strings"
 	"testing"
@@ -123,9 +123,7 @@ func TestParseQuietHours(t *testing.T) {
 // the degraded reason, not in errors.
 func TestCredentialsOfTargetsAreRedacted(t *testing.T) {
 	k := startKafka(t)
-	var logs bytes.Buffer
-	var mu syncWriter
-	mu.w = &logs
+	var mu testutil.Buffer
 	n := startNotifier(t, k.addr, Options{Logger: slog.New(slog.NewTextHandler(&mu, nil)),
 		Webhooks: []WebhookOptions{{Name: "secretive", URL: "http://hookuser:hunter2@127.0.0.1:1/hook?token=tok-s3cr3t", Secret: "hmac-s3cr3t",
 			Retry: Retry{Backoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}}},

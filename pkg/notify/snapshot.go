@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -47,7 +48,16 @@ func scanSnapshot(client sarama.Client, topic string, e events.Event) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of event %s: %w", e.ID, err)
 	}
+	// The analysis keys a snapshot by its event id: the partitions that
+	// key hashes to first, then the others (a producer with another
+	// partitioner).
+	order := kafka.CandidatePartitions(e.ID, int32(len(parts)), nil)
 	for _, p := range parts {
+		if !slices.Contains(order, p) {
+			order = append(order, p)
+		}
+	}
+	for _, p := range order {
 		from, err := kafka.OffsetAt(client, topic, p, e.Frame.CapturedAt)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot of event %s: %w", e.ID, err)
